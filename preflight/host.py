@@ -1,0 +1,212 @@
+"""Host: the one door to the machine. Checks and parsers read files, limits and the kernel log here."""
+
+from __future__ import annotations
+
+import os
+import resource
+import socket
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from preflight.errors import HostReadError
+
+UNLIMITED = -1
+"""Limits use -1 for RLIM_INFINITY, as `ulimit` prints `unlimited`."""
+
+LIMIT_NAMES = {
+    "memlock": resource.RLIMIT_MEMLOCK,
+    "stack": resource.RLIMIT_STACK,
+    "nofile": resource.RLIMIT_NOFILE,
+}
+
+
+@dataclass(frozen=True)
+class Limit:
+    """A resource limit pair; -1 means unlimited."""
+
+    soft: int
+    hard: int
+
+
+@dataclass(frozen=True)
+class FsUsage:
+    """Size of a mounted filesystem, from statvfs."""
+
+    size_bytes: int
+    free_bytes: int
+
+
+def _limit_from_rlimit(value: int) -> int:
+    return UNLIMITED if value == resource.RLIM_INFINITY else int(value)
+
+
+@dataclass
+class Host:
+    """Reads one machine: the live one (root "/") or a sysroot materialized from a profile.
+
+    Paths given to Host are the real absolute paths (`/sys/bus/pci/devices/...`); Host maps them
+    under `root` and keeps symlink resolution inside it. Every path read is recorded in `reads`
+    so a snapshot can capture exactly what a run looked at.
+    """
+
+    root: str = "/"
+    env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    privileged: bool = field(default_factory=lambda: os.geteuid() == 0)
+    hostname: str = field(default_factory=socket.gethostname)
+    limits_override: Mapping[str, Limit] | None = None
+    statvfs_override: Mapping[str, FsUsage] | None = None
+    kernel_log_override: Sequence[str] | None = None
+    nvml_profile: Mapping[str, Any] | None = None
+    profile_name: str | None = None
+    reads: set[str] = field(default_factory=set)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def is_live(self) -> bool:
+        """True when this Host reads the running machine rather than a profile."""
+        return self.profile_name is None
+
+    # -- paths -------------------------------------------------------------------------------
+    def _map(self, path: str) -> str:
+        if not path.startswith("/"):
+            raise ValueError(f"Host paths are absolute, got {path!r}")
+        if self.root == "/":
+            return path
+        return os.path.join(self.root, path.lstrip("/"))
+
+    def _unmap(self, real: str) -> str | None:
+        if self.root == "/":
+            return real
+        root = self.root.rstrip("/")
+        if real == root:
+            return "/"
+        if real.startswith(root + "/"):
+            return real[len(root) :]
+        return None
+
+    def _note(self, path: str) -> None:
+        with self._lock:
+            self.reads.add(path)
+
+    def exists(self, path: str) -> bool:
+        """True if the path exists (following symlinks)."""
+        self._note(path)
+        return os.path.exists(self._map(path))
+
+    def is_dir(self, path: str) -> bool:
+        """True if the path is a directory (following symlinks)."""
+        return os.path.isdir(self._map(path))
+
+    def read_bytes(self, path: str) -> bytes | None:
+        """The file's content, or None when it does not exist.
+
+        Raises HostReadError when the file exists but cannot be read (EACCES, EINVAL, EIO).
+        """
+        self._note(path)
+        try:
+            with open(self._map(path), "rb") as f:
+                return f.read()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as exc:
+            raise HostReadError(path, exc.strerror or type(exc).__name__) from exc
+
+    def read_text(self, path: str) -> str | None:
+        """The file's text (undecodable bytes replaced), or None when it does not exist."""
+        data = self.read_bytes(path)
+        if data is None:
+            return None
+        return data.decode("utf-8", errors="replace")
+
+    def read_line(self, path: str) -> str | None:
+        """The file's text stripped of surrounding whitespace: the shape of one-value sysfs files."""
+        text = self.read_text(path)
+        return None if text is None else text.strip()
+
+    def listdir(self, path: str) -> list[str]:
+        """Sorted entries of a directory; empty when it does not exist or cannot be listed."""
+        self._note(path)
+        try:
+            return sorted(os.listdir(self._map(path)))
+        except OSError:
+            return []
+
+    def readlink(self, path: str) -> str | None:
+        """The target of a symlink as stored, or None when the path is not a symlink."""
+        self._note(path)
+        try:
+            return os.readlink(self._map(path))
+        except OSError:
+            return None
+
+    def realpath(self, path: str) -> str | None:
+        """The canonical path with every symlink resolved, confined to the host's root.
+
+        Returns None when the path does not exist or resolves outside the root.
+        """
+        self._note(path)
+        mapped = self._map(path)
+        if not os.path.exists(mapped):
+            return None
+        return self._unmap(os.path.realpath(mapped))
+
+    # -- process environment -----------------------------------------------------------------
+    def limits(self) -> dict[str, Limit]:
+        """memlock, stack and nofile limits of the process that runs the checks."""
+        if self.limits_override is not None:
+            return dict(self.limits_override)
+        out = {}
+        for name, res in LIMIT_NAMES.items():
+            soft, hard = resource.getrlimit(res)
+            out[name] = Limit(_limit_from_rlimit(soft), _limit_from_rlimit(hard))
+        return out
+
+    def statvfs(self, path: str) -> FsUsage | None:
+        """Size and free space of the filesystem mounted at path, or None when absent."""
+        if self.statvfs_override is not None:
+            return self.statvfs_override.get(path)
+        try:
+            st = os.statvfs(path)
+        except OSError:
+            return None
+        return FsUsage(size_bytes=st.f_blocks * st.f_frsize, free_bytes=st.f_bavail * st.f_frsize)
+
+    def kernel_log(self) -> list[str] | None:
+        """Kernel log lines of the current boot, or None when the ring buffer is not readable.
+
+        The live machine is read through /dev/kmsg (structured records "prio,seq,ts,-;msg"),
+        non-blocking, so an empty buffer never waits.
+        """
+        if self.kernel_log_override is not None:
+            return list(self.kernel_log_override)
+        return read_kmsg(self._map("/dev/kmsg"))
+
+
+def read_kmsg(path: str, max_records: int = 200_000) -> list[str] | None:
+    """Read every record currently in /dev/kmsg without blocking; None if not permitted."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return None
+    lines: list[str] = []
+    try:
+        for _ in range(max_records):
+            try:
+                rec = os.read(fd, 8192)
+            except BlockingIOError:
+                break
+            except OSError as exc:
+                # EPIPE: the record we were about to read was overwritten; keep going.
+                if exc.errno == 32:
+                    continue
+                break
+            if not rec:
+                break
+            text = rec.decode("utf-8", errors="replace")
+            head, _, msg = text.partition(";")
+            lines.append(msg.split("\n", 1)[0] if ";" in text else text.rstrip("\n"))
+    finally:
+        os.close(fd)
+    return lines
