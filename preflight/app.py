@@ -1,0 +1,124 @@
+"""What `preflight run` does, apart from parsing its options: host, baseline, checks, report."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from preflight import __version__
+from preflight.baseline import Baseline, detect, load, parse_set_options
+from preflight.errors import ConfigError
+from preflight.host import Host
+from preflight.inventory import Inventory
+from preflight.model import CheckResult, Report, Scalar, Status
+from preflight.profile import host_from_profile
+from preflight.registry import Registry, discover
+from preflight.runner import GPU_COUNT_CHECK, NIC_COUNT_CHECK, Planned, run_checks, run_with_timeout
+
+
+@dataclass
+class RunOptions:
+    """Everything `preflight run` can be told."""
+
+    profile: str | None = None
+    baseline: str | None = None
+    only: Sequence[str] = ()
+    skip: Sequence[str] = ()
+    sets: Sequence[str] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    timeout_s: float = 10.0
+    deadline_s: float | None = None
+
+
+def parse_env_options(items: Sequence[str]) -> dict[str, str]:
+    """--env NAME=VALUE options."""
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise ConfigError(f"--env {item!r}: expected NAME=VALUE")
+        out[name] = value
+    return out
+
+
+def make_host(profile: str | None, env: Mapping[str, str]) -> Host:
+    """The live machine, or a profile's sysroot; --env entries override what checks see."""
+    if profile:
+        return host_from_profile(profile, env)
+    merged = dict(os.environ)
+    merged.update(env)
+    return Host(env=merged)
+
+
+def choose_baseline(name: str | None, inv: Inventory, registry: Registry) -> Baseline:
+    """The named baseline, or the one that fits the node's DMI product and GPUs."""
+    if name:
+        return load(name, registry)
+    outcome = run_with_timeout(lambda: detect_for(inv, registry), 10.0)  # type: ignore[arg-type,return-value]
+    if outcome.error is not None or not isinstance(outcome.verdict, Baseline):
+        return load("generic", registry)
+    return outcome.verdict
+
+
+def detect_for(inv: Inventory, registry: Registry) -> Baseline:
+    """Auto-detection from what the node reports."""
+    ids = [g.ids for g in inv.pci.gpus()]
+    return detect(inv.dmi.values.get("product_name"), ids, registry)
+
+
+def execute(options: RunOptions, registry: Registry | None = None) -> Report:
+    """Run the selected checks and build the report."""
+    registry = registry or discover()
+    started = dt.datetime.now(dt.timezone.utc)
+    t0 = time.monotonic()
+    selected = registry.select(options.only, options.skip)
+    overrides = parse_set_options(options.sets, registry)
+    host = make_host(options.profile, options.env)
+    inv = Inventory(host)
+    baseline = choose_baseline(options.baseline, inv, registry)
+    plan = [Planned(s, baseline.params_for(s, overrides.get(s.id))) for s in selected]
+    expects_gpus = _expected(baseline, registry, GPU_COUNT_CHECK)
+    expects_nics = _expected(baseline, registry, NIC_COUNT_CHECK)
+    results = run_checks(
+        plan, inv, timeout_s=options.timeout_s, deadline_s=options.deadline_s,
+        expects_gpus=expects_gpus, expects_nics=expects_nics,
+    )
+    facts, facts_error = gather_facts(inv, options.timeout_s)
+    if facts_error:
+        results.append(CheckResult("preflight.facts", "Node facts gathered", Status.ERROR, facts_error, 0.0))
+    return Report(
+        tool_version=__version__,
+        hostname=host.hostname,
+        started_at=started.isoformat(timespec="seconds"),
+        duration_s=time.monotonic() - t0,
+        baseline=baseline.name,
+        baseline_source=baseline.source,
+        profile=options.profile,
+        results=tuple(results),
+        facts=facts,
+    )
+
+
+def _expected(baseline: Baseline, registry: Registry, check_id: str) -> bool:
+    if check_id not in registry.specs:
+        return False
+    params: Any = baseline.params_for(registry.specs[check_id])
+    return bool(getattr(params, "expected", 0))
+
+
+def gather_facts(inv: Inventory, timeout_s: float) -> tuple[dict[str, Scalar], str | None]:
+    """The node's facts, bounded in time like a check."""
+    box: dict[str, dict[str, Scalar]] = {}
+
+    def collect() -> Any:
+        box["facts"] = inv.facts()
+        return None
+
+    outcome = run_with_timeout(collect, timeout_s)
+    if outcome.error is not None:
+        return {}, f"facts could not be gathered: {type(outcome.error).__name__}: {outcome.error}"
+    return box.get("facts", {}), None

@@ -1,0 +1,185 @@
+"""Result model: what checks return (Verdict), what the runner records (CheckResult), the Report."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+Scalar = str | int | float | bool | None
+
+
+class Status(str, enum.Enum):
+    """Outcome of a check or of one finding."""
+
+    PASS = "pass"
+    WARN = "warn"
+    FAIL = "fail"
+    SKIP = "skip"
+    ERROR = "error"
+
+    @property
+    def rank(self) -> int:
+        """Severity for "worst of": a check that could not run (ERROR) counts like a failure."""
+        return _RANK[self]
+
+
+_RANK = {Status.PASS: 0, Status.SKIP: 0, Status.WARN: 1, Status.ERROR: 2, Status.FAIL: 3}
+
+
+def worst(statuses: Iterable[Status], default: Status = Status.PASS) -> Status:
+    """The most severe status; SKIP only when everything skipped."""
+    items = list(statuses)
+    if not items:
+        return default
+    top = max(items, key=lambda s: (s.rank, s is not Status.SKIP))
+    if top is Status.SKIP and any(s is Status.PASS for s in items):
+        return Status.PASS
+    return top
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One observation: where it was read, what was seen, what a healthy node shows."""
+
+    source: str
+    observed: Scalar
+    expected: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"source": self.source, "observed": self.observed, "expected": self.expected}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A judgement about one subject (a device, a port, the node)."""
+
+    subject: str
+    status: Status
+    message: str
+    evidence: tuple[Evidence, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {
+            "subject": self.subject,
+            "status": self.status.value,
+            "message": self.message,
+            "evidence": [e.to_dict() for e in self.evidence],
+        }
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a check returns: one status and summary, per-subject findings underneath."""
+
+    status: Status
+    summary: str
+    findings: tuple[Finding, ...] = ()
+
+    @classmethod
+    def from_findings(
+        cls,
+        findings: Iterable[Finding],
+        *,
+        ok: str,
+        empty: str | None = None,
+        empty_status: Status = Status.SKIP,
+    ) -> Verdict:
+        """Worst of the findings; the summary names the failing subjects, or `ok` when all pass.
+
+        With no findings at all the verdict is `empty_status` with `empty` as the reason, so
+        "nothing to check" is never reported as a silent pass.
+        """
+        items = tuple(findings)
+        if not items:
+            return cls(empty_status, empty or "nothing to check on this node")
+        status = worst(f.status for f in items)
+        bad = [f for f in items if f.status is status and status.rank > 0]
+        if not bad:
+            return cls(status, ok, items)
+        if len(bad) == 1:
+            summary = f"{bad[0].subject}: {bad[0].message}"
+        else:
+            summary = f"{len(bad)} of {len(items)} {status.value}: {bad[0].subject}: {bad[0].message}; …"
+        return cls(status, summary, items)
+
+    @classmethod
+    def skip(cls, reason: str) -> Verdict:
+        """A check that cannot judge this node, with the reason."""
+        return cls(Status.SKIP, reason)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """What the runner records for one check."""
+
+    id: str
+    title: str
+    status: Status
+    summary: str
+    duration_s: float
+    findings: tuple[Finding, ...] = ()
+    traceback: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        out: dict[str, Any] = {
+            "id": self.id,
+            "title": self.title,
+            "status": self.status.value,
+            "summary": self.summary,
+            "duration_s": round(self.duration_s, 6),
+            "findings": [f.to_dict() for f in self.findings],
+        }
+        if self.traceback:
+            out["traceback"] = self.traceback
+        return out
+
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Report:
+    """One run on one node."""
+
+    tool_version: str
+    hostname: str
+    started_at: str
+    duration_s: float
+    baseline: str
+    baseline_source: str
+    profile: str | None
+    results: tuple[CheckResult, ...]
+    facts: Mapping[str, Scalar] = field(default_factory=dict)
+    strict: bool = False
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Number of results per status."""
+        counts = {s.value: 0 for s in Status}
+        for r in self.results:
+            counts[r.status.value] += 1
+        return counts
+
+    @property
+    def status(self) -> Status:
+        """The node's overall status (worst result)."""
+        return worst((r.status for r in self.results), default=Status.SKIP)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON report (schema: preflight/schema/report.schema.json)."""
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "tool": {"name": "preflight", "version": self.tool_version},
+            "host": {"hostname": self.hostname, "profile": self.profile},
+            "started_at": self.started_at,
+            "duration_s": round(self.duration_s, 6),
+            "baseline": {"name": self.baseline, "source": self.baseline_source},
+            "summary": {"status": self.status.value, "counts": self.counts},
+            "results": [r.to_dict() for r in self.results],
+            "facts": dict(sorted(self.facts.items())),
+        }

@@ -1,0 +1,31 @@
+"""Renderers: one signature each, no globals: render(report, out, options)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TextIO
+
+from preflight.model import Report
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """What a renderer may vary on."""
+
+    verbose: bool = False
+    color: bool = False
+    width: int = 120
+
+
+Renderer = Callable[[Report, TextIO, RenderOptions], None]
+
+
+def renderers() -> dict[str, Renderer]:
+    """Output formats by name (imported on demand so `run` loads only the one it uses)."""
+    from preflight.output import jsonfmt, junit, table
+
+    return {"table": table.render, "json": jsonfmt.render, "junit": junit.render}
+
+
+FORMATS = ("table", "json", "junit")

@@ -1,0 +1,15 @@
+"""JSON report: the machine-readable contract (schema in preflight/schema/report.schema.json)."""
+
+from __future__ import annotations
+
+import json
+from typing import TextIO
+
+from preflight.model import Report
+from preflight.output import RenderOptions
+
+
+def render(report: Report, out: TextIO, options: RenderOptions) -> None:
+    """Write the report as one JSON document."""
+    json.dump(report.to_dict(), out, indent=2)
+    out.write("\n")

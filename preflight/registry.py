@@ -1,0 +1,247 @@
+"""Check declarations: the @check decorator, parameter handling and discovery of check modules."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import fnmatch
+import importlib
+import inspect
+import pkgutil
+import re
+import types
+import typing
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from preflight.errors import ConfigError, UsageError
+from preflight.model import Verdict
+
+if TYPE_CHECKING:
+    from preflight.inventory import Inventory
+
+ID_RE = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
+CAPABILITIES = ("root", "gpu", "nic")
+"""What a check may need: root (full PCI config space), GPUs or RDMA NICs present on the node."""
+
+P = TypeVar("P")
+
+
+@dataclass(frozen=True)
+class NoParams:
+    """For checks without thresholds."""
+
+
+@dataclass(frozen=True)
+class CheckSpec(Generic[P]):
+    """A declared check: metadata plus the function that judges."""
+
+    id: str
+    title: str
+    tags: tuple[str, ...]
+    needs: tuple[str, ...]
+    params: type[P]
+    func: Callable[[Inventory, P], Verdict]
+
+    @property
+    def doc(self) -> str:
+        """The user documentation (the function's docstring)."""
+        return inspect.cleandoc(self.func.__doc__ or "")
+
+    @property
+    def area(self) -> str:
+        """The part of the id before the dot (pcie, host, cpu…)."""
+        return self.id.split(".", 1)[0]
+
+    def defaults(self) -> dict[str, Any]:
+        """Parameter names and default values."""
+        return {f.name: _default(f) for f in dataclasses.fields(self.params)}  # type: ignore[arg-type]
+
+    def make_params(self, overrides: Mapping[str, Any], origin: str) -> P:
+        """Params with overrides applied; unknown keys or wrong types raise ConfigError."""
+        fields = {f.name: f for f in dataclasses.fields(self.params)}  # type: ignore[arg-type]
+        hints = typing.get_type_hints(self.params)
+        values: dict[str, Any] = {}
+        for key, raw in overrides.items():
+            if key not in fields:
+                raise ConfigError(
+                    f"{origin}: check {self.id} has no parameter {key!r}"
+                    + did_you_mean(key, fields)
+                    + (f" (parameters: {', '.join(fields)})" if fields else " (it takes none)")
+                )
+            values[key] = coerce(raw, hints[key], f"{origin}: {self.id}.{key}")
+        return self.params(**values)
+
+
+def _default(f: dataclasses.Field[Any]) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """A ' (did you mean X?)' suffix when a close match exists."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def coerce(value: Any, hint: Any, where: str) -> Any:
+    """Convert a TOML or --set value to a parameter's declared type, or raise ConfigError."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            if type(None) in args:
+                return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return coerce(value, arg, where)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if errors else f"{where}: cannot use {value!r}")
+    if origin in (tuple, list):
+        inner = args[0] if args else str
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return tuple(coerce(v, inner, where) for v in value)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "yes", "1", "on"):
+            return True
+        if isinstance(value, str) and value.lower() in ("false", "no", "0", "off"):
+            return False
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if hint is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, str):
+            try:
+                return int(value, 0)
+            except ValueError:
+                pass
+        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    if hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{where}: expected a number, got {value!r}")
+    if hint is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"{where}: expected a string, got {value!r}")
+    raise ConfigError(f"{where}: unsupported parameter type {hint!r}")
+
+
+def check(
+    id: str,
+    *,
+    title: str,
+    tags: Sequence[str] = (),
+    needs: Sequence[str] = (),
+    params: type[Any] = NoParams,
+) -> Callable[[Callable[[Inventory, Any], Verdict]], CheckSpec[Any]]:
+    """Declare a check. The decorated function's docstring is its user documentation."""
+    if not ID_RE.match(id):
+        raise ValueError(f"check id {id!r} must look like 'area.property'")
+    for need in needs:
+        if need not in CAPABILITIES:
+            raise ValueError(f"check {id}: unknown capability {need!r}")
+    if not dataclasses.is_dataclass(params):
+        raise TypeError(f"check {id}: params must be a dataclass")
+
+    def wrap(func: Callable[[Inventory, Any], Verdict]) -> CheckSpec[Any]:
+        return CheckSpec(
+            id=id, title=title, tags=tuple(tags), needs=tuple(needs), params=params, func=func
+        )
+
+    return wrap
+
+
+class Registry:
+    """All known checks, by id."""
+
+    def __init__(self, specs: Iterable[CheckSpec[Any]]) -> None:
+        self.specs: dict[str, CheckSpec[Any]] = {}
+        for spec in specs:
+            if spec.id in self.specs:
+                raise ValueError(f"check id {spec.id} is declared twice")
+            self.specs[spec.id] = spec
+
+    def __iter__(self) -> typing.Iterator[CheckSpec[Any]]:
+        return iter(sorted(self.specs.values(), key=lambda s: s.id))
+
+    def __len__(self) -> int:
+        return len(self.specs)
+
+    def get(self, check_id: str) -> CheckSpec[Any]:
+        """The spec for an id, or UsageError with a suggestion."""
+        try:
+            return self.specs[check_id]
+        except KeyError:
+            raise UsageError(
+                f"unknown check id {check_id!r}" + did_you_mean(check_id, self.specs)
+            ) from None
+
+    def select(self, only: Sequence[str] = (), skip: Sequence[str] = ()) -> list[CheckSpec[Any]]:
+        """Checks matching any --only pattern (all when none) and no --skip pattern.
+
+        Patterns are ids, globs (`pcie.*`) or tags (`tag:gpu`); a pattern that matches nothing
+        is a usage error, so a typo never silently runs zero checks.
+        """
+        for pattern in [*only, *skip]:
+            if not self._matching(pattern):
+                raise UsageError(
+                    f"no check matches {pattern!r}" + did_you_mean(pattern, self.specs)
+                )
+        chosen = [s for s in self if not only or any(self._match(s, p) for p in only)]
+        return [s for s in chosen if not any(self._match(s, p) for p in skip)]
+
+    def _matching(self, pattern: str) -> list[CheckSpec[Any]]:
+        return [s for s in self if self._match(s, pattern)]
+
+    @staticmethod
+    def _match(spec: CheckSpec[Any], pattern: str) -> bool:
+        if pattern.startswith("tag:"):
+            return pattern[4:] in spec.tags
+        return fnmatch.fnmatchcase(spec.id, pattern)
+
+
+def specs_in_module(module: types.ModuleType) -> list[CheckSpec[Any]]:
+    """Every CheckSpec defined at module level."""
+    return [v for v in vars(module).values() if isinstance(v, CheckSpec)]
+
+
+def discover(include_plugins: bool = True) -> Registry:
+    """Built-in checks (preflight.checks.*) plus modules named by the preflight.checks entry points."""
+    import preflight.checks as builtin
+
+    specs: list[CheckSpec[Any]] = []
+    for info in pkgutil.iter_modules(builtin.__path__, prefix="preflight.checks."):
+        specs.extend(specs_in_module(importlib.import_module(info.name)))
+    if include_plugins:
+        for ep in metadata.entry_points(group="preflight.checks"):
+            try:
+                loaded = ep.load()
+            except Exception as exc:
+                raise ConfigError(f"check plugin {ep.name!r} failed to load: {exc}") from exc
+            if isinstance(loaded, types.ModuleType):
+                specs.extend(specs_in_module(loaded))
+            elif isinstance(loaded, CheckSpec):
+                specs.append(loaded)
+    return Registry(specs)

@@ -1,0 +1,123 @@
+"""Run selected checks against an Inventory: gating, timeouts, crash isolation, timing."""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from preflight.inventory import Inventory
+from preflight.model import CheckResult, Status, Verdict
+from preflight.registry import CheckSpec
+
+GPU_COUNT_CHECK = "node.gpu_count"
+NIC_COUNT_CHECK = "node.nic_count"
+NEEDS_ROOT = (
+    "needs root: without CAP_SYS_ADMIN the kernel returns only the first 64 bytes of a PCI "
+    "config space"
+)
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A check with its resolved parameters."""
+
+    spec: CheckSpec[Any]
+    params: Any
+
+
+@dataclass
+class _Outcome:
+    verdict: Verdict | None = None
+    error: BaseException | None = None
+    trace: str | None = None
+
+
+def gate(spec: CheckSpec[Any], inv: Inventory, expects_gpus: bool, expects_nics: bool) -> str | None:
+    """Why a check cannot run on this node, or None when it can."""
+    if "root" in spec.needs and not inv.privileged:
+        return NEEDS_ROOT
+    if "gpu" in spec.needs and not inv.pci.gpus():
+        where = f" (see {GPU_COUNT_CHECK})" if expects_gpus else ""
+        return f"no NVIDIA GPU on this node{where}"
+    if "nic" in spec.needs and not inv.pci.nics():
+        where = f" (see {NIC_COUNT_CHECK})" if expects_nics else ""
+        return f"no RDMA NIC on this node{where}"
+    return None
+
+
+def run_with_timeout(func: Callable[[], Verdict], timeout_s: float) -> _Outcome:
+    """Run func in a daemon thread; a call still running at the deadline is abandoned.
+
+    A thread blocked in a read of a hung device cannot be interrupted, so it is left behind as
+    a daemon; the run moves on and the process can still exit.
+    """
+    outcome = _Outcome()
+
+    def target() -> None:
+        try:
+            outcome.verdict = func()
+        except BaseException as exc:
+            outcome.error = exc
+            outcome.trace = traceback.format_exc()
+
+    thread = threading.Thread(target=target, name="preflight-check", daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    if thread.is_alive():
+        outcome.error = TimeoutError(f"did not finish within {timeout_s:g} s; abandoned")
+    return outcome
+
+
+def run_checks(
+    plan: Sequence[Planned],
+    inv: Inventory,
+    *,
+    timeout_s: float = 10.0,
+    deadline_s: float | None = None,
+    expects_gpus: bool = False,
+    expects_nics: bool = False,
+) -> list[CheckResult]:
+    """Run every planned check; each gets its own time budget and never crashes the run."""
+    results = []
+    run_start = time.monotonic()
+    for item in plan:
+        spec = item.spec
+        start = time.monotonic()
+        if deadline_s is not None and start - run_start > deadline_s:
+            results.append(
+                CheckResult(spec.id, spec.title, Status.ERROR, f"not run: the run's {deadline_s:g} s deadline passed", 0.0)
+            )
+            continue
+        budget = timeout_s
+        if deadline_s is not None:
+            budget = min(budget, max(0.0, deadline_s - (start - run_start)))
+
+        def call(spec: CheckSpec[Any] = spec, params: Any = item.params) -> Verdict:
+            reason = gate(spec, inv, expects_gpus, expects_nics)
+            if reason is not None:
+                return Verdict.skip(reason)
+            return spec.func(inv, params)
+
+        outcome = run_with_timeout(call, budget)
+        elapsed = time.monotonic() - start
+        if outcome.error is not None:
+            err = outcome.error
+            msg = str(err) if isinstance(err, TimeoutError) else f"{type(err).__name__}: {err}"
+            results.append(
+                CheckResult(spec.id, spec.title, Status.ERROR, msg, elapsed, traceback=outcome.trace)
+            )
+            continue
+        verdict = outcome.verdict
+        if not isinstance(verdict, Verdict):
+            results.append(
+                CheckResult(spec.id, spec.title, Status.ERROR, f"check returned {type(verdict).__name__}, not a Verdict", elapsed)
+            )
+            continue
+        results.append(
+            CheckResult(spec.id, spec.title, verdict.status, verdict.summary, elapsed, verdict.findings)
+        )
+    return results
