@@ -84,12 +84,18 @@ def execute(options: RunOptions, registry: Registry | None = None) -> Report:
     expects_gpus = _expected(baseline, registry, GPU_COUNT_CHECK)
     expects_nics = _expected(baseline, registry, NIC_COUNT_CHECK)
     results = run_checks(
-        plan, inv, timeout_s=options.timeout_s, deadline_s=options.deadline_s,
-        expects_gpus=expects_gpus, expects_nics=expects_nics,
+        plan,
+        inv,
+        timeout_s=options.timeout_s,
+        deadline_s=options.deadline_s,
+        expects_gpus=expects_gpus,
+        expects_nics=expects_nics,
     )
     facts, facts_error = gather_facts(inv, options.timeout_s)
     if facts_error:
-        results.append(CheckResult("preflight.facts", "Node facts gathered", Status.ERROR, facts_error, 0.0))
+        results.append(
+            CheckResult("preflight.facts", "Node facts gathered", Status.ERROR, facts_error, 0.0)
+        )
     return Report(
         tool_version=__version__,
         hostname=host.hostname,

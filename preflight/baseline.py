@@ -57,9 +57,10 @@ def builtin_names() -> list[str]:
 
 def _read_toml(text: str, origin: str) -> dict[str, Any]:
     try:
-        return tomllib.loads(text)
+        data: dict[str, Any] = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"baseline {origin}: invalid TOML: {exc}") from None
+    return data
 
 
 def load(name_or_path: str, registry: Registry, _seen: tuple[str, ...] = ()) -> Baseline:
@@ -160,11 +161,14 @@ def parse_set_options(items: Sequence[str], registry: Registry) -> dict[str, dic
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or key.count(".") < 2:
-            raise ConfigError(f"--set {item!r}: expected CHECK_ID.PARAM=VALUE, e.g. pcie.aer.max_correctable=10")
+            raise ConfigError(
+                f"--set {item!r}: expected CHECK_ID.PARAM=VALUE, e.g. pcie.aer.max_correctable=10"
+            )
         check_id, _, param = key.rpartition(".")
         if check_id not in registry.specs:
             raise ConfigError(
-                f"--set {item!r}: unknown check {check_id!r}" + did_you_mean(check_id, registry.specs)
+                f"--set {item!r}: unknown check {check_id!r}"
+                + did_you_mean(check_id, registry.specs)
             )
         spec = registry.specs[check_id]
         spec.make_params({param: value}, "--set")

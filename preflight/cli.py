@@ -22,7 +22,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 profiles_app = typer.Typer(help="Built-in mocked hardware profiles.", no_args_is_help=True)
-baselines_app = typer.Typer(help="Built-in baselines (what a healthy node looks like).", no_args_is_help=True)
+baselines_app = typer.Typer(
+    help="Built-in baselines (what a healthy node looks like).", no_args_is_help=True
+)
 app.add_typer(profiles_app, name="profiles")
 app.add_typer(baselines_app, name="baselines")
 
@@ -51,18 +53,56 @@ def main_options(
 
 @app.command()
 def run(
-    profile: Annotated[str | None, typer.Option(help="Built-in profile name or path to a profile JSON: check a mocked node instead of this machine.")] = None,
-    baseline: Annotated[str | None, typer.Option(help="Baseline name or TOML path (default: detected from the node).")] = None,
-    only: Annotated[list[str] | None, typer.Option(help="Run only these checks: ids, globs (pcie.*) or tag:NAME. Repeatable.")] = None,
-    skip: Annotated[list[str] | None, typer.Option(help="Skip these checks (same patterns). Repeatable.")] = None,
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            help="Built-in profile name or path to a profile JSON: "
+            "check a mocked node instead of this machine."
+        ),
+    ] = None,
+    baseline: Annotated[
+        str | None,
+        typer.Option(help="Baseline name or TOML path (default: detected from the node)."),
+    ] = None,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(help="Run only these checks: ids, globs (pcie.*) or tag:NAME. Repeatable."),
+    ] = None,
+    skip: Annotated[
+        list[str] | None, typer.Option(help="Skip these checks (same patterns). Repeatable.")
+    ] = None,
     fmt: Annotated[str, typer.Option("--format", help="table, json or junit.")] = "table",
-    output: Annotated[Path | None, typer.Option(help="Write the report to this file instead of stdout.")] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a parameter: CHECK_ID.PARAM=VALUE. Repeatable.")] = None,
-    env: Annotated[list[str] | None, typer.Option(help="NAME=VALUE seen by the checks instead of this process's environment. Repeatable.")] = None,
-    timeout: Annotated[float, typer.Option(help="Seconds each check may take before it is abandoned as an error.")] = 10.0,
-    deadline: Annotated[float | None, typer.Option(help="Seconds the whole run may take; checks not started by then are errors.")] = None,
-    strict: Annotated[bool, typer.Option(help="Treat warnings as failures in the exit code.")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show every finding with its evidence (and tracebacks of errors).")] = False,
+    output: Annotated[
+        Path | None, typer.Option(help="Write the report to this file instead of stdout.")
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a parameter: CHECK_ID.PARAM=VALUE. Repeatable."),
+    ] = None,
+    env: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="NAME=VALUE seen by the checks instead of this process's environment. Repeatable."
+        ),
+    ] = None,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds each check may take before it is abandoned as an error.")
+    ] = 10.0,
+    deadline: Annotated[
+        float | None,
+        typer.Option(help="Seconds the whole run may take; checks not started by then are errors."),
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option(help="Treat warnings as failures in the exit code.")
+    ] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="Show every finding with its evidence (and tracebacks of errors).",
+        ),
+    ] = False,
 ) -> None:
     """Run the checks on this node (or on a mocked profile) and report pass/warn/fail."""
     from preflight.app import RunOptions, execute, parse_env_options
@@ -70,22 +110,37 @@ def run(
     from preflight.output import FORMATS, RenderOptions, renderers
 
     if fmt not in FORMATS:
-        typer.echo(f"preflight: error: unknown --format {fmt!r} (choose from {', '.join(FORMATS)})", err=True)
+        typer.echo(
+            f"preflight: error: unknown --format {fmt!r} (choose from {', '.join(FORMATS)})",
+            err=True,
+        )
         raise typer.Exit(ExitCode.USAGE)
     if timeout <= 0 or (deadline is not None and deadline <= 0):
         typer.echo("preflight: error: --timeout and --deadline must be positive", err=True)
         raise typer.Exit(ExitCode.USAGE)
     try:
         options = RunOptions(
-            profile=profile, baseline=baseline, only=only or (), skip=skip or (), sets=set_ or (),
-            env=parse_env_options(env or ()), timeout_s=timeout, deadline_s=deadline,
+            profile=profile,
+            baseline=baseline,
+            only=only or (),
+            skip=skip or (),
+            sets=set_ or (),
+            env=parse_env_options(env or ()),
+            timeout_s=timeout,
+            deadline_s=deadline,
         )
         report = execute(options)
     except PreflightError as exc:
         raise _fail(exc) from None
     render = renderers()[fmt]
     color = output is None and fmt == "table" and sys.stdout.isatty()
-    opts = RenderOptions(verbose=verbose, color=color, width=120 if output else max(100, typer.get_terminal_size()[0] if hasattr(typer, "get_terminal_size") else 120))
+    opts = RenderOptions(
+        verbose=verbose,
+        color=color,
+        width=120
+        if output
+        else max(100, typer.get_terminal_size()[0] if hasattr(typer, "get_terminal_size") else 120),
+    )
     if output is not None:
         try:
             with open(output, "w", encoding="utf-8") as f:
@@ -114,7 +169,13 @@ def list_checks(
         raise _fail(exc) from None
     if fmt == "json":
         rows = [
-            {"id": s.id, "title": s.title, "tags": list(s.tags), "needs": list(s.needs), "params": s.defaults()}
+            {
+                "id": s.id,
+                "title": s.title,
+                "tags": list(s.tags),
+                "needs": list(s.needs),
+                "params": s.defaults(),
+            }
             for s in registry
         ]
         typer.echo(json.dumps(rows, indent=2, default=list))
@@ -146,7 +207,13 @@ def explain(check_id: Annotated[str, typer.Argument(help="A check id, e.g. pcie.
     console.print(Markdown(spec.doc))
     defaults = spec.defaults()
     if defaults:
-        console.print("\n[bold]Parameters[/bold] (baseline TOML table [" + spec.id + "], or --set " + spec.id + ".NAME=VALUE)")
+        console.print(
+            "\n[bold]Parameters[/bold] (baseline TOML table ["
+            + spec.id
+            + "], or --set "
+            + spec.id
+            + ".NAME=VALUE)"
+        )
         for k, v in defaults.items():
             console.print(f"  {k} = {v!r}")
 
@@ -193,9 +260,23 @@ def baselines_show(name: Annotated[str, typer.Argument(help="Baseline name or pa
         b = load(name, discover())
     except PreflightError as exc:
         raise _fail(exc) from None
-    typer.echo(json.dumps({"name": b.name, "description": b.description, "source": b.source,
-                           "match": {"product_names": b.product_names, "gpu_ids": b.gpu_ids, "gpu_count": b.gpu_count},
-                           "params": b.params}, indent=2, sort_keys=True))
+    typer.echo(
+        json.dumps(
+            {
+                "name": b.name,
+                "description": b.description,
+                "source": b.source,
+                "match": {
+                    "product_names": b.product_names,
+                    "gpu_ids": b.gpu_ids,
+                    "gpu_count": b.gpu_count,
+                },
+                "params": b.params,
+            },
+            indent=2,
+            sort_keys=True,
+        )
+    )
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Host: the one door to the machine. Checks and parsers read files, limits and the kernel log here."""
+"""Host: the one door to the machine: files, limits, statvfs and the kernel log."""
 
 from __future__ import annotations
 
@@ -121,7 +121,7 @@ class Host:
         return data.decode("utf-8", errors="replace")
 
     def read_line(self, path: str) -> str | None:
-        """The file's text stripped of surrounding whitespace: the shape of one-value sysfs files."""
+        """The file's text without surrounding whitespace: the shape of one-value sysfs files."""
         text = self.read_text(path)
         return None if text is None else text.strip()
 
@@ -205,8 +205,8 @@ def read_kmsg(path: str, max_records: int = 200_000) -> list[str] | None:
             if not rec:
                 break
             text = rec.decode("utf-8", errors="replace")
-            head, _, msg = text.partition(";")
-            lines.append(msg.split("\n", 1)[0] if ";" in text else text.rstrip("\n"))
+            _, sep, msg = text.partition(";")
+            lines.append(msg.split("\n", 1)[0] if sep else text.rstrip("\n"))
     finally:
         os.close(fd)
     return lines

@@ -103,7 +103,9 @@ class Verdict:
         if len(bad) == 1:
             summary = f"{bad[0].subject}: {bad[0].message}"
         else:
-            summary = f"{len(bad)} of {len(items)} {status.value}: {bad[0].subject}: {bad[0].message}; …"
+            summary = (
+                f"{len(bad)} of {len(items)} {status.value}: {bad[0].subject}: {bad[0].message}; …"
+            )
         return cls(status, summary, items)
 
     @classmethod

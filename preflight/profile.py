@@ -38,7 +38,7 @@ def builtin_names() -> list[str]:
 
 
 def merge(base: Any, over: Any) -> Any:
-    """Objects merge key by key, recursively; a null value deletes the key; anything else replaces."""
+    """Objects merge key by key, recursively; null deletes the key; anything else replaces."""
     if not isinstance(base, dict) or not isinstance(over, dict):
         return over
     out = dict(base)
@@ -75,14 +75,17 @@ def _read(name_or_path: str, relative_to: Path | None) -> tuple[dict[str, Any], 
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ProfileError(
-            f"profile {name_or_path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+            f"profile {name_or_path}: invalid JSON at line {exc.lineno} "
+            f"column {exc.colno}: {exc.msg}"
         ) from None
     if not isinstance(data, dict):
         raise ProfileError(f"profile {name_or_path}: the top level must be a JSON object")
     return data, origin, folder
 
 
-def resolve(name_or_path: str, _relative_to: Path | None = None, _seen: tuple[str, ...] = ()) -> dict[str, Any]:
+def resolve(
+    name_or_path: str, _relative_to: Path | None = None, _seen: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """The profile with its `extends` chain merged in, validated."""
     data, origin, folder = _read(name_or_path, _relative_to)
     if origin in _seen:
@@ -91,7 +94,9 @@ def resolve(name_or_path: str, _relative_to: Path | None = None, _seen: tuple[st
     unknown = set(data) - PROFILE_KEYS
     if unknown:
         key = sorted(unknown)[0]
-        raise ProfileError(f"profile {name_or_path}: unknown key {key!r}" + did_you_mean(key, PROFILE_KEYS))
+        raise ProfileError(
+            f"profile {name_or_path}: unknown key {key!r}" + did_you_mean(key, PROFILE_KEYS)
+        )
     parent = data.get("extends")
     if parent is not None:
         if not isinstance(parent, str):
@@ -104,11 +109,19 @@ def resolve(name_or_path: str, _relative_to: Path | None = None, _seen: tuple[st
 
 def validate(data: Mapping[str, Any], name: str) -> None:
     """Reject shapes the materializer cannot honour, with a one-line reason."""
+
     def fail(msg: str) -> None:
         raise ProfileError(f"profile {name}: {msg}")
 
-    for key, kind in (("env", dict), ("limits", dict), ("statvfs", dict), ("files", dict),
-                      ("symlinks", dict), ("nvml", dict), ("kernel_log", list)):
+    for key, kind in (
+        ("env", dict),
+        ("limits", dict),
+        ("statvfs", dict),
+        ("files", dict),
+        ("symlinks", dict),
+        ("nvml", dict),
+        ("kernel_log", list),
+    ):
         if key in data and not isinstance(data[key], kind):
             fail(f"{key} must be a JSON {'object' if kind is dict else 'array'}")
     if "privileged" in data and not isinstance(data["privileged"], bool):
@@ -118,7 +131,7 @@ def validate(data: Mapping[str, Any], name: str) -> None:
         if isinstance(content, str):
             continue
         if not isinstance(content, dict) or not isinstance(content.get("hex"), str):
-            fail(f"files[{path!r}] must be a string or {{\"hex\": ..., \"size\": N}}")
+            fail(f'files[{path!r}] must be a string or {{"hex": ..., "size": N}}')
         try:
             raw = bytes.fromhex(content["hex"])
         except ValueError:
@@ -134,10 +147,10 @@ def validate(data: Mapping[str, Any], name: str) -> None:
         if limit not in ("memlock", "stack", "nofile"):
             fail(f"unknown limit {limit!r} (memlock, stack, nofile)")
         if not (isinstance(pair, list) and len(pair) == 2 and all(_limit_ok(v) for v in pair)):
-            fail(f"limits.{limit} must be [soft, hard], each an integer or \"unlimited\"")
+            fail(f'limits.{limit} must be [soft, hard], each an integer or "unlimited"')
     for mount, usage in data.get("statvfs", {}).items():
         if not isinstance(usage, dict) or not isinstance(usage.get("size_bytes"), int):
-            fail(f"statvfs[{mount!r}] must be {{\"size_bytes\": N, \"free_bytes\": N}}")
+            fail(f'statvfs[{mount!r}] must be {{"size_bytes": N, "free_bytes": N}}')
     if not all(isinstance(line, str) for line in data.get("kernel_log", [])):
         fail("kernel_log must be a list of strings")
 
@@ -148,7 +161,9 @@ def _check_path(path: str, fail: Any) -> None:
 
 
 def _limit_ok(value: Any) -> bool:
-    return value == "unlimited" or (isinstance(value, int) and not isinstance(value, bool) and value >= 0)
+    return value == "unlimited" or (
+        isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    )
 
 
 def _limit(value: int | str) -> int:
@@ -175,7 +190,9 @@ def materialize(data: Mapping[str, Any], root: str) -> None:
         try:
             os.symlink(target, real)
         except FileExistsError:
-            raise ProfileError(f"symlink {path} collides with a file or directory of the profile") from None
+            raise ProfileError(
+                f"symlink {path} collides with a file or directory of the profile"
+            ) from None
 
 
 def host_from_profile(name_or_path: str, env_overrides: Mapping[str, str] | None = None) -> Host:

@@ -94,9 +94,9 @@ def coerce(value: Any, hint: Any, where: str) -> Any:
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
-        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
-            if type(None) in args:
-                return None
+        is_none = value is None or (isinstance(value, str) and value.lower() in ("none", "null"))
+        if is_none and type(None) in args:
+            return None
         errors = []
         for arg in args:
             if arg is type(None):
@@ -228,7 +228,7 @@ def specs_in_module(module: types.ModuleType) -> list[CheckSpec[Any]]:
 
 
 def discover(include_plugins: bool = True) -> Registry:
-    """Built-in checks (preflight.checks.*) plus modules named by the preflight.checks entry points."""
+    """Built-in checks (preflight.checks.*) and those of the preflight.checks entry points."""
     import preflight.checks as builtin
 
     specs: list[CheckSpec[Any]] = []

@@ -36,7 +36,9 @@ class _Outcome:
     trace: str | None = None
 
 
-def gate(spec: CheckSpec[Any], inv: Inventory, expects_gpus: bool, expects_nics: bool) -> str | None:
+def gate(
+    spec: CheckSpec[Any], inv: Inventory, expects_gpus: bool, expects_nics: bool
+) -> str | None:
     """Why a check cannot run on this node, or None when it can."""
     if "root" in spec.needs and not inv.privileged:
         return NEEDS_ROOT
@@ -89,7 +91,13 @@ def run_checks(
         start = time.monotonic()
         if deadline_s is not None and start - run_start > deadline_s:
             results.append(
-                CheckResult(spec.id, spec.title, Status.ERROR, f"not run: the run's {deadline_s:g} s deadline passed", 0.0)
+                CheckResult(
+                    spec.id,
+                    spec.title,
+                    Status.ERROR,
+                    f"not run: the run's {deadline_s:g} s deadline passed",
+                    0.0,
+                )
             )
             continue
         budget = timeout_s
@@ -108,16 +116,26 @@ def run_checks(
             err = outcome.error
             msg = str(err) if isinstance(err, TimeoutError) else f"{type(err).__name__}: {err}"
             results.append(
-                CheckResult(spec.id, spec.title, Status.ERROR, msg, elapsed, traceback=outcome.trace)
+                CheckResult(
+                    spec.id, spec.title, Status.ERROR, msg, elapsed, traceback=outcome.trace
+                )
             )
             continue
         verdict = outcome.verdict
         if not isinstance(verdict, Verdict):
             results.append(
-                CheckResult(spec.id, spec.title, Status.ERROR, f"check returned {type(verdict).__name__}, not a Verdict", elapsed)
+                CheckResult(
+                    spec.id,
+                    spec.title,
+                    Status.ERROR,
+                    f"check returned {type(verdict).__name__}, not a Verdict",
+                    elapsed,
+                )
             )
             continue
         results.append(
-            CheckResult(spec.id, spec.title, verdict.status, verdict.summary, elapsed, verdict.findings)
+            CheckResult(
+                spec.id, spec.title, verdict.status, verdict.summary, elapsed, verdict.findings
+            )
         )
     return results

@@ -1,1 +1,1 @@
-"""Built-in checks, one module per area; each check is a decorated function of (inventory, params)."""
+"""Built-in checks, one module per area; each is a decorated function of (inventory, params)."""

@@ -26,17 +26,29 @@ def judge_governors(governors: dict[int, str], expected: str) -> Verdict:
             other.setdefault(gov, []).append(cpu)
     src = "sysfs:/sys/devices/system/cpu/cpu*/cpufreq/scaling_governor"
     if not other:
-        return Verdict(Status.PASS, f"{len(governors)} CPUs on {expected}",
-                       (Finding("cpus", Status.PASS, expected, (Evidence(src, expected, expected),)),))
+        return Verdict(
+            Status.PASS,
+            f"{len(governors)} CPUs on {expected}",
+            (Finding("cpus", Status.PASS, expected, (Evidence(src, expected, expected),)),),
+        )
     findings = tuple(
-        Finding(f"cpu{cpus[0]}" + (f" and {len(cpus) - 1} more" if len(cpus) > 1 else ""), Status.WARN,
-                f"{len(cpus)} CPUs on {gov}, expected {expected}", (Evidence(src, gov, expected),))
+        Finding(
+            f"cpu{cpus[0]}" + (f" and {len(cpus) - 1} more" if len(cpus) > 1 else ""),
+            Status.WARN,
+            f"{len(cpus)} CPUs on {gov}, expected {expected}",
+            (Evidence(src, gov, expected),),
+        )
         for gov, cpus in sorted(other.items())
     )
     return Verdict.from_findings(findings, ok="")
 
 
-@check("cpu.governor", title="Every CPU runs the performance frequency governor", tags=("cpu", "bios"), params=GovernorParams)
+@check(
+    "cpu.governor",
+    title="Every CPU runs the performance frequency governor",
+    tags=("cpu", "bios"),
+    params=GovernorParams,
+)
 def governor(inv: Inventory, params: GovernorParams) -> Verdict:
     """Every CPU runs the `performance` frequency governor.
 
@@ -66,7 +78,12 @@ class SmtParams:
     expected: bool | None = None
 
 
-@check("cpu.smt", title="SMT (hyper-threading) as the baseline expects", tags=("cpu", "bios"), params=SmtParams)
+@check(
+    "cpu.smt",
+    title="SMT (hyper-threading) as the baseline expects",
+    tags=("cpu", "bios"),
+    params=SmtParams,
+)
 def smt(inv: Inventory, params: SmtParams) -> Verdict:
     """SMT (hyper-threading) is on or off as the node type expects.
 
@@ -91,9 +108,18 @@ def smt(inv: Inventory, params: SmtParams) -> Verdict:
         return Verdict.skip("the kernel does not report SMT state")
     state = "on" if active else "off"
     if params.expected is None:
-        return Verdict.skip(f"SMT {state} (control {inv.cpu.smt_control}); the baseline pins no state")
+        return Verdict.skip(
+            f"SMT {state} (control {inv.cpu.smt_control}); the baseline pins no state"
+        )
     want = "on" if params.expected else "off"
-    ev = (Evidence("sysfs:/sys/devices/system/cpu/smt/active", int(active), "1" if params.expected else "0"),)
+    ev = (
+        Evidence(
+            "sysfs:/sys/devices/system/cpu/smt/active", int(active), "1" if params.expected else "0"
+        ),
+    )
     status = Status.PASS if active == params.expected else Status.FAIL
-    return Verdict(status, f"SMT {state}" + ("" if status is Status.PASS else f", expected {want}"),
-                   (Finding("node", status, f"SMT {state}, expected {want}", ev),))
+    return Verdict(
+        status,
+        f"SMT {state}" + ("" if status is Status.PASS else f", expected {want}"),
+        (Finding("node", status, f"SMT {state}, expected {want}", ev),),
+    )

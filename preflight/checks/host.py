@@ -27,18 +27,33 @@ class MemlockParams:
 def judge_memlock(soft: int, hard: int, min_bytes: int | None) -> Finding:
     """Soft and hard RLIMIT_MEMLOCK must be unlimited (or at least min_bytes)."""
     want = "unlimited" if min_bytes is None else f">= {min_bytes} bytes"
-    ev = (Evidence("getrlimit(RLIMIT_MEMLOCK)", f"{fmt_limit(soft)}/{fmt_limit(hard)}", f"soft and hard {want}"),)
+    ev = (
+        Evidence(
+            "getrlimit(RLIMIT_MEMLOCK)",
+            f"{fmt_limit(soft)}/{fmt_limit(hard)}",
+            f"soft and hard {want}",
+        ),
+    )
 
     def ok(v: int) -> bool:
         return v == UNLIMITED or (min_bytes is not None and v >= min_bytes)
 
     if ok(soft) and ok(hard):
         return Finding("process", Status.PASS, f"memlock {fmt_limit(soft)}/{fmt_limit(hard)}", ev)
-    return Finding("process", Status.FAIL,
-                   f"memlock soft {fmt_limit(soft)}, hard {fmt_limit(hard)} bytes, expected {want}", ev)
+    return Finding(
+        "process",
+        Status.FAIL,
+        f"memlock soft {fmt_limit(soft)}, hard {fmt_limit(hard)} bytes, expected {want}",
+        ev,
+    )
 
 
-@check("host.memlock", title="Locked memory is unlimited", tags=("host", "rdma", "limits"), params=MemlockParams)
+@check(
+    "host.memlock",
+    title="Locked memory is unlimited",
+    tags=("host", "rdma", "limits"),
+    params=MemlockParams,
+)
 def memlock(inv: Inventory, params: MemlockParams) -> Verdict:
     """The locked-memory limit (ulimit -l) is unlimited.
 
@@ -88,7 +103,12 @@ def stack(inv: Inventory, params: object) -> Verdict:
         return Verdict.skip("stack limit not available")
     ev = (Evidence("getrlimit(RLIMIT_STACK)", fmt_limit(lim.soft), "finite"),)
     if lim.soft == UNLIMITED:
-        f = Finding("process", Status.WARN, "stack soft limit unlimited, expected finite (8388608 bytes)", ev)
+        f = Finding(
+            "process",
+            Status.WARN,
+            "stack soft limit unlimited, expected finite (8388608 bytes)",
+            ev,
+        )
     else:
         f = Finding("process", Status.PASS, f"stack soft limit {lim.soft} bytes", ev)
     return Verdict(f.status, f.message, (f,))
@@ -101,7 +121,12 @@ class ShmParams:
     min_gib: float = 1.0
 
 
-@check("host.shm", title="/dev/shm is large enough for NCCL", tags=("host", "limits", "nccl"), params=ShmParams)
+@check(
+    "host.shm",
+    title="/dev/shm is large enough for NCCL",
+    tags=("host", "limits", "nccl"),
+    params=ShmParams,
+)
 def shm(inv: Inventory, params: ShmParams) -> Verdict:
     """/dev/shm is mounted and at least `min_gib` large.
 
@@ -123,12 +148,22 @@ def shm(inv: Inventory, params: ShmParams) -> Verdict:
     """
     usage = inv.limits.shm
     if usage is None:
-        f = Finding("/dev/shm", Status.FAIL, "/dev/shm is not mounted", (Evidence("statvfs(/dev/shm)", None, "mounted"),))
+        f = Finding(
+            "/dev/shm",
+            Status.FAIL,
+            "/dev/shm is not mounted",
+            (Evidence("statvfs(/dev/shm)", None, "mounted"),),
+        )
         return Verdict(f.status, f.message, (f,))
     size_gib = usage.size_bytes / GIB
     ev = (Evidence("statvfs(/dev/shm)", usage.size_bytes, f">= {int(params.min_gib * GIB)} bytes"),)
     if usage.size_bytes < params.min_gib * GIB:
-        f = Finding("/dev/shm", Status.WARN, f"{size_gib:.2f} GiB, expected at least {params.min_gib:g} GiB", ev)
+        f = Finding(
+            "/dev/shm",
+            Status.WARN,
+            f"{size_gib:.2f} GiB, expected at least {params.min_gib:g} GiB",
+            ev,
+        )
     else:
         f = Finding("/dev/shm", Status.PASS, f"{size_gib:.1f} GiB", ev)
     return Verdict(f.status, f.message, (f,))
@@ -143,7 +178,12 @@ class BiosParams:
     product_name: str | None = None
 
 
-@check("host.bios", title="BIOS vendor and version as pinned by the baseline", tags=("host", "bios"), params=BiosParams)
+@check(
+    "host.bios",
+    title="BIOS vendor and version as pinned by the baseline",
+    tags=("host", "bios"),
+    params=BiosParams,
+)
 def bios(inv: Inventory, params: BiosParams) -> Verdict:
     """The BIOS vendor, version and platform are the ones the fleet runs.
 
@@ -164,13 +204,27 @@ def bios(inv: Inventory, params: BiosParams) -> Verdict:
     Flash the fleet's BIOS version and re-apply its settings profile.
     """
     values = inv.dmi.values
-    pins = {"bios_vendor": params.bios_vendor, "bios_version": params.bios_version, "product_name": params.product_name}
-    recorded = f"{values.get('bios_vendor')} {values.get('bios_version')} ({values.get('bios_date')}), {values.get('product_name')}"
+    pins = {
+        "bios_vendor": params.bios_vendor,
+        "bios_version": params.bios_version,
+        "product_name": params.product_name,
+    }
+    if not any(values.values()):
+        return Verdict.skip("the firmware exposes no DMI data (/sys/class/dmi/id)")
+    recorded = (
+        f"{values.get('bios_vendor')} {values.get('bios_version')} "
+        f"({values.get('bios_date')}), {values.get('product_name')}"
+    )
     findings = [
-        Finding(field, Status.PASS if values.get(field) == want else Status.FAIL,
-                f"{values.get(field)!r}" + ("" if values.get(field) == want else f", expected {want!r}"),
-                (Evidence(f"sysfs:/sys/class/dmi/id/{field}", values.get(field), want),))
-        for field, want in pins.items() if want is not None
+        Finding(
+            field,
+            Status.PASS if values.get(field) == want else Status.FAIL,
+            f"{values.get(field)!r}"
+            + ("" if values.get(field) == want else f", expected {want!r}"),
+            (Evidence(f"sysfs:/sys/class/dmi/id/{field}", values.get(field), want),),
+        )
+        for field, want in pins.items()
+        if want is not None
     ]
     if not findings:
         return Verdict.skip(f"recorded {recorded}; the baseline pins no BIOS")
@@ -185,22 +239,42 @@ class CmdlineParams:
     forbidden: tuple[str, ...] = ()
 
 
-def judge_cmdline(tokens: list[str], required: tuple[str, ...], forbidden: tuple[str, ...]) -> list[Finding]:
+def judge_cmdline(
+    tokens: list[str], required: tuple[str, ...], forbidden: tuple[str, ...]
+) -> list[Finding]:
     """Each required token present, each forbidden token absent (NAME= matches any value)."""
+
     def present(tok: str) -> bool:
         return any(t == tok or (tok.endswith("=") and t.startswith(tok)) for t in tokens)
 
     src = "procfs:/proc/cmdline"
-    out = [Finding(tok, Status.PASS if present(tok) else Status.FAIL,
-                   "present" if present(tok) else "missing from the kernel command line",
-                   (Evidence(src, present(tok), "present"),)) for tok in required]
-    out += [Finding(tok, Status.FAIL if present(tok) else Status.PASS,
-                    "present, but forbidden" if present(tok) else "absent",
-                    (Evidence(src, present(tok), "absent"),)) for tok in forbidden]
+    out = [
+        Finding(
+            tok,
+            Status.PASS if present(tok) else Status.FAIL,
+            "present" if present(tok) else "missing from the kernel command line",
+            (Evidence(src, present(tok), "present"),),
+        )
+        for tok in required
+    ]
+    out += [
+        Finding(
+            tok,
+            Status.FAIL if present(tok) else Status.PASS,
+            "present, but forbidden" if present(tok) else "absent",
+            (Evidence(src, present(tok), "absent"),),
+        )
+        for tok in forbidden
+    ]
     return out
 
 
-@check("host.kernel_cmdline", title="Kernel command line has the settings the baseline requires", tags=("host", "kernel"), params=CmdlineParams)
+@check(
+    "host.kernel_cmdline",
+    title="Kernel command line has the settings the baseline requires",
+    tags=("host", "kernel"),
+    params=CmdlineParams,
+)
 def kernel_cmdline(inv: Inventory, params: CmdlineParams) -> Verdict:
     """The kernel command line carries the required settings and none of the forbidden ones.
 
@@ -227,5 +301,7 @@ def kernel_cmdline(inv: Inventory, params: CmdlineParams) -> Verdict:
         return Verdict(Status.ERROR, "/proc/cmdline is not readable")
     if not params.required and not params.forbidden:
         return Verdict.skip("recorded in facts; the baseline requires nothing")
-    return Verdict.from_findings(judge_cmdline(parse_cmdline(line), params.required, params.forbidden),
-                                 ok="required settings present")
+    return Verdict.from_findings(
+        judge_cmdline(parse_cmdline(line), params.required, params.forbidden),
+        ok="required settings present",
+    )

@@ -18,25 +18,39 @@ class IommuParams:
     allow_translated: bool = False
 
 
-def judge_iommu_group(subject: str, group: str | None, domain: str | None, cmdline_mode: str,
-                      allow_translated: bool) -> Finding:
+def judge_iommu_group(
+    subject: str, group: str | None, domain: str | None, cmdline_mode: str, allow_translated: bool
+) -> Finding:
     """One device's IOMMU domain type: identity (passthrough) or none is healthy on bare metal."""
     if group is None:
-        return Finding(subject, Status.PASS, "no IOMMU group (IOMMU off for this device)",
-                       (Evidence("sysfs:iommu_group", None, "absent or identity"),))
+        return Finding(
+            subject,
+            Status.PASS,
+            "no IOMMU group (IOMMU off for this device)",
+            (Evidence("sysfs:iommu_group", None, "absent or identity"),),
+        )
     evidence = (
         Evidence(f"sysfs:/sys/kernel/iommu_groups/{group}/type", domain, "identity"),
         Evidence("procfs:/proc/cmdline", cmdline_mode, "passthrough or off"),
     )
     if domain in TRANSLATED and not allow_translated:
-        return Finding(subject, Status.FAIL,
-                       f"IOMMU group {group} translates DMA ({domain}), expected identity (iommu=pt)", evidence)
+        return Finding(
+            subject,
+            Status.FAIL,
+            f"IOMMU group {group} translates DMA ({domain}), expected identity (iommu=pt)",
+            evidence,
+        )
     if domain is None:
         return Finding(subject, Status.WARN, f"IOMMU group {group} has no readable type", evidence)
     return Finding(subject, Status.PASS, f"IOMMU group {group}: {domain}", evidence)
 
 
-@check("iommu.mode", title="GPU and NIC DMA is not translated by the IOMMU", tags=("iommu", "bios", "kernel"), params=IommuParams)
+@check(
+    "iommu.mode",
+    title="GPU and NIC DMA is not translated by the IOMMU",
+    tags=("iommu", "bios", "kernel"),
+    params=IommuParams,
+)
 def mode(inv: Inventory, params: IommuParams) -> Verdict:
     """GPU and NIC DMA is not translated by the IOMMU (passthrough or off on bare metal).
 
@@ -64,10 +78,26 @@ def mode(inv: Inventory, params: IommuParams) -> Verdict:
     findings = []
     for dev in pci.gpus() + pci.nics():
         if "iommu_group/type" in dev.errors:
-            findings.append(Finding(pci.label(dev), Status.ERROR, f"cannot read IOMMU group type: {dev.errors['iommu_group/type']}"))
+            findings.append(
+                Finding(
+                    pci.label(dev),
+                    Status.ERROR,
+                    f"cannot read IOMMU group type: {dev.errors['iommu_group/type']}",
+                )
+            )
             continue
-        findings.append(judge_iommu_group(pci.label(dev), dev.iommu_group, dev.iommu_type, cmdline_mode,
-                                          params.allow_translated))
-    verdict = Verdict.from_findings(findings, ok=f"no translated DMA (command line: {cmdline_mode})",
-                                    empty="no GPU or RDMA NIC on this node")
+        findings.append(
+            judge_iommu_group(
+                pci.label(dev),
+                dev.iommu_group,
+                dev.iommu_type,
+                cmdline_mode,
+                params.allow_translated,
+            )
+        )
+    verdict = Verdict.from_findings(
+        findings,
+        ok=f"no translated DMA (command line: {cmdline_mode})",
+        empty="no GPU or RDMA NIC on this node",
+    )
     return verdict

@@ -18,32 +18,58 @@ class CountParams:
     models: tuple[str, ...] = ()
 
 
-def judge_count(kind: str, devices: list[PciDevice], labels: list[str], params: CountParams, source: str) -> Verdict:
+def judge_count(
+    kind: str, devices: list[PciDevice], labels: list[str], params: CountParams, source: str
+) -> Verdict:
     """Count and model of one kind of device against the baseline."""
     found = len(devices)
     findings = []
     if params.expected and found != params.expected:
-        findings.append(Finding(
-            "node", Status.FAIL, f"{found} {kind}s on the PCI bus, expected {params.expected}",
-            (Evidence(source, found, f"== {params.expected}"),),
-        ))
-    for dev, label in zip(devices, labels):
+        findings.append(
+            Finding(
+                "node",
+                Status.FAIL,
+                f"{found} {kind}s on the PCI bus, expected {params.expected}",
+                (Evidence(source, found, f"== {params.expected}"),),
+            )
+        )
+    for dev, label in zip(devices, labels, strict=True):
         if params.models and dev.ids not in params.models:
-            findings.append(Finding(
-                label, Status.FAIL, f"model {dev.ids}, expected one of {', '.join(params.models)}",
-                (Evidence(f"sysfs:/sys/bus/pci/devices/{dev.bdf}/device", dev.ids, " or ".join(params.models)),),
-            ))
+            findings.append(
+                Finding(
+                    label,
+                    Status.FAIL,
+                    f"model {dev.ids}, expected one of {', '.join(params.models)}",
+                    (
+                        Evidence(
+                            f"sysfs:/sys/bus/pci/devices/{dev.bdf}/device",
+                            dev.ids,
+                            " or ".join(params.models),
+                        ),
+                    ),
+                )
+            )
     if findings:
         return Verdict.from_findings(findings, ok="")
     if not found:
         return Verdict.skip(f"no {kind} on this node and none expected")
     models = sorted({d.ids for d in devices})
     expected = f" (expected {params.expected})" if params.expected else " (no count pinned)"
-    return Verdict(Status.PASS, f"{found} {kind}s, {', '.join(models)}{expected}",
-                   tuple(Finding(label, Status.PASS, dev.ids) for dev, label in zip(devices, labels)))
+    return Verdict(
+        Status.PASS,
+        f"{found} {kind}s, {', '.join(models)}{expected}",
+        tuple(
+            Finding(label, Status.PASS, dev.ids) for dev, label in zip(devices, labels, strict=True)
+        ),
+    )
 
 
-@check("node.gpu_count", title="Every GPU the node should have is on the PCI bus", tags=("gpu", "pcie"), params=CountParams)
+@check(
+    "node.gpu_count",
+    title="Every GPU the node should have is on the PCI bus",
+    tags=("gpu", "pcie"),
+    params=CountParams,
+)
 def gpu_count(inv: Inventory, params: CountParams) -> Verdict:
     """Every GPU the node should have is on the PCI bus, and of the expected model.
 
@@ -65,10 +91,17 @@ def gpu_count(inv: Inventory, params: CountParams) -> Verdict:
     errors; a cold power cycle often brings back a GPU that a warm reset lost.
     """
     gpus = inv.pci.gpus()
-    return judge_count("GPU", gpus, [inv.pci.label(g) for g in gpus], params, "sysfs:/sys/bus/pci/devices")
+    return judge_count(
+        "GPU", gpus, [inv.pci.label(g) for g in gpus], params, "sysfs:/sys/bus/pci/devices"
+    )
 
 
-@check("node.nic_count", title="Every RDMA NIC the node should have is on the PCI bus", tags=("rdma", "pcie"), params=CountParams)
+@check(
+    "node.nic_count",
+    title="Every RDMA NIC the node should have is on the PCI bus",
+    tags=("rdma", "pcie"),
+    params=CountParams,
+)
 def nic_count(inv: Inventory, params: CountParams) -> Verdict:
     """Every RDMA NIC the node should have is on the PCI bus, and of the expected model.
 
@@ -90,4 +123,6 @@ def nic_count(inv: Inventory, params: CountParams) -> Verdict:
     in recovery (`dmesg | grep mlx5`).
     """
     nics = inv.pci.nics()
-    return judge_count("RDMA NIC", nics, [inv.pci.label(n) for n in nics], params, "sysfs:/sys/bus/pci/devices")
+    return judge_count(
+        "RDMA NIC", nics, [inv.pci.label(n) for n in nics], params, "sysfs:/sys/bus/pci/devices"
+    )

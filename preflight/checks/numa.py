@@ -17,7 +17,12 @@ class NodesParams:
     expected: int = 0
 
 
-@check("numa.nodes", title="NUMA node count as the node type expects", tags=("cpu", "numa", "bios"), params=NodesParams)
+@check(
+    "numa.nodes",
+    title="NUMA node count as the node type expects",
+    tags=("cpu", "numa", "bios"),
+    params=NodesParams,
+)
 def nodes(inv: Inventory, params: NodesParams) -> Verdict:
     """The node has as many NUMA nodes as its type (sockets × NPS / SNC setting).
 
@@ -41,8 +46,11 @@ def nodes(inv: Inventory, params: NodesParams) -> Verdict:
         return Verdict.skip(f"{count} NUMA nodes; the baseline pins no count")
     ev = (Evidence("sysfs:/sys/devices/system/node", count, f"== {params.expected}"),)
     status = Status.PASS if count == params.expected else Status.FAIL
-    return Verdict(status, f"{count} NUMA nodes (expected {params.expected})",
-                   (Finding("node", status, f"{count} NUMA nodes, expected {params.expected}", ev),))
+    return Verdict(
+        status,
+        f"{count} NUMA nodes (expected {params.expected})",
+        (Finding("node", status, f"{count} NUMA nodes, expected {params.expected}", ev),),
+    )
 
 
 @dataclass(frozen=True)
@@ -52,7 +60,12 @@ class BalancingParams:
     expected: int = 0
 
 
-@check("numa.balancing", title="Automatic NUMA balancing is off", tags=("cpu", "numa", "kernel"), params=BalancingParams)
+@check(
+    "numa.balancing",
+    title="Automatic NUMA balancing is off",
+    tags=("cpu", "numa", "kernel"),
+    params=BalancingParams,
+)
 def balancing(inv: Inventory, params: BalancingParams) -> Verdict:
     """Automatic NUMA balancing is off.
 
@@ -78,24 +91,61 @@ def balancing(inv: Inventory, params: BalancingParams) -> Verdict:
         return Verdict.skip("/proc/sys/kernel/numa_balancing absent: kernel without NUMA balancing")
     ev = (Evidence("procfs:/proc/sys/kernel/numa_balancing", value, f"== {params.expected}"),)
     if value == params.expected:
-        return Verdict(Status.PASS, f"numa_balancing = {value}", (Finding("node", Status.PASS, f"numa_balancing = {value}", ev),))
-    return Verdict(Status.WARN, f"numa_balancing = {value}, expected {params.expected}",
-                   (Finding("node", Status.WARN, f"automatic NUMA balancing on ({value}), expected {params.expected}", ev),))
+        return Verdict(
+            Status.PASS,
+            f"numa_balancing = {value}",
+            (Finding("node", Status.PASS, f"numa_balancing = {value}", ev),),
+        )
+    return Verdict(
+        Status.WARN,
+        f"numa_balancing = {value}, expected {params.expected}",
+        (
+            Finding(
+                "node",
+                Status.WARN,
+                f"automatic NUMA balancing on ({value}), expected {params.expected}",
+                ev,
+            ),
+        ),
+    )
 
 
-def judge_affinity(subject: str, gpu_numa: int | None, nic_label: str, nic_numa: int | None,
-                   distance: str) -> Finding:
+def judge_affinity(
+    subject: str, gpu_numa: int | None, nic_label: str, nic_numa: int | None, distance: str
+) -> Finding:
     """A GPU and its nearest NIC must share a NUMA node."""
-    ev = (Evidence("sysfs:numa_node", f"GPU {gpu_numa}, NIC {nic_numa}", "same node"),
-          Evidence("sysfs:PCI tree", distance, "PIX or PXB"))
+    ev = (
+        Evidence("sysfs:numa_node", f"GPU {gpu_numa}, NIC {nic_numa}", "same node"),
+        Evidence("sysfs:PCI tree", distance, "PIX or PXB"),
+    )
     if gpu_numa is None or nic_numa is None or gpu_numa < 0 or nic_numa < 0:
-        return Finding(subject, Status.WARN, f"NUMA node unknown (firmware reports -1) for it or {nic_label}", ev)
+        return Finding(
+            subject,
+            Status.WARN,
+            f"NUMA node unknown (firmware reports -1) for it or {nic_label}",
+            ev,
+        )
     if gpu_numa != nic_numa:
-        return Finding(subject, Status.WARN, f"nearest NIC {nic_label} ({distance}) is on NUMA node {nic_numa}, GPU on {gpu_numa}", ev)
-    return Finding(subject, Status.PASS, f"nearest NIC {nic_label} ({distance}), both on NUMA node {gpu_numa}", ev)
+        return Finding(
+            subject,
+            Status.WARN,
+            f"nearest NIC {nic_label} ({distance}) is on NUMA node {nic_numa}, GPU on {gpu_numa}",
+            ev,
+        )
+    return Finding(
+        subject,
+        Status.PASS,
+        f"nearest NIC {nic_label} ({distance}), both on NUMA node {gpu_numa}",
+        ev,
+    )
 
 
-@check("numa.gpu_nic_affinity", title="Each GPU and its nearest RDMA NIC share a NUMA node", tags=("numa", "gpu", "rdma", "topology"), needs=("gpu", "nic"))
+@check(
+    "numa.gpu_nic_affinity",
+    title="Each GPU and its nearest RDMA NIC share a NUMA node",
+    tags=("numa", "gpu", "rdma", "topology"),
+    needs=("gpu", "nic"),
+)
 def gpu_nic_affinity(inv: Inventory, params: NoParams) -> Verdict:
     """Each GPU and its nearest RDMA NIC share a NUMA node.
 
@@ -122,6 +172,13 @@ def gpu_nic_affinity(inv: Inventory, params: NoParams) -> Verdict:
     findings = []
     for gpu in pci.gpus():
         nearest = min(nics, key=lambda n: (pci_distance(gpu, n), n.bdf))
-        findings.append(judge_affinity(pci.label(gpu), gpu.numa_node, pci.label(nearest),
-                                       nearest.numa_node, pci_distance(gpu, nearest).name))
+        findings.append(
+            judge_affinity(
+                pci.label(gpu),
+                gpu.numa_node,
+                pci.label(nearest),
+                nearest.numa_node,
+                pci_distance(gpu, nearest).name,
+            )
+        )
     return Verdict.from_findings(findings, ok=f"{len(findings)} GPUs with a NIC on their NUMA node")

@@ -36,8 +36,12 @@ def unreadable(pci: PciInventory, dev: PciDevice, attrs: tuple[str, ...]) -> Fin
     if not bad:
         return None
     attr, why = next(iter(bad.items()))
-    return Finding(pci.label(dev), Status.ERROR, f"cannot use {attr}: {why}",
-                   tuple(Evidence(SYSFS + f"{dev.bdf}/{a}", None, "readable") for a in bad))
+    return Finding(
+        pci.label(dev),
+        Status.ERROR,
+        f"cannot use {attr}: {why}",
+        tuple(Evidence(SYSFS + f"{dev.bdf}/{a}", None, "readable") for a in bad),
+    )
 
 
 # -- link speed and width -------------------------------------------------------------------
@@ -65,7 +69,9 @@ def judge_link(
     """One device's link: effective max (min of both ends), current width, current speed."""
     (max_speed, max_width), (cur_speed, cur_width) = dev_max, current
     if max_speed is None or max_width is None:
-        return Finding(subject, Status.SKIP, "the kernel exposes no link attributes for this device")
+        return Finding(
+            subject, Status.SKIP, "the kernel exposes no link attributes for this device"
+        )
     eff_speed, eff_width = max_speed, max_width
     if upstream_max is not None:
         up_speed, up_width = upstream_max
@@ -77,28 +83,53 @@ def judge_link(
     want_width = expected[1] if expected[1] is not None else max_width
     problems: list[str] = []
     evidence = [
-        Evidence(source + "max_link_speed", format_link_speed(eff_speed), f">= {format_link_speed(want_speed)}"),
+        Evidence(
+            source + "max_link_speed",
+            format_link_speed(eff_speed),
+            f">= {format_link_speed(want_speed)}",
+        ),
         Evidence(source + "max_link_width", eff_width, f">= x{want_width}"),
     ]
     if eff_speed < want_speed:
-        problems.append(f"link capable of {format_link_speed(eff_speed)} only, expected {format_link_speed(want_speed)}")
+        problems.append(
+            f"link capable of {format_link_speed(eff_speed)} only, "
+            f"expected {format_link_speed(want_speed)}"
+        )
     if eff_width < want_width:
         problems.append(f"link capable of x{eff_width} only, expected x{want_width}")
     if cur_width is not None:
-        evidence.append(Evidence(source + "current_link_width", cur_width, f">= x{min(want_width, eff_width)}"))
+        evidence.append(
+            Evidence(source + "current_link_width", cur_width, f">= x{min(want_width, eff_width)}")
+        )
         if cur_width < min(want_width, eff_width):
             problems.append(f"trained at x{cur_width}, expected x{min(want_width, eff_width)}")
     if judge_current_speed and cur_speed is not None:
-        evidence.append(Evidence(source + "current_link_speed", format_link_speed(cur_speed), f">= {format_link_speed(min(want_speed, eff_speed))}"))
+        evidence.append(
+            Evidence(
+                source + "current_link_speed",
+                format_link_speed(cur_speed),
+                f">= {format_link_speed(min(want_speed, eff_speed))}",
+            )
+        )
         if cur_speed < min(want_speed, eff_speed):
-            problems.append(f"running at {format_link_speed(cur_speed)}, expected {format_link_speed(min(want_speed, eff_speed))}")
+            problems.append(
+                f"running at {format_link_speed(cur_speed)}, "
+                f"expected {format_link_speed(min(want_speed, eff_speed))}"
+            )
     if problems:
         return Finding(subject, Status.FAIL, "; ".join(problems), tuple(evidence))
     cur = f", running x{cur_width}" if cur_width is not None else ""
-    return Finding(subject, Status.PASS, f"{format_link_speed(eff_speed)} x{eff_width}{cur}", tuple(evidence))
+    return Finding(
+        subject, Status.PASS, f"{format_link_speed(eff_speed)} x{eff_width}{cur}", tuple(evidence)
+    )
 
 
-@check("pcie.link", title="GPU, NIC and switch links train at full speed and width", tags=("pcie", "gpu", "rdma"), params=LinkParams)
+@check(
+    "pcie.link",
+    title="GPU, NIC and switch links train at full speed and width",
+    tags=("pcie", "gpu", "rdma"),
+    params=LinkParams,
+)
 def link(inv: Inventory, params: LinkParams) -> Verdict:
     """GPU, NIC and switch-port links train at full speed and width.
 
@@ -127,7 +158,11 @@ def link(inv: Inventory, params: LinkParams) -> Verdict:
     nics = {d.bdf for d in pci.nics()}
     findings: list[Finding] = []
     for dev in path_devices(pci):
-        bad = unreadable(pci, dev, ("max_link_speed", "max_link_width", "current_link_speed", "current_link_width"))
+        bad = unreadable(
+            pci,
+            dev,
+            ("max_link_speed", "max_link_width", "current_link_speed", "current_link_width"),
+        )
         if bad:
             findings.append(bad)
             continue
@@ -141,13 +176,22 @@ def link(inv: Inventory, params: LinkParams) -> Verdict:
             expected = (None, None)
         # A bridge's current speed follows its link partner's power state; only NICs hold full
         # speed at idle, so only their current speed is judged.
-        findings.append(judge_link(
-            pci.label(dev), (dev.max_link_speed, dev.max_link_width), upstream,
-            (dev.current_link_speed, dev.current_link_width), expected, dev.bdf in nics,
-            SYSFS + f"{dev.bdf}/",
-        ))
-    return Verdict.from_findings(findings, ok=f"{len(findings)} links at full speed and width",
-                                 empty="no GPU or RDMA NIC on this node")
+        findings.append(
+            judge_link(
+                pci.label(dev),
+                (dev.max_link_speed, dev.max_link_width),
+                upstream,
+                (dev.current_link_speed, dev.current_link_width),
+                expected,
+                dev.bdf in nics,
+                SYSFS + f"{dev.bdf}/",
+            )
+        )
+    return Verdict.from_findings(
+        findings,
+        ok=f"{len(findings)} links at full speed and width",
+        empty="no GPU or RDMA NIC on this node",
+    )
 
 
 # -- ACS ------------------------------------------------------------------------------------
@@ -163,24 +207,51 @@ class AcsParams:
 ACS_REDIRECT_NAMES = ("ReqRedir", "CmpltRedir", "EgressCtrl")
 
 
-def judge_acs(subject: str, readable: bool, acs_control: int | None, enabled: list[str], allow_redirect: bool, source: str) -> Finding:
+def judge_acs(
+    subject: str,
+    readable: bool,
+    acs_control: int | None,
+    enabled: list[str],
+    allow_redirect: bool,
+    source: str,
+) -> Finding:
     """One bridge's ACS Control register: P2P request/completion redirect or egress control set?"""
     if not readable:
-        return Finding(subject, Status.WARN, "extended config space not readable (256-byte config): ACS state unknown",
-                       (Evidence(source, "256 bytes", "4096 bytes"),))
+        return Finding(
+            subject,
+            Status.WARN,
+            "extended config space not readable (256-byte config): ACS state unknown",
+            (Evidence(source, "256 bytes", "4096 bytes"),),
+        )
     if acs_control is None:
         return Finding(subject, Status.PASS, "no ACS capability (nothing can redirect P2P)")
     redirect = [n for n in enabled if n in ACS_REDIRECT_NAMES]
     observed = f"0x{acs_control:04x} ({' '.join(enabled) or 'all off'})"
     evidence = (Evidence(source + " ACSCtl", observed, "ReqRedir- CmpltRedir- EgressCtrl-"),)
     if redirect and not allow_redirect:
-        return Finding(subject, Status.FAIL, f"ACS {'+ '.join(redirect)}+ set: P2P traffic is redirected to the root complex", evidence)
+        return Finding(
+            subject,
+            Status.FAIL,
+            f"ACS {'+ '.join(redirect)}+ set: P2P traffic is redirected to the root complex",
+            evidence,
+        )
     if redirect:
-        return Finding(subject, Status.PASS, f"ACS {'+ '.join(redirect)}+ set (allowed: virtualized node)", evidence)
+        return Finding(
+            subject,
+            Status.PASS,
+            f"ACS {'+ '.join(redirect)}+ set (allowed: virtualized node)",
+            evidence,
+        )
     return Finding(subject, Status.PASS, f"ACSCtl {observed}", evidence)
 
 
-@check("pcie.acs", title="No ACS redirect on the bridges between GPUs and NICs", tags=("pcie", "bios", "gpu", "rdma"), needs=("root",), params=AcsParams)
+@check(
+    "pcie.acs",
+    title="No ACS redirect on the bridges between GPUs and NICs",
+    tags=("pcie", "bios", "gpu", "rdma"),
+    needs=("root",),
+    params=AcsParams,
+)
 def acs(inv: Inventory, params: AcsParams) -> Verdict:
     """No PCIe bridge between GPUs and NICs redirects peer-to-peer traffic (ACS off on bare metal).
 
@@ -219,12 +290,21 @@ def acs(inv: Inventory, params: AcsParams) -> Verdict:
         if cfg is None:
             findings.append(Finding(pci.label(dev), Status.ERROR, "config space missing"))
             continue
-        findings.append(judge_acs(
-            pci.label(dev), cfg.extended_readable, cfg.acs.control if cfg.acs else None,
-            cfg.acs.enabled() if cfg.acs else [], params.allow_redirect, SYSFS + f"{dev.bdf}/config",
-        ))
-    return Verdict.from_findings(findings, ok=f"{len(findings)} bridges, no ACS redirect",
-                                 empty="no bridge above a GPU or RDMA NIC")
+        findings.append(
+            judge_acs(
+                pci.label(dev),
+                cfg.extended_readable,
+                cfg.acs.control if cfg.acs else None,
+                cfg.acs.enabled() if cfg.acs else [],
+                params.allow_redirect,
+                SYSFS + f"{dev.bdf}/config",
+            )
+        )
+    return Verdict.from_findings(
+        findings,
+        ok=f"{len(findings)} bridges, no ACS redirect",
+        empty="no bridge above a GPU or RDMA NIC",
+    )
 
 
 # -- Device Control -------------------------------------------------------------------------
@@ -242,14 +322,27 @@ class DevCtlParams:
 
 
 def judge_devctl(
-    subject: str, mrrs: int, mps: int, relaxed: bool, want_mrrs: int | None,
-    min_mrrs: int, want_mps: int | None, want_relaxed: bool | None, source: str,
+    subject: str,
+    mrrs: int,
+    mps: int,
+    relaxed: bool,
+    want_mrrs: int | None,
+    min_mrrs: int,
+    want_mps: int | None,
+    want_relaxed: bool | None,
+    source: str,
 ) -> Finding:
     """One device's MaxReadReq, MaxPayload and Relaxed Ordering against expectations."""
     evidence = (
-        Evidence(source + " DevCtl.MaxReadReq", mrrs, f"== {want_mrrs}" if want_mrrs else f">= {min_mrrs}"),
+        Evidence(
+            source + " DevCtl.MaxReadReq",
+            mrrs,
+            f"== {want_mrrs}" if want_mrrs else f">= {min_mrrs}",
+        ),
         Evidence(source + " DevCtl.MaxPayload", mps, f"== {want_mps}" if want_mps else None),
-        Evidence(source + " DevCtl.RlxdOrd", relaxed, None if want_relaxed is None else str(want_relaxed)),
+        Evidence(
+            source + " DevCtl.RlxdOrd", relaxed, None if want_relaxed is None else str(want_relaxed)
+        ),
     )
     fails, warns = [], []
     if want_mrrs is not None and mrrs != want_mrrs:
@@ -259,7 +352,10 @@ def judge_devctl(
     if want_mps is not None and mps != want_mps:
         fails.append(f"MaxPayload {mps} bytes, expected {want_mps}")
     if want_relaxed is not None and relaxed != want_relaxed:
-        fails.append(f"Relaxed Ordering {'on' if relaxed else 'off'}, expected {'on' if want_relaxed else 'off'}")
+        fails.append(
+            f"Relaxed Ordering {'on' if relaxed else 'off'}, "
+            f"expected {'on' if want_relaxed else 'off'}"
+        )
     if fails:
         return Finding(subject, Status.FAIL, "; ".join(fails + warns), evidence)
     if warns:
@@ -268,7 +364,13 @@ def judge_devctl(
     return Finding(subject, Status.PASS, f"MaxReadReq {mrrs}, MaxPayload {mps}, {ro}", evidence)
 
 
-@check("pcie.devctl", title="GPU and NIC MaxReadReq, MaxPayload and Relaxed Ordering as expected", tags=("pcie", "bios", "gpu", "rdma"), needs=("root",), params=DevCtlParams)
+@check(
+    "pcie.devctl",
+    title="GPU and NIC MaxReadReq, MaxPayload and Relaxed Ordering as expected",
+    tags=("pcie", "bios", "gpu", "rdma"),
+    needs=("root",),
+    params=DevCtlParams,
+)
 def devctl(inv: Inventory, params: DevCtlParams) -> Verdict:
     """GPU and NIC PCIe Device Control: MaxReadReq, MaxPayload and Relaxed Ordering as expected.
 
@@ -300,17 +402,29 @@ def devctl(inv: Inventory, params: DevCtlParams) -> Verdict:
             continue
         pcie = dev.config.pcie if dev.config else None
         if pcie is None:
-            findings.append(Finding(pci.label(dev), Status.WARN, "no PCI Express capability found in config space"))
+            findings.append(
+                Finding(
+                    pci.label(dev), Status.WARN, "no PCI Express capability found in config space"
+                )
+            )
             continue
         is_nic = dev.bdf in nics
-        findings.append(judge_devctl(
-            pci.label(dev), pcie.max_read_request, pcie.max_payload, pcie.relaxed_ordering,
-            params.nic_max_read_request if is_nic else params.gpu_max_read_request,
-            params.min_max_read_request, params.max_payload,
-            params.nic_relaxed_ordering if is_nic else None, SYSFS + f"{dev.bdf}/config",
-        ))
-    return Verdict.from_findings(findings, ok=f"{len(findings)} devices as expected",
-                                 empty="no GPU or RDMA NIC on this node")
+        findings.append(
+            judge_devctl(
+                pci.label(dev),
+                pcie.max_read_request,
+                pcie.max_payload,
+                pcie.relaxed_ordering,
+                params.nic_max_read_request if is_nic else params.gpu_max_read_request,
+                params.min_max_read_request,
+                params.max_payload,
+                params.nic_relaxed_ordering if is_nic else None,
+                SYSFS + f"{dev.bdf}/config",
+            )
+        )
+    return Verdict.from_findings(
+        findings, ok=f"{len(findings)} devices as expected", empty="no GPU or RDMA NIC on this node"
+    )
 
 
 # -- AER ------------------------------------------------------------------------------------
@@ -325,7 +439,11 @@ class AerParams:
 
 def aer_total(counters: dict[str, int], kind: str) -> int:
     """TOTAL_ERR_* when the kernel prints it, else the sum of the named counters."""
-    key = {"correctable": "TOTAL_ERR_COR", "nonfatal": "TOTAL_ERR_NONFATAL", "fatal": "TOTAL_ERR_FATAL"}[kind]
+    key = {
+        "correctable": "TOTAL_ERR_COR",
+        "nonfatal": "TOTAL_ERR_NONFATAL",
+        "fatal": "TOTAL_ERR_FATAL",
+    }[kind]
     if key in counters:
         return counters[key]
     return sum(v for k, v in counters.items() if not k.startswith("TOTAL_"))
@@ -334,21 +452,38 @@ def aer_total(counters: dict[str, int], kind: str) -> int:
 def judge_aer(subject: str, totals: dict[str, int], max_correctable: int, source: str) -> Finding:
     """Fatal or non-fatal errors fail; correctable ones above the threshold warn."""
     evidence = tuple(
-        Evidence(source + (f"aer_dev_{k}" if not k.startswith("rootport") else f"aer_{k}"), v,
-                 f"<= {max_correctable}" if k.endswith("correctable") else "== 0")
+        Evidence(
+            source + (f"aer_dev_{k}" if not k.startswith("rootport") else f"aer_{k}"),
+            v,
+            f"<= {max_correctable}" if k.endswith("correctable") else "== 0",
+        )
         for k, v in totals.items()
     )
     uncorrectable = {k: v for k, v in totals.items() if not k.endswith("correctable") and v > 0}
     if uncorrectable:
-        text = ", ".join(f"{v} {k.replace('rootport_', 'root-port ')}" for k, v in uncorrectable.items())
-        return Finding(subject, Status.FAIL, f"{text} PCIe errors since boot (expected 0)", evidence)
+        text = ", ".join(
+            f"{v} {k.replace('rootport_', 'root-port ')}" for k, v in uncorrectable.items()
+        )
+        return Finding(
+            subject, Status.FAIL, f"{text} PCIe errors since boot (expected 0)", evidence
+        )
     cor = max((v for k, v in totals.items() if k.endswith("correctable")), default=0)
     if cor > max_correctable:
-        return Finding(subject, Status.WARN, f"{cor} correctable PCIe errors since boot (threshold {max_correctable})", evidence)
+        return Finding(
+            subject,
+            Status.WARN,
+            f"{cor} correctable PCIe errors since boot (threshold {max_correctable})",
+            evidence,
+        )
     return Finding(subject, Status.PASS, f"{cor} correctable, 0 uncorrectable", evidence)
 
 
-@check("pcie.aer", title="No uncorrectable PCIe errors on GPUs, NICs and their ports", tags=("pcie", "gpu", "rdma"), params=AerParams)
+@check(
+    "pcie.aer",
+    title="No uncorrectable PCIe errors on GPUs, NICs and their ports",
+    tags=("pcie", "gpu", "rdma"),
+    params=AerParams,
+)
 def aer(inv: Inventory, params: AerParams) -> Verdict:
     """No uncorrectable PCIe errors on GPUs, NICs and the ports above them since boot.
 
@@ -383,9 +518,14 @@ def aer(inv: Inventory, params: AerParams) -> Verdict:
             continue
         totals = {k: aer_total(c, k) for k, c in dev.aer.items()}
         totals.update({f"rootport_{k}": v for k, v in dev.aer_rootport.items()})
-        findings.append(judge_aer(pci.label(dev), totals, params.max_correctable, SYSFS + f"{dev.bdf}/"))
-    return Verdict.from_findings(findings, ok=f"{len(findings)} devices without uncorrectable errors",
-                                 empty="the kernel exposes no AER counters for these devices")
+        findings.append(
+            judge_aer(pci.label(dev), totals, params.max_correctable, SYSFS + f"{dev.bdf}/")
+        )
+    return Verdict.from_findings(
+        findings,
+        ok=f"{len(findings)} devices without uncorrectable errors",
+        empty="the kernel exposes no AER counters for these devices",
+    )
 
 
 # -- BAR1 -----------------------------------------------------------------------------------
@@ -393,27 +533,42 @@ def aer(inv: Inventory, params: AerParams) -> Verdict:
 
 @dataclass(frozen=True)
 class Bar1Params:
-    """min_bar1_gib pins the expected BAR1 (H100 80GB: 128 GiB); small_bar1_mib is the generic floor."""
+    """min_bar1_gib pins BAR1 (H100 80GB: 128 GiB); small_bar1_mib is the floor without a pin."""
 
     min_bar1_gib: float | None = None
     small_bar1_mib: int = 256
 
 
-def judge_bar1(subject: str, size: int, min_gib: float | None, small_mib: int, source: str) -> Finding:
+def judge_bar1(
+    subject: str, size: int, min_gib: float | None, small_mib: int, source: str
+) -> Finding:
     """A BAR1 smaller than expected means above-4G decoding or resizable BAR is off."""
     human = f"{size / GIB:g} GiB" if size >= GIB else f"{size / MIB:g} MiB"
     if min_gib is not None:
         evidence = (Evidence(source, size, f">= {int(min_gib * GIB)} ({min_gib:g} GiB)"),)
         if size < min_gib * GIB:
-            return Finding(subject, Status.FAIL, f"BAR1 {human}, expected at least {min_gib:g} GiB", evidence)
+            return Finding(
+                subject, Status.FAIL, f"BAR1 {human}, expected at least {min_gib:g} GiB", evidence
+            )
         return Finding(subject, Status.PASS, f"BAR1 {human}", evidence)
     evidence = (Evidence(source, size, f"> {small_mib} MiB"),)
     if size <= small_mib * MIB:
-        return Finding(subject, Status.WARN, f"BAR1 only {human}: above-4G decoding or resizable BAR likely off", evidence)
+        return Finding(
+            subject,
+            Status.WARN,
+            f"BAR1 only {human}: above-4G decoding or resizable BAR likely off",
+            evidence,
+        )
     return Finding(subject, Status.PASS, f"BAR1 {human}", evidence)
 
 
-@check("pcie.bar1", title="GPU BAR1 spans the GPU memory (large BAR enabled)", tags=("pcie", "bios", "gpu"), needs=("gpu",), params=Bar1Params)
+@check(
+    "pcie.bar1",
+    title="GPU BAR1 spans the GPU memory (large BAR enabled)",
+    tags=("pcie", "bios", "gpu"),
+    needs=("gpu",),
+    params=Bar1Params,
+)
 def bar1(inv: Inventory, params: Bar1Params) -> Verdict:
     """Every GPU's BAR1 is as large as the platform should map (above-4G decoding on).
 
@@ -443,6 +598,13 @@ def bar1(inv: Inventory, params: Bar1Params) -> Verdict:
         elif not gpu.bars or len(gpu.bars) < 2:
             findings.append(Finding(pci.label(gpu), Status.ERROR, "resource file lists no BAR1"))
         else:
-            findings.append(judge_bar1(pci.label(gpu), gpu.bars[1].size, params.min_bar1_gib,
-                                       params.small_bar1_mib, SYSFS + f"{gpu.bdf}/resource"))
+            findings.append(
+                judge_bar1(
+                    pci.label(gpu),
+                    gpu.bars[1].size,
+                    params.min_bar1_gib,
+                    params.small_bar1_mib,
+                    SYSFS + f"{gpu.bdf}/resource",
+                )
+            )
     return Verdict.from_findings(findings, ok=f"{len(findings)} GPUs with full BAR1")

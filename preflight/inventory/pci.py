@@ -156,9 +156,7 @@ class PciInventory:
             dev.vendor == VENDOR_MELLANOX and dev.base_class == CLASS_ETHERNET
         )
 
-    def _attr(
-        self, dev: PciDevice, base: str, name: str, parse: Callable[[str], T]
-    ) -> T | None:
+    def _attr(self, dev: PciDevice, base: str, name: str, parse: Callable[[str], T]) -> T | None:
         try:
             text = self.host.read_text(f"{base}/{name}")
         except HostReadError as exc:

@@ -16,7 +16,14 @@ from preflight.inventory.sysfs_text import (
     parse_nvidia_version,
 )
 
-DMI_FIELDS = ("bios_vendor", "bios_version", "bios_date", "product_name", "sys_vendor", "board_name")
+DMI_FIELDS = (
+    "bios_vendor",
+    "bios_version",
+    "bios_date",
+    "product_name",
+    "sys_vendor",
+    "board_name",
+)
 CPU_DIR_RE = re.compile(r"^cpu\d+$")
 NODE_DIR_RE = re.compile(r"^node\d+$")
 

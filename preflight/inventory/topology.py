@@ -32,7 +32,7 @@ def pci_distance(a: PciDevice, b: PciDevice) -> PathType:
         return PathType.SYS
     chain_a, chain_b = a.upstream, b.upstream
     shared = 0
-    for x, y in zip(chain_a, chain_b):
+    for x, y in zip(chain_a, chain_b, strict=False):
         if x != y:
             break
         shared += 1

@@ -14,7 +14,10 @@ def _details(result: CheckResult) -> str:
     for f in result.findings:
         if f.status.rank > 0:
             lines.append(f"{f.status.value.upper()} {f.subject}: {f.message}")
-            lines.extend(f"    {e.source}: observed {e.observed!r}, expected {e.expected}" for e in f.evidence)
+            lines.extend(
+                f"    {e.source}: observed {e.observed!r}, expected {e.expected}"
+                for e in f.evidence
+            )
     return "\n".join(lines)
 
 
@@ -43,7 +46,10 @@ def render(report: Report, out: TextIO, options: RenderOptions) -> None:
         ET.SubElement(props, "property", name=name, value=value)
     for r in report.results:
         case = ET.SubElement(
-            suite, "testcase", classname=f"preflight.{r.id.split('.')[0]}", name=r.id,
+            suite,
+            "testcase",
+            classname=f"preflight.{r.id.split('.')[0]}",
+            name=r.id,
             time=f"{r.duration_s:.3f}",
         )
         if r.status is Status.FAIL:

@@ -23,8 +23,12 @@ STYLE = {
 def render(report: Report, out: TextIO, options: RenderOptions) -> None:
     """Write the table and a one-line summary."""
     console = Console(
-        file=out, width=options.width, no_color=not options.color, force_terminal=options.color,
-        highlight=False, soft_wrap=False,
+        file=out,
+        width=options.width,
+        no_color=not options.color,
+        force_terminal=options.color,
+        highlight=False,
+        soft_wrap=False,
     )
     title = f"preflight {report.tool_version} on {report.hostname}"
     if report.profile:
@@ -45,7 +49,10 @@ def render(report: Report, out: TextIO, options: RenderOptions) -> None:
             if r.traceback:
                 summary.append("\n" + r.traceback.rstrip(), style="dim")
         table.add_row(
-            Text(r.status.value.upper(), style=STYLE[r.status]), r.id, summary, f"{r.duration_s * 1000:.0f} ms"
+            Text(r.status.value.upper(), style=STYLE[r.status]),
+            r.id,
+            summary,
+            f"{r.duration_s * 1000:.0f} ms",
         )
     console.print(table)
     counts = ", ".join(f"{n} {s}" for s, n in report.counts.items() if n)
