@@ -44,7 +44,7 @@ class Baseline:
         score = 0
         if product_name and any(p.lower() in product_name.lower() for p in self.product_names):
             score += 2
-        if gpu_ids and self.gpu_ids and all(g in self.gpu_ids for g in gpu_ids):
+        if gpu_ids and self.gpu_ids and all(g.lower() in self.gpu_ids for g in gpu_ids):
             score += 1
         return score
 
@@ -99,7 +99,11 @@ def parse(
                 f"baseline {source}: unknown key baseline.{key}" + did_you_mean(key, META_KEYS)
             )
     if "extends" in meta:
-        base = load(str(meta["extends"]), registry, _seen)
+        parent = str(meta["extends"])
+        here = None if source.startswith("built-in:") else Path(source).parent
+        if here is not None and parent not in builtin_names() and not Path(parent).is_absolute():
+            parent = str(here / parent)
+        base = load(parent, registry, _seen)
         params = {k: dict(v) for k, v in base.params.items()}
     else:
         params = {}

@@ -63,6 +63,12 @@ class Host:
     reads: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
+    def __post_init__(self) -> None:
+        # Compare resolved paths against the resolved root: a root reached through a symlink
+        # (a symlinked TMPDIR) would otherwise make every realpath() look like an escape.
+        if self.root != "/":
+            self.root = os.path.realpath(self.root)
+
     @property
     def is_live(self) -> bool:
         """True when this Host reads the running machine rather than a profile."""
@@ -97,6 +103,7 @@ class Host:
 
     def is_dir(self, path: str) -> bool:
         """True if the path is a directory (following symlinks)."""
+        self._note(path)
         return os.path.isdir(self._map(path))
 
     def read_bytes(self, path: str) -> bytes | None:

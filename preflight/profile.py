@@ -45,8 +45,8 @@ def merge(base: Any, over: Any) -> Any:
     for key, value in over.items():
         if value is None:
             out.pop(key, None)
-        elif isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value)
+        elif isinstance(value, dict):
+            out[key] = merge(out.get(key) if isinstance(out.get(key), dict) else {}, value)
         else:
             out[key] = value
     return out
@@ -149,8 +149,15 @@ def validate(data: Mapping[str, Any], name: str) -> None:
         if not (isinstance(pair, list) and len(pair) == 2 and all(_limit_ok(v) for v in pair)):
             fail(f'limits.{limit} must be [soft, hard], each an integer or "unlimited"')
     for mount, usage in data.get("statvfs", {}).items():
-        if not isinstance(usage, dict) or not isinstance(usage.get("size_bytes"), int):
-            fail(f'statvfs[{mount!r}] must be {{"size_bytes": N, "free_bytes": N}}')
+        ok = isinstance(usage, dict) and all(
+            isinstance(usage.get(k, 0), int) and not isinstance(usage.get(k, 0), bool)
+            for k in ("size_bytes", "free_bytes")
+        )
+        if not ok or "size_bytes" not in usage:
+            fail(f'statvfs[{mount!r}] must be {{"size_bytes": N, "free_bytes": N}} (integers)')
+    for name, value in data.get("env", {}).items():
+        if not isinstance(value, str):
+            fail(f"env[{name!r}] must be a string")
     if not all(isinstance(line, str) for line in data.get("kernel_log", [])):
         fail("kernel_log must be a list of strings")
 
@@ -186,7 +193,9 @@ def materialize(data: Mapping[str, Any], root: str) -> None:
         real = os.path.join(root, path.lstrip("/"))
         os.makedirs(os.path.dirname(real), exist_ok=True)
         if target.startswith("/"):
-            target = os.path.relpath(os.path.join(root, target.lstrip("/")), os.path.dirname(real))
+            # Relative to where the link really lands: its parent may itself be a symlink.
+            landing = os.path.realpath(os.path.dirname(real))
+            target = os.path.relpath(os.path.join(root, target.lstrip("/")), landing)
         try:
             os.symlink(target, real)
         except FileExistsError:
