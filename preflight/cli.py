@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -134,13 +135,8 @@ def run(
         raise _fail(exc) from None
     render = renderers()[fmt]
     color = output is None and fmt == "table" and sys.stdout.isatty()
-    opts = RenderOptions(
-        verbose=verbose,
-        color=color,
-        width=120
-        if output
-        else max(100, typer.get_terminal_size()[0] if hasattr(typer, "get_terminal_size") else 120),
-    )
+    width = shutil.get_terminal_size((160, 24)).columns if color else 160
+    opts = RenderOptions(verbose=verbose, color=color, width=width)
     if output is not None:
         try:
             with open(output, "w", encoding="utf-8") as f:

@@ -117,7 +117,8 @@ def test_table_output_and_verbose_evidence() -> None:
     result = run("run", "--profile", "dgx-h100-acs-enabled", "--only", "pcie.acs", "-v")
     assert result.exit_code == 1
     assert "FAIL" in result.stdout and "pcie.acs" in result.stdout
-    assert "expected ReqRedir- CmpltRedir- EgressCtrl-" in result.stdout
+    flat = " ".join(re.sub(r"[│┃]", " ", result.stdout).split())
+    assert "(expected ReqRedir- CmpltRedir- EgressCtrl-)" in flat
 
 
 def test_only_and_skip_select_checks() -> None:
@@ -172,10 +173,9 @@ def test_expected_gpus_missing_fails_once(tmp_path: Path) -> None:
     assert results["node.gpu_count"]["status"] == "fail"
     assert results["pcie.bar1"]["status"] == "skip"
     assert "node.gpu_count" in results["pcie.bar1"]["summary"]
-    assert [r["id"] for r in doc["results"] if r["status"] == "fail"] == [
-        "node.gpu_count",
-        "node.nic_count",
-    ]
+    failed = {r["id"] for r in doc["results"] if r["status"] == "fail"}
+    assert {"node.gpu_count", "node.nic_count"} <= failed
+    assert not {i for i in failed if i.startswith(("pcie.", "iommu.")) or i.endswith("affinity")}
 
 
 def test_garbage_in_one_device_file_is_that_device_error(tmp_path: Path) -> None:
