@@ -109,6 +109,11 @@ class Verdict:
         return cls(status, summary, items)
 
     @classmethod
+    def single(cls, finding: Finding) -> Verdict:
+        """A verdict about one subject: the finding's status and message."""
+        return cls(finding.status, finding.message, (finding,))
+
+    @classmethod
     def skip(cls, reason: str) -> Verdict:
         """A check that cannot judge this node, with the reason."""
         return cls(Status.SKIP, reason)

@@ -118,8 +118,4 @@ def smt(inv: Inventory, params: SmtParams) -> Verdict:
         ),
     )
     status = Status.PASS if active == params.expected else Status.FAIL
-    return Verdict(
-        status,
-        f"SMT {state}" + ("" if status is Status.PASS else f", expected {want}"),
-        (Finding("node", status, f"SMT {state}, expected {want}", ev),),
-    )
+    return Verdict.single(Finding("node", status, f"SMT {state}, expected {want}", ev))

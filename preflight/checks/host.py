@@ -77,7 +77,7 @@ def memlock(inv: Inventory, params: MemlockParams) -> Verdict:
     if lim is None:
         return Verdict.skip("memlock limit not available")
     finding = judge_memlock(lim.soft, lim.hard, params.min_bytes)
-    return Verdict(finding.status, finding.message, (finding,))
+    return Verdict.single(finding)
 
 
 @check("host.stack", title="Stack size limit is finite", tags=("host", "limits"))
@@ -111,7 +111,7 @@ def stack(inv: Inventory, params: object) -> Verdict:
         )
     else:
         f = Finding("process", Status.PASS, f"stack soft limit {lim.soft} bytes", ev)
-    return Verdict(f.status, f.message, (f,))
+    return Verdict.single(f)
 
 
 @dataclass(frozen=True)
@@ -154,7 +154,7 @@ def shm(inv: Inventory, params: ShmParams) -> Verdict:
             "/dev/shm is not mounted",
             (Evidence("statvfs(/dev/shm)", None, "mounted"),),
         )
-        return Verdict(f.status, f.message, (f,))
+        return Verdict.single(f)
     size_gib = usage.size_bytes / GIB
     ev = (Evidence("statvfs(/dev/shm)", usage.size_bytes, f">= {int(params.min_gib * GIB)} bytes"),)
     if usage.size_bytes < params.min_gib * GIB:
@@ -166,7 +166,7 @@ def shm(inv: Inventory, params: ShmParams) -> Verdict:
         )
     else:
         f = Finding("/dev/shm", Status.PASS, f"{size_gib:.1f} GiB", ev)
-    return Verdict(f.status, f.message, (f,))
+    return Verdict.single(f)
 
 
 @dataclass(frozen=True)

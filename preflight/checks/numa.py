@@ -46,10 +46,8 @@ def nodes(inv: Inventory, params: NodesParams) -> Verdict:
         return Verdict.skip(f"{count} NUMA nodes; the baseline pins no count")
     ev = (Evidence("sysfs:/sys/devices/system/node", count, f"== {params.expected}"),)
     status = Status.PASS if count == params.expected else Status.FAIL
-    return Verdict(
-        status,
-        f"{count} NUMA nodes (expected {params.expected})",
-        (Finding("node", status, f"{count} NUMA nodes, expected {params.expected}", ev),),
+    return Verdict.single(
+        Finding("node", status, f"{count} NUMA nodes, expected {params.expected}", ev)
     )
 
 
@@ -91,23 +89,9 @@ def balancing(inv: Inventory, params: BalancingParams) -> Verdict:
         return Verdict.skip("/proc/sys/kernel/numa_balancing absent: kernel without NUMA balancing")
     ev = (Evidence("procfs:/proc/sys/kernel/numa_balancing", value, f"== {params.expected}"),)
     if value == params.expected:
-        return Verdict(
-            Status.PASS,
-            f"numa_balancing = {value}",
-            (Finding("node", Status.PASS, f"numa_balancing = {value}", ev),),
-        )
-    return Verdict(
-        Status.WARN,
-        f"numa_balancing = {value}, expected {params.expected}",
-        (
-            Finding(
-                "node",
-                Status.WARN,
-                f"automatic NUMA balancing on ({value}), expected {params.expected}",
-                ev,
-            ),
-        ),
-    )
+        return Verdict.single(Finding("node", Status.PASS, f"numa_balancing = {value}", ev))
+    message = f"automatic NUMA balancing on ({value}), expected {params.expected}"
+    return Verdict.single(Finding("node", Status.WARN, message, ev))
 
 
 def judge_affinity(
