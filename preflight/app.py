@@ -11,6 +11,7 @@ from typing import Any
 
 from preflight import __version__
 from preflight.baseline import Baseline, detect, load, parse_set_options
+from preflight.bench.measurement import bench_selection, check_bench_options
 from preflight.errors import ConfigError
 from preflight.host import Host
 from preflight.inventory import Inventory
@@ -32,6 +33,10 @@ class RunOptions:
     env: Mapping[str, str] = field(default_factory=dict)
     timeout_s: float = 10.0
     deadline_s: float | None = None
+    nvml_timeout_s: float = 5.0  # the NVML child process is killed after this
+    bench: bool = False  # run the all-reduce benchmark for the bench.* checks
+    bench_backend: str | None = None
+    bench_nproc: int | None = None
 
 
 def parse_env_options(items: Sequence[str]) -> dict[str, str]:
@@ -76,13 +81,22 @@ def execute(options: RunOptions, registry: Registry | None = None) -> Report:
     started = dt.datetime.now(dt.timezone.utc)
     t0 = time.monotonic()
     selected = registry.select(options.only, options.skip)
+    check_bench_options(options.bench, options.bench_backend, options.bench_nproc)
+    selected = bench_selection(selected, registry, options.bench, options.only, options.skip)
     overrides = parse_set_options(options.sets, registry)
     host = make_host(options.profile, options.env)
+    host.nvml_timeout_s = options.nvml_timeout_s
+    if any("nvml" in s.needs for s in selected):
+        host.nvml_prefetch()  # NVML answers in its child process while other checks run
     inv = Inventory(host)
     baseline = choose_baseline(options.baseline, inv, registry)
     plan = [Planned(s, baseline.params_for(s, overrides.get(s.id))) for s in selected]
     expects_gpus = _expected(baseline, registry, GPU_COUNT_CHECK)
     expects_nics = _expected(baseline, registry, NIC_COUNT_CHECK)
+    if options.bench:
+        from preflight.bench.node import measure_planned
+
+        measure_planned(plan, inv, options.bench_backend, options.bench_nproc)
     results = run_checks(
         plan,
         inv,

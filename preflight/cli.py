@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from collections.abc import Callable
@@ -12,6 +13,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from preflight import __version__
+from preflight.bench.cli import bench_app  # imports no torch: the ranks do
 from preflight.errors import PreflightError
 from preflight.exitcodes import ExitCode
 
@@ -28,6 +30,9 @@ baselines_app = typer.Typer(
 )
 app.add_typer(profiles_app, name="profiles")
 app.add_typer(baselines_app, name="baselines")
+app.add_typer(bench_app, name="bench")
+# `preflight baseline generate` (singular) as the issue and habit spell it: the same commands.
+app.add_typer(baselines_app, name="baseline", hidden=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -72,7 +77,9 @@ def run(
     skip: Annotated[
         list[str] | None, typer.Option(help="Skip these checks (same patterns). Repeatable.")
     ] = None,
-    fmt: Annotated[str, typer.Option("--format", help="table, json or junit.")] = "table",
+    fmt: Annotated[
+        str, typer.Option("--format", help="table, json, junit or prometheus.")
+    ] = "table",
     output: Annotated[
         Path | None, typer.Option(help="Write the report to this file instead of stdout.")
     ] = None,
@@ -93,6 +100,13 @@ def run(
         float | None,
         typer.Option(help="Seconds the whole run may take; checks not started by then are errors."),
     ] = None,
+    nvml_timeout: Annotated[
+        float,
+        typer.Option(
+            help="Seconds NVML (queried in a child process) may take to answer for every GPU; "
+            "past that the child is killed and gpu.nvml_available fails naming the hung call."
+        ),
+    ] = 5.0,
     strict: Annotated[
         bool, typer.Option(help="Treat warnings as failures in the exit code.")
     ] = False,
@@ -104,6 +118,35 @@ def run(
             help="Show every finding with its evidence (and tracebacks of errors).",
         ),
     ] = False,
+    slurm_drain: Annotated[
+        bool,
+        typer.Option(
+            help="On fail/error, drain this Slurm node (SLURMD_NODENAME) with a reason "
+            "'preflight: <failing checks>'; a node someone else drained is left as it is."
+        ),
+    ] = False,
+    slurm_resume: Annotated[
+        bool,
+        typer.Option(
+            help="On pass, resume this Slurm node, only if its drain reason starts 'preflight:'."
+        ),
+    ] = False,
+    slurm_timeout: Annotated[
+        float, typer.Option(help="Seconds each scontrol call may take before it is abandoned.")
+    ] = 5.0,
+    dry_run: Annotated[
+        bool,
+        typer.Option(help="With --slurm-drain/--slurm-resume: say what scontrol would do, do not."),
+    ] = False,
+    bench: Annotated[
+        bool, typer.Option(help="Also measure all-reduce across the node's GPUs (bench.allreduce).")
+    ] = False,
+    bench_backend: Annotated[
+        str | None, typer.Option(help="With --bench: nccl or gloo (default nccl on GPUs).")
+    ] = None,
+    bench_nproc: Annotated[
+        int | None, typer.Option(help="With --bench: ranks to start (default one per GPU).")
+    ] = None,
 ) -> None:
     """Run the checks on this node (or on a mocked profile) and report pass/warn/fail."""
     from preflight.app import RunOptions, execute, parse_env_options
@@ -119,6 +162,16 @@ def run(
     if timeout <= 0 or (deadline is not None and deadline <= 0):
         typer.echo("preflight: error: --timeout and --deadline must be positive", err=True)
         raise typer.Exit(ExitCode.USAGE)
+    if nvml_timeout <= 0:
+        typer.echo("preflight: error: --nvml-timeout must be positive", err=True)
+        raise typer.Exit(ExitCode.USAGE)
+    if (dry_run and not (slurm_drain or slurm_resume)) or slurm_timeout <= 0:
+        typer.echo(
+            "preflight: error: --dry-run needs --slurm-drain or --slurm-resume, "
+            "and --slurm-timeout must be positive",
+            err=True,
+        )
+        raise typer.Exit(ExitCode.USAGE)
     try:
         options = RunOptions(
             profile=profile,
@@ -129,6 +182,10 @@ def run(
             env=parse_env_options(env or ()),
             timeout_s=timeout,
             deadline_s=deadline,
+            nvml_timeout_s=nvml_timeout,
+            bench=bench,
+            bench_backend=bench_backend,
+            bench_nproc=bench_nproc,
         )
         report = execute(options)
     except PreflightError as exc:
@@ -146,7 +203,21 @@ def run(
             raise typer.Exit(ExitCode.USAGE) from None
     else:
         render(report, sys.stdout, opts)
-    raise typer.Exit(for_report(report, strict))
+    code = for_report(report, strict)
+    if slurm_drain or slurm_resume:
+        from preflight import slurm
+
+        slurm.apply(
+            slurm.node_name(os.environ),
+            code == ExitCode.OK,
+            slurm.failing_checks(report.results, strict),
+            drain=slurm_drain,
+            resume=slurm_resume,
+            dry_run=dry_run,
+            timeout_s=slurm_timeout,
+            say=lambda line: typer.echo(line, err=True),
+        )
+    raise typer.Exit(code)
 
 
 @app.command("list")
@@ -190,6 +261,7 @@ def explain(check_id: Annotated[str, typer.Argument(help="A check id, e.g. pcie.
     """Why a check matters, what it reads, its verdicts, how to fix, and its parameters."""
     from rich.console import Console
     from rich.markdown import Markdown
+    from rich.markup import escape
 
     from preflight.registry import discover
 
@@ -203,15 +275,96 @@ def explain(check_id: Annotated[str, typer.Argument(help="A check id, e.g. pcie.
     console.print(Markdown(spec.doc))
     defaults = spec.defaults()
     if defaults:
-        console.print(
-            "\n[bold]Parameters[/bold] (baseline TOML table ["
-            + spec.id
-            + "], or --set "
-            + spec.id
-            + ".NAME=VALUE)"
-        )
+        where = escape(f"(baseline TOML table [{spec.id}], or --set {spec.id}.NAME=VALUE)")
+        console.print(f"\n[bold]Parameters[/bold] {where}")
         for k, v in defaults.items():
-            console.print(f"  {k} = {v!r}")
+            console.print(escape(f"  {k} = {v!r}"))
+
+
+REPORTS_HELP = (
+    "Report files, folders (searched recursively), globs (quote them), .tar.gz archives, "
+    ".jsonl files, or - for JSON lines on stdin."
+)
+
+
+@app.command()
+def compare(
+    reports: Annotated[list[str], typer.Argument(help=REPORTS_HELP)],
+    golden: Annotated[
+        Path | None,
+        typer.Option(
+            help="A known-good node's report: compare every node with it, not the majority."
+        ),
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+    output: Annotated[
+        Path | None, typer.Option(help="Write to this file instead of stdout.")
+    ] = None,
+    fail_on: Annotated[
+        str,
+        typer.Option(
+            help="Exit 1 on: drift (failing nodes, unreadable reports or drift), fail (failing "
+            "nodes or unreadable reports only), none (never)."
+        ),
+    ] = "drift",
+    ignore_fact: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Leave these facts out of drift too: globs on the whole key. Repeatable."
+        ),
+    ] = None,
+    group_by: Annotated[
+        str,
+        typer.Option(help="Peer groups for drift: baseline (node type), none, or a fact key."),
+    ] = "baseline",
+    jobs: Annotated[
+        int | None, typer.Option(help="Worker processes that decode reports (default: CPUs, ≤ 8).")
+    ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Every row and every node, not the first 30.")
+    ] = False,
+) -> None:
+    """Compare many node reports: which nodes fail, and which differ from their peers (drift)."""
+    import io
+
+    from preflight.cluster import aggregate, record, render, rules, sources
+    from preflight.cluster import compare as comparison
+
+    if fmt not in ("table", "json") or fail_on not in comparison.FAIL_ON:
+        typer.echo(
+            "preflight: error: --format is table or json; --fail-on is "
+            + " or ".join(comparison.FAIL_ON),
+            err=True,
+        )
+        raise typer.Exit(ExitCode.USAGE)
+    rule = rules.FactRule(tuple(ignore_fact or ()))
+    try:
+        gold = None
+        if golden is not None:
+            gold = comparison.golden_from(*record.read_file(str(golden)), rule)
+        items = sources.expand(reports, sys.stdin.buffer)
+        fleet = aggregate.collect(items, rule, "none" if gold else group_by, jobs)
+    except PreflightError as exc:
+        raise _fail(exc) from None
+    if fleet.reports == 0:
+        typer.echo(f"preflight: error: no report found in {' '.join(reports)}", err=True)
+        raise typer.Exit(ExitCode.USAGE)
+    result = comparison.compare(fleet, "none (golden node)" if gold else group_by, gold)
+    width = max(100, shutil.get_terminal_size((160, 24)).columns) if output is None else 160
+    text = io.StringIO()
+    if fmt == "json":
+        render.render_json(result, text)
+    else:
+        render.render_table(result, text, verbose, width)
+    try:
+        if output is None:
+            sys.stdout.write(text.getvalue())
+        else:
+            output.write_text(text.getvalue(), encoding="utf-8")
+    except OSError as exc:
+        typer.echo(f"preflight: error: cannot write {output}: {exc.strerror}", err=True)
+        raise typer.Exit(ExitCode.USAGE) from None
+    raise typer.Exit(result.exit_code(fail_on))
 
 
 @profiles_app.command("list")
@@ -273,6 +426,54 @@ def baselines_show(name: Annotated[str, typer.Argument(help="Baseline name or pa
             sort_keys=True,
         )
     )
+
+
+@baselines_app.command("generate")
+def baselines_generate(
+    reports: Annotated[list[str], typer.Argument(help=REPORTS_HELP)],
+    name: Annotated[
+        str | None, typer.Option(help="The baseline's name (default: fleet-<group>).")
+    ] = None,
+    group: Annotated[
+        str | None, typer.Option(help="Which group to pin when the reports hold several.")
+    ] = None,
+    group_by: Annotated[
+        str, typer.Option(help="Groups: baseline (node type), none, or a fact key.")
+    ] = "baseline",
+    extends: Annotated[
+        str | None, typer.Option(help="Write `extends = NAME`: a built-in name or a path.")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option(help="Write the TOML to this file instead of stdout.")
+    ] = None,
+    jobs: Annotated[int | None, typer.Option(help="Worker processes that decode reports.")] = None,
+) -> None:
+    """Pin what a known-good report (or the majority of many) shows into a baseline TOML."""
+    from preflight.cluster import aggregate, genbaseline, sources
+    from preflight.errors import UsageError
+    from preflight.registry import discover
+
+    try:
+        fleet = aggregate.collect(sources.expand(reports, sys.stdin.buffer), None, group_by, jobs)
+        if not fleet.nodes:
+            problems = "; ".join(f"{s}: {e}" for s, e in fleet.unreadable[:3])
+            raise UsageError(
+                f"no readable report in {' '.join(reports)}"
+                + (f" ({problems})" if problems else "")
+            )
+        text = genbaseline.generate(
+            fleet, discover(), group, name, extends, str(output or "generated.toml")
+        )
+    except PreflightError as exc:
+        raise _fail(exc) from None
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        typer.echo(f"preflight: error: cannot write {output}: {exc.strerror}", err=True)
+        raise typer.Exit(ExitCode.USAGE) from None
 
 
 def main() -> None:

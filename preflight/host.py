@@ -8,9 +8,12 @@ import socket
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from preflight.errors import HostReadError
+
+if TYPE_CHECKING:
+    from preflight.nvml.probe import NvmlResult
 
 UNLIMITED = -1
 """Limits use -1 for RLIM_INFINITY, as `ulimit` prints `unlimited`."""
@@ -61,7 +64,9 @@ class Host:
     nvml_profile: Mapping[str, Any] | None = None
     profile_name: str | None = None
     reads: set[str] = field(default_factory=set)
+    nvml_timeout_s: float = 5.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _nvml_probe: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         # Compare resolved paths against the resolved root: a root reached through a symlink
@@ -159,6 +164,11 @@ class Host:
             return None
         return self._unmap(os.path.realpath(mapped))
 
+    def access(self, path: str) -> bool:
+        """True if this process may open the path for reading and writing (a device node)."""
+        self._note(path)
+        return os.access(self._map(path), os.R_OK | os.W_OK)
+
     # -- process environment -----------------------------------------------------------------
     def limits(self) -> dict[str, Limit]:
         """memlock, stack and nofile limits of the process that runs the checks."""
@@ -189,6 +199,47 @@ class Host:
         if self.kernel_log_override is not None:
             return list(self.kernel_log_override)
         return read_kmsg(self._map("/dev/kmsg"))
+
+    # -- NVML ----------------------------------------------------------------------------------
+    def nvml_start(self) -> None:
+        """Start collecting NVML in a child process (preflight.nvml.probe); returns at once.
+
+        A profile's `nvml` section goes to the child, which answers from the fake NVML; a live
+        host's child loads libnvidia-ml. This process never imports pynvml.
+        """
+        if self.profile_name is not None and not self.nvml_profile:
+            return
+        from preflight.nvml.probe import NvmlProbe
+
+        with self._lock:
+            if self._nvml_probe is None:
+                section = dict(self.nvml_profile or {}) if self.profile_name is not None else None
+                self._nvml_probe = NvmlProbe(section, self.nvml_timeout_s)
+        self._nvml_probe.start()
+
+    def nvml_prefetch(self) -> None:
+        """Start NVML early when there is a driver to ask (a profile, or /proc/driver/nvidia
+        on a live node): the child then runs while other checks do."""
+        if self.profile_name is not None or os.path.exists(self._map("/proc/driver/nvidia")):
+            self.nvml_start()
+
+    @property
+    def nvml_started(self) -> bool:
+        """Whether NVML collection was started in this run (by a check, or ahead of them)."""
+        return self._nvml_probe is not None
+
+    def nvml(self) -> NvmlResult:
+        """What NVML answered (an NvmlRecord) or why there is no answer (an NvmlFailure).
+
+        Collected once per Host, in a child process killed at `nvml_timeout_s`.
+        """
+        from preflight.nvml.probe import NvmlFailure
+
+        if self.profile_name is not None and not self.nvml_profile:
+            return NvmlFailure("absent", f"profile {self.profile_name} has no nvml section")
+        self.nvml_start()
+        result: NvmlResult = self._nvml_probe.result()
+        return result
 
 
 def read_kmsg(path: str, max_records: int = 200_000) -> list[str] | None:

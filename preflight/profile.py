@@ -160,6 +160,13 @@ def validate(data: Mapping[str, Any], name: str) -> None:
             fail(f"env[{name!r}] must be a string")
     if not all(isinstance(line, str) for line in data.get("kernel_log", [])):
         fail("kernel_log must be a list of strings")
+    if data.get("nvml"):
+        from preflight.nvml.schema import SchemaError, validate_section
+
+        try:
+            validate_section(data["nvml"])
+        except SchemaError as exc:
+            fail(str(exc))
 
 
 def _check_path(path: str, fail: Any) -> None:

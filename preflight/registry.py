@@ -23,8 +23,9 @@ if TYPE_CHECKING:
     from preflight.inventory import Inventory
 
 ID_RE = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
-CAPABILITIES = ("root", "gpu", "nic")
-"""What a check may need: root (full PCI config space), GPUs or RDMA NICs present on the node."""
+CAPABILITIES = ("root", "gpu", "nic", "nvml")
+"""What a check may need: root (full PCI config space), GPUs or RDMA NICs present on the node,
+NVML answering (collected in a child process; implies GPUs)."""
 
 P = TypeVar("P")
 
@@ -44,6 +45,9 @@ class CheckSpec(Generic[P]):
     needs: tuple[str, ...]
     params: type[P]
     func: Callable[[Inventory, P], Verdict]
+    final: bool = False
+    """Runs after every other check, so it can compare a sample the runner took at the start of
+    the run (Inventory.open_window) with the node's state at the end (error counters)."""
 
     @property
     def doc(self) -> str:
@@ -155,6 +159,7 @@ def check(
     tags: Sequence[str] = (),
     needs: Sequence[str] = (),
     params: type[Any] = NoParams,
+    final: bool = False,
 ) -> Callable[[Callable[[Inventory, Any], Verdict]], CheckSpec[Any]]:
     """Declare a check. The decorated function's docstring is its user documentation."""
     if not ID_RE.match(id):
@@ -167,7 +172,13 @@ def check(
 
     def wrap(func: Callable[[Inventory, Any], Verdict]) -> CheckSpec[Any]:
         return CheckSpec(
-            id=id, title=title, tags=tuple(tags), needs=tuple(needs), params=params, func=func
+            id=id,
+            title=title,
+            tags=tuple(tags),
+            needs=tuple(needs),
+            params=params,
+            func=func,
+            final=final,
         )
 
     return wrap

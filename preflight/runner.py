@@ -42,12 +42,14 @@ def gate(
     """Why a check cannot run on this node, or None when it can."""
     if "root" in spec.needs and not inv.privileged:
         return NEEDS_ROOT
-    if "gpu" in spec.needs and not inv.pci.gpus():
+    if ("gpu" in spec.needs or "nvml" in spec.needs) and not inv.pci.gpus():
         where = f" (see {GPU_COUNT_CHECK})" if expects_gpus else ""
         return f"no NVIDIA GPU on this node{where}"
     if "nic" in spec.needs and not inv.pci.nics():
         where = f" (see {NIC_COUNT_CHECK})" if expects_nics else ""
         return f"no RDMA NIC on this node{where}"
+    if "nvml" in spec.needs:
+        return inv.gpu.gate_reason(spec.id)
     return None
 
 
@@ -83,21 +85,33 @@ def run_checks(
     expects_gpus: bool = False,
     expects_nics: bool = False,
 ) -> list[CheckResult]:
-    """Run every planned check; each gets its own time budget and never crashes the run."""
-    results = []
+    """Run every planned check; each gets its own time budget and never crashes the run.
+
+    `final` checks run last (results keep the plan's order); when there are any, the
+    inventory's sampling window opens before the first check.
+    """
+    results: dict[int, CheckResult] = {}
     run_start = time.monotonic()
-    for item in plan:
+    order = sorted(range(len(plan)), key=lambda i: plan[i].spec.final)
+    if any(item.spec.final for item in plan):
+
+        def open_window() -> Verdict:
+            inv.open_window()
+            return Verdict.skip("sampling window opened")
+
+        # A failed first sample shows again, as an error, in the check that needs it.
+        run_with_timeout(open_window, timeout_s)
+    for index in order:
+        item = plan[index]
         spec = item.spec
         start = time.monotonic()
         if deadline_s is not None and start - run_start > deadline_s:
-            results.append(
-                CheckResult(
-                    spec.id,
-                    spec.title,
-                    Status.ERROR,
-                    f"not run: the run's {deadline_s:g} s deadline passed",
-                    0.0,
-                )
+            results[index] = CheckResult(
+                spec.id,
+                spec.title,
+                Status.ERROR,
+                f"not run: the run's {deadline_s:g} s deadline passed",
+                0.0,
             )
             continue
         budget = timeout_s
@@ -115,27 +129,21 @@ def run_checks(
         if outcome.error is not None:
             err = outcome.error
             msg = str(err) if isinstance(err, TimeoutError) else f"{type(err).__name__}: {err}"
-            results.append(
-                CheckResult(
-                    spec.id, spec.title, Status.ERROR, msg, elapsed, traceback=outcome.trace
-                )
+            results[index] = CheckResult(
+                spec.id, spec.title, Status.ERROR, msg, elapsed, traceback=outcome.trace
             )
             continue
         verdict = outcome.verdict
         if not isinstance(verdict, Verdict):
-            results.append(
-                CheckResult(
-                    spec.id,
-                    spec.title,
-                    Status.ERROR,
-                    f"check returned {type(verdict).__name__}, not a Verdict",
-                    elapsed,
-                )
+            results[index] = CheckResult(
+                spec.id,
+                spec.title,
+                Status.ERROR,
+                f"check returned {type(verdict).__name__}, not a Verdict",
+                elapsed,
             )
             continue
-        results.append(
-            CheckResult(
-                spec.id, spec.title, verdict.status, verdict.summary, elapsed, verdict.findings
-            )
+        results[index] = CheckResult(
+            spec.id, spec.title, verdict.status, verdict.summary, elapsed, verdict.findings
         )
-    return results
+    return [results[i] for i in range(len(plan))]

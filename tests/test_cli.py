@@ -219,6 +219,7 @@ def test_list_and_explain() -> None:
     assert explained.exit_code == 0
     for word in ("Why", "Reads", "Verdicts", "Fix", "allow_redirect"):
         assert word in explained.stdout
+    assert "table [pcie.acs]" in explained.stdout  # not eaten as rich markup
 
 
 def test_profiles_list_and_show_resolved() -> None:

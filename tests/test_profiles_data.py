@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from preflight.nvml.schema import validate_section
+
 ROOT = Path(__file__).resolve().parent.parent
 PROFILE_DIR = ROOT / "preflight" / "profiles"
 GENERATOR = ROOT / "tools" / "make_profiles.py"
@@ -36,6 +38,21 @@ EXPECTED = {
     "dgx-h100-iommu-translated",
     "dgx-h100-gpu-link-x8",
     "dgx-h100-unprivileged",
+    # GPU faults (tools/profile_nvml.py)
+    "dgx-h100-row-remap-pending",
+    "dgx-h100-xid-79",
+    "dgx-h100-nvlink-down",
+    "dgx-h100-ecc-uncorrected",
+    "dgx-h100-gpu-missing",
+    "dgx-h100-nvml-hang",
+    # network variants (tools/profile_network.py)
+    "dgx-h100-ib-port-down",
+    "dgx-h100-ib-rate-hdr",
+    "dgx-h100-ib-symbol-errors",
+    "dgx-h100-nic-fw-mismatch",
+    "dgx-h100-no-peermem",
+    "dgx-h100-gpu-nic-cross-socket",
+    "dgx-h100-roce",
 }
 NAMES = sorted(path.stem for path in PROFILE_DIR.glob("*.json"))
 
@@ -126,7 +143,7 @@ def test_profile_has_only_known_keys(name: str) -> None:
     full = resolved(name)
     assert set(full) == PROFILE_KEYS - {"extends"}
     assert isinstance(full["privileged"], bool)
-    assert full["nvml"] == {}
+    validate_section(full["nvml"])  # the documented nvml format (preflight/nvml/schema.py)
     assert all(isinstance(line, str) for line in full["kernel_log"])
     for soft_hard in full["limits"].values():
         assert len(soft_hard) == 2

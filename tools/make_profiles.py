@@ -27,6 +27,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import profile_network  # tools/profile_network.py: RDMA/netdev extras and network variants
+import profile_nvml  # tools/profile_nvml.py: the nvml sections and GPU-fault log lines
+
 ROOT = Path(__file__).resolve().parent.parent
 PROFILE_DIR = ROOT / "preflight" / "profiles"
 
@@ -473,6 +476,8 @@ class Faults:
     iommu_translated: bool = False
     narrow_gpu: int | None = None  # GPU index whose link trained at x8
     unprivileged: bool = False
+    gpu_fault: str | None = None  # one of profile_nvml.GPU_FAULTS
+    net_variant: str | None = None  # one of profile_network.NET_VARIANTS
 
 
 @dataclass(frozen=True)
@@ -1217,7 +1222,8 @@ def build_node(spec: NodeSpec) -> dict[str, Any]:
     """The complete profile of one node (no `extends`)."""
     tree = Tree()
     faults = spec.faults
-    funcs = pci_functions(spec)
+    funcs = profile_network.rewire(sys.modules[__name__], spec, pci_functions(spec))
+    gpu_bdfs = sorted(f.bdf for _slot, fs in funcs for f in fs if f.driver == "nvidia")
 
     gpu_index = nic_index = 0
     for slot, slot_funcs in funcs:
@@ -1272,6 +1278,7 @@ def build_node(spec: NodeSpec) -> dict[str, Any]:
     tree.text("/sys/module/nvidia/version", spec.driver)
     tree.text("/sys/module/nvidia_peermem/version", spec.driver)
 
+    profile_network.add_network(sys.modules[__name__], tree, spec, funcs)
     shm = spec.ram_kib * 1024 // 2
     return {
         "description": spec.description,
@@ -1284,10 +1291,12 @@ def build_node(spec: NodeSpec) -> dict[str, Any]:
             "nofile": [1048576, 1048576],
         },
         "statvfs": {"/dev/shm": {"size_bytes": shm, "free_bytes": shm - 2 * MiB}},
-        "kernel_log": kernel_log(spec, funcs),
+        "kernel_log": profile_nvml.with_fault_log(
+            profile_network.with_network_log(kernel_log(spec, funcs), spec, funcs), spec, gpu_bdfs
+        ),
         "files": dict(sorted(tree.files.items())),
         "symlinks": dict(sorted(tree.symlinks.items())),
-        "nvml": {},
+        "nvml": profile_nvml.nvml_section(spec, gpu_bdfs),
     }
 
 
@@ -1493,6 +1502,81 @@ VARIANTS = (
         "dgx-h100 read without root: config space is only the 64-byte header",
         Faults(unprivileged=True),
     ),
+    (
+        "dgx-h100-row-remap-pending",
+        "dgx-h100 whose GPU1 (0000:2a:00.0) has a row remap pending (reset needed) after 177 "
+        "corrected DRAM errors, with the Xid 63 line, as in the ml-engineering capture",
+        Faults(gpu_fault=profile_nvml.ROW_REMAP_PENDING),
+    ),
+    (
+        "dgx-h100-xid-79",
+        "dgx-h100 whose GPU3 (0000:5d:00.0) fell off the bus: Xid 79 in the kernel log, "
+        "NVML answers GpuIsLost for its handle",
+        Faults(gpu_fault=profile_nvml.XID_79),
+    ),
+    (
+        "dgx-h100-nvlink-down",
+        "dgx-h100 whose GPU6 (0000:ba:00.0) has NVLinks 4 and 5 inactive",
+        Faults(gpu_fault=profile_nvml.NVLINK_DOWN),
+    ),
+    (
+        "dgx-h100-ecc-uncorrected",
+        "dgx-h100 whose GPU2 (0000:3a:00.0) counted 2 uncorrectable ECC errors since the "
+        "driver loaded (row remap pending)",
+        Faults(gpu_fault=profile_nvml.ECC_UNCORRECTED),
+    ),
+    (
+        "dgx-h100-gpu-missing",
+        "dgx-h100 whose GPU6 (0000:ba:00.0) enumerates on PCI but failed to initialise "
+        "(RmInitAdapter failed): NVML sees 7 GPUs of 8",
+        Faults(gpu_fault=profile_nvml.GPU_MISSING),
+    ),
+    (
+        "dgx-h100-nvml-hang",
+        "dgx-h100 whose NVML call nvmlDeviceGetRemappedRows blocks forever on GPU4 "
+        "(0000:9a:00.0) after an Xid 119 GSP timeout",
+        Faults(gpu_fault=profile_nvml.NVML_HANG),
+    ),
+    (
+        "dgx-h100-ib-port-down",
+        "dgx-h100 whose mlx5_3 port 1 is 1: DOWN / 3: Disabled (no LID, link downed once), "
+        "ib3 down, as the down ports of the captured ibstat outputs",
+        Faults(net_variant=profile_network.IB_PORT_DOWN),
+    ),
+    (
+        "dgx-h100-ib-rate-hdr",
+        "dgx-h100 whose mlx5_5 port 1 trained at 200 Gb/sec (4X HDR) instead of NDR",
+        Faults(net_variant=profile_network.IB_RATE_HDR),
+    ),
+    (
+        "dgx-h100-ib-symbol-errors",
+        "dgx-h100 whose mlx5_1 port 1 has symbol errors on top of the captured saturated "
+        "counters of a production ConnectX-7 (link_downed 255, port_xmit_discards 65535)",
+        Faults(net_variant=profile_network.IB_SYMBOL_ERRORS),
+    ),
+    (
+        "dgx-h100-nic-fw-mismatch",
+        "dgx-h100 whose mlx5_6 runs ConnectX-7 firmware 28.39.2048, the others 28.41.1000",
+        Faults(net_variant=profile_network.NIC_FW_MISMATCH),
+    ),
+    (
+        "dgx-h100-no-peermem",
+        "dgx-h100 on the proprietary GPU kernel module (no DMA-BUF) without nvidia-peermem: "
+        "no GPUDirect RDMA path",
+        Faults(net_variant=profile_network.NO_PEERMEM),
+    ),
+    (
+        "dgx-h100-gpu-nic-cross-socket",
+        "dgx-h100 whose mlx5_0, GPU0's NIC, sits behind root port 0000:c7:01.0 of socket 1 "
+        "(0000:c8:00.0): GPU0's nearest NIC is NODE, GPUDirect RDMA off for it",
+        Faults(net_variant=profile_network.CROSS_SOCKET),
+    ),
+    (
+        "dgx-h100-roce",
+        "Healthy dgx-h100 on RoCE: 8 ConnectX-7 ports in Ethernet mode at 400 GbE, RoCE v2 "
+        "GIDs on enp*np0 (MTU 9000), ECN on every priority (check with --baseline dgx-h100-roce)",
+        Faults(net_variant=profile_network.ROCE),
+    ),
 )
 
 # =============================================================================================
@@ -1511,7 +1595,9 @@ def diff(base: dict[str, Any], variant: dict[str, Any]) -> dict[str, Any]:
             out[key] = None
         elif key not in base or base[key] != variant[key]:
             old, new = base.get(key), variant[key]
-            if key in ATOMIC_SECTIONS and isinstance(old, dict):
+            if key == "nvml":
+                out[key] = profile_nvml.diff(old, new)
+            elif key in ATOMIC_SECTIONS and isinstance(old, dict):
                 out[key] = {
                     k: new.get(k)
                     for k in sorted(old.keys() | new.keys())

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from functools import cached_property
 from typing import TypeVar
 
 from preflight.host import Host
+from preflight.inventory.gpu import NvmlState, ProcGpu, gpu_facts, read_proc_gpus
+from preflight.inventory.nccl_env import NcclEnv
+from preflight.inventory.net import NetInventory
 from preflight.inventory.pci import PciDevice, PciInventory
+from preflight.inventory.rdma import GpuDirectInfo, RdmaInventory, network_facts
 from preflight.inventory.sysfs_text import format_link_speed
 from preflight.inventory.system import CpuInfo, DmiInfo, KernelInfo, ProcessLimits
+from preflight.inventory.xid import XidLog
 from preflight.model import Scalar
 
 T = TypeVar("T")
@@ -26,6 +32,7 @@ class Inventory:
     def __init__(self, host: Host) -> None:
         self.host = host
         self._lock = threading.RLock()
+        self.window_opened_at: float | None = None
 
     def _once(self, build: Callable[[Host], T]) -> T:
         with self._lock:
@@ -55,6 +62,55 @@ class Inventory:
     def limits(self) -> ProcessLimits:
         """Resource limits and /dev/shm."""
         return self._once(ProcessLimits.read)
+
+    @cached_property
+    def gpu(self) -> NvmlState:
+        """What NVML reports per GPU, collected in a child process with a deadline.
+
+        Not built under the inventory lock: waiting for NVML must not hold up other parts.
+        """
+        return NvmlState.from_result(self.host.nvml())
+
+    @cached_property
+    def nvidia_procfs(self) -> dict[str, ProcGpu]:
+        """/proc/driver/nvidia/gpus/*/information, by BDF (model, UUID, VBIOS; no NVML)."""
+        return self._once(read_proc_gpus)
+
+    @cached_property
+    def xid(self) -> XidLog:
+        """GPU Xid errors in the kernel log of the current boot."""
+        return self._once(XidLog.read)
+
+    @cached_property
+    def rdma(self) -> RdmaInventory:
+        """RDMA devices and ports (/sys/class/infiniband); building it samples the counters."""
+        return self._once(RdmaInventory)
+
+    @cached_property
+    def net(self) -> NetInventory:
+        """Network interfaces (/sys/class/net)."""
+        return self._once(NetInventory)
+
+    @cached_property
+    def nccl(self) -> NcclEnv:
+        """NCCL settings from the environment the checks see and the NCCL config files."""
+        return self._once(NcclEnv.read)
+
+    @cached_property
+    def gdr(self) -> GpuDirectInfo:
+        """GPUDirect RDMA prerequisites: peer-memory module, verbs device nodes."""
+        return self._once(GpuDirectInfo.read)
+
+    WINDOWED = ("rdma",)
+    """Parts whose construction is a first sample that final checks compare against."""
+
+    def open_window(self) -> None:
+        """Take the first sample of every windowed part now (the runner calls this before the
+        first check when a selected check is `final`), so that a final check compares the start
+        of the run with its end rather than two reads a millisecond apart."""
+        self.window_opened_at = time.monotonic()
+        for name in self.WINDOWED:
+            getattr(self, name)
 
     @property
     def privileged(self) -> bool:
@@ -92,6 +148,9 @@ class Inventory:
         facts["pci.nvswitch_count"] = len(pci.nvswitches())
         for bdf in pci.relevant:
             facts.update(device_facts(pci.devices[bdf]))
+        # NVML facts only when a check collected NVML in this run: facts never start the child.
+        facts.update(gpu_facts(self.nvidia_procfs, self.gpu if self.host.nvml_started else None))
+        facts.update(network_facts(pci, self.rdma, self.net, self.nccl, self.gdr))
         return facts
 
 

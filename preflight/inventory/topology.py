@@ -40,3 +40,16 @@ def pci_distance(a: PciDevice, b: PciDevice) -> PathType:
         return PathType.PHB
     below = (len(chain_a) - shared) + (len(chain_b) - shared)
     return PathType.PIX if below <= 2 else PathType.PXB
+
+
+def gpu_nic_paths(
+    gpus: list[PciDevice], nics: list[PciDevice]
+) -> list[tuple[PciDevice, list[tuple[PciDevice, PathType]]]]:
+    """For each GPU, every NIC with its distance class, nearest first (ties in bus order).
+
+    The rows of `nvidia-smi topo -m`'s GPU×NIC block, from the sysfs PCI tree.
+    """
+    return [
+        (gpu, sorted(((n, pci_distance(gpu, n)) for n in nics), key=lambda p: (p[1], p[0].bdf)))
+        for gpu in gpus
+    ]

@@ -23,9 +23,14 @@ Renderer = Callable[[Report, TextIO, RenderOptions], None]
 
 def renderers() -> dict[str, Renderer]:
     """Output formats by name (imported on demand so `run` loads only the one it uses)."""
-    from preflight.output import jsonfmt, junit, table
+    from preflight.output import jsonfmt, junit, prometheus, table
 
-    return {"table": table.render, "json": jsonfmt.render, "junit": junit.render}
+    return {
+        "table": table.render,
+        "json": jsonfmt.render,
+        "junit": junit.render,
+        "prometheus": prometheus.render,
+    }
 
 
-FORMATS = ("table", "json", "junit")
+FORMATS = ("table", "json", "junit", "prometheus")

@@ -1,0 +1,83 @@
+"""The benchmark's result handed to the `bench.allreduce` check of `preflight run --bench`.
+
+A check never starts processes: `app` runs the benchmark before the checks (preflight.bench.node)
+and attaches the outcome to the run's Inventory; the check only judges it.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from preflight.bench.result import SweepResult
+
+if TYPE_CHECKING:
+    from preflight.inventory import Inventory
+    from preflight.registry import CheckSpec, Registry
+
+BENCH_TAG = "bench"
+"""Checks with this tag run only with `preflight run --bench`."""
+
+MEASURED, SKIPPED, FAILED, UNAVAILABLE = "measured", "skipped", "failed", "unavailable"
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """What happened when the node was measured."""
+
+    outcome: str  # measured, skipped (nothing to measure), failed (ranks failed), unavailable
+    reason: str = ""
+    result: SweepResult | None = None
+    backend: str | None = None
+    nproc: int | None = None
+    duration_s: float = 0.0
+
+
+_ATTACHED: weakref.WeakKeyDictionary[Any, Measurement] = weakref.WeakKeyDictionary()
+
+
+def attach(inv: Inventory, measurement: Measurement) -> None:
+    """Hand the measurement to the checks of this run."""
+    _ATTACHED[inv] = measurement
+
+
+def measurement(inv: Inventory) -> Measurement | None:
+    """The measurement of this run, or None when the benchmark was not asked for."""
+    return _ATTACHED.get(inv)
+
+
+def bench_selection(
+    selected: Sequence[CheckSpec[Any]],
+    registry: Registry,
+    enabled: bool,
+    only: Sequence[str],
+    skip: Sequence[str],
+) -> list[CheckSpec[Any]]:
+    """--bench adds the bench checks; without it they run only when --only names them.
+
+    Named without --bench, they SKIP with a hint, so asking for one never silently drops it.
+    """
+    chosen = list(selected)
+    if enabled:
+        kept = {s.id for s in registry.select(skip=skip)}
+        for spec in registry:
+            if BENCH_TAG in spec.tags and spec not in chosen and spec.id in kept:
+                chosen.append(spec)
+        return chosen
+    if only:
+        return chosen
+    return [s for s in chosen if BENCH_TAG not in s.tags]
+
+
+def check_bench_options(enabled: bool, backend: str | None, nproc: int | None) -> None:
+    """--bench-backend and --bench-nproc make sense only with --bench, and only as documented."""
+    from preflight.errors import UsageError
+
+    if not enabled and (backend is not None or nproc is not None):
+        raise UsageError("--bench-backend and --bench-nproc need --bench")
+    if backend is not None and backend not in ("nccl", "gloo"):
+        raise UsageError(f"unknown --bench-backend {backend!r} (choose from nccl, gloo)")
+    if nproc is not None and nproc < 1:
+        raise UsageError("--bench-nproc must be at least 1")

@@ -1,0 +1,141 @@
+"""Benchmarks: the all-reduce bus bandwidth this node delivers, judged against the baseline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from preflight.bench.expected import Theoretical
+from preflight.bench.measurement import (
+    FAILED,
+    SKIPPED,
+    UNAVAILABLE,
+    Measurement,
+    measurement,
+)
+from preflight.bench.metrics import format_size
+from preflight.bench.result import judge_gate
+from preflight.inventory import Inventory
+from preflight.model import Evidence, Finding, Status, Verdict
+from preflight.registry import check
+
+
+@dataclass(frozen=True)
+class BenchParams:
+    """min_busbw_gbps: the floor at gate_bytes (0 = none); the rest shapes the sweep."""
+
+    min_busbw_gbps: float = 0.0
+    gate_bytes: int = 1 << 30
+    min_bytes: int = 1 << 20
+    max_bytes: int = 1 << 30
+    iters: int = 20
+    warmup: int = 5
+    dtype: str = "float32"
+    init_timeout_s: float = 60.0
+    op_timeout_s: float = 30.0
+    timeout_s: float = 600.0
+
+
+def describe_theoretical(theoretical: Theoretical | None, note: str, busbw: float) -> str:
+    """'71% of 450 GB/s theoretical (NVLink …)' or the reason there is no such figure."""
+    if theoretical is None:
+        return note or "no theoretical figure"
+    return (
+        f"{theoretical.percent(busbw):.0f}% of {theoretical.busbw_gbps:g} GB/s theoretical "
+        f"({theoretical.basis})"
+    )
+
+
+def judge_allreduce(m: Measurement | None, gate_bytes: int, min_busbw_gbps: float) -> Verdict:
+    """The measurement against the floor at gate_bytes; wrong elements fail whatever the speed."""
+    if m is None:
+        return Verdict.skip("not measured: add --bench to `preflight run` to run the benchmark")
+    if m.outcome == SKIPPED:
+        return Verdict.skip(m.reason)
+    if m.outcome == UNAVAILABLE:
+        return Verdict(Status.ERROR, f"cannot measure: {m.reason}")
+    if m.outcome == FAILED or m.result is None:
+        return Verdict(
+            Status.FAIL,
+            f"the all-reduce benchmark ({m.backend}, {m.nproc} ranks) failed: {m.reason}",
+        )
+    r = m.result
+    source = f"torch.distributed all_reduce ({r.backend}, {r.world_size} ranks, {r.dtype})"
+    floor = min_busbw_gbps or None
+    gate = judge_gate(r.rows, gate_bytes, floor, r.theoretical)
+    findings = [
+        Finding(
+            f"all_reduce {format_size(row.bytes)}",
+            Status.FAIL,
+            f"{row.wrong} wrong elements in the reduced data (ranks: "
+            + ", ".join(f"{i}: {w}" for i, w in enumerate(row.rank_wrong) if w)
+            + "): silent data corruption",
+            (Evidence(source, row.wrong, "0 wrong elements"),),
+        )
+        for row in r.rows
+        if row.wrong
+    ]
+    subject = f"all_reduce {format_size(gate_bytes)}"
+    expected = f">= {floor:g} GB/s busbw" if floor else None
+    if gate.busbw_gbps is None:
+        findings.append(Finding(subject, Status.ERROR, "the gate size was not measured", ()))
+    else:
+        ok = gate.passed
+        context = describe_theoretical(r.theoretical, r.theoretical_note, gate.busbw_gbps)
+        message = f"busbw {gate.busbw_gbps:.2f} GB/s ({context})"
+        if not ok:
+            message = f"busbw {gate.busbw_gbps:.2f} GB/s, expected >= {floor:g} GB/s ({context})"
+        findings.append(
+            Finding(
+                subject,
+                Status.PASS if ok else Status.FAIL,
+                message,
+                (Evidence(source, f"{gate.busbw_gbps:.2f} GB/s", expected),),
+            )
+        )
+    ok_summary = (
+        f"busbw {gate.busbw_gbps or 0:.2f} GB/s at {format_size(gate_bytes)} on "
+        f"{r.world_size} {r.backend} ranks"
+        + (f", floor {floor:g} GB/s" if floor else ", no floor set")
+        + f"; {describe_theoretical(r.theoretical, r.theoretical_note, gate.busbw_gbps or 0)}"
+    )
+    return Verdict.from_findings(findings, ok=ok_summary)
+
+
+@check(
+    "bench.allreduce",
+    title="All-reduce bus bandwidth across the node's GPUs meets the baseline",
+    tags=("bench", "gpu", "nccl"),
+    params=BenchParams,
+)
+def allreduce(inv: Inventory, params: BenchParams) -> Verdict:
+    """All-reduce across the node's GPUs reaches the baseline's bus bandwidth, with exact sums.
+
+    Runs only with `preflight run --bench`.
+
+    ## Why
+    A node whose GPUs cannot all-reduce at the speed its NVLink or PCIe links promise (a link
+    trained narrow, ACS redirect, a GPU throttling) slows every step of a data-parallel job;
+    a node that all-reduces to wrong values corrupts the model silently. Measuring it is the
+    only direct proof of both.
+
+    ## Reads
+    `preflight bench allreduce` over torch.distributed, one rank per GPU (NCCL), or the
+    ranks given with `--bench-backend`/`--bench-nproc`: busbw = algbw × 2(n−1)/n per size
+    (nccl-tests' definition, GB = 1e9 bytes), every reduced element compared with the exact sum,
+    and the theoretical bound from the GPUs' NVLink or PCIe links.
+
+    ## Verdicts
+    - pass: busbw at `gate_bytes` at or above `min_busbw_gbps` (0 = no floor), no wrong element.
+    - fail: busbw below the floor, any wrong element, or the benchmark did not complete (a rank
+      died or a wait timed out: the message names it).
+    - skip: `--bench` not given, a mocked profile, or no GPU on this node and no explicit
+      `--bench-backend`/`--bench-nproc`.
+    - error: torch is not installed (`pip install 'gpu-preflight[bench]'`).
+
+    ## Fix
+    Wrong elements: drain the node and run the GPU's diagnostics (`dcgmi diag -r 3`). Low busbw:
+    look at the `pcie.*` checks (link width, ACS), `nvidia-smi topo -m` and
+    `nvidia-smi nvlink -s` for inactive links, and GPU clocks; then compare with
+    `preflight bench allreduce` and nccl-tests' `all_reduce_perf` run by hand.
+    """
+    return judge_allreduce(measurement(inv), params.gate_bytes, params.min_busbw_gbps)

@@ -1,0 +1,98 @@
+"""GPU Xid errors in the kernel log of the current boot, judged by NVIDIA's action catalogue."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from preflight.inventory import Inventory
+from preflight.inventory.xid import ACTION_TEXT, DRAIN, IGNORE, RESTART_APP, XidEvent
+from preflight.model import Evidence, Finding, Status, Verdict
+from preflight.registry import check
+
+SOURCE = "kmsg"
+
+
+@dataclass(frozen=True)
+class XidParams:
+    """Xid numbers to leave out entirely (e.g. a known-benign one on this fleet)."""
+
+    ignore: tuple[int, ...] = ()
+
+
+def judge_xids(
+    events: list[XidEvent], labels: dict[str, str], ignore: tuple[int, ...]
+) -> list[Finding]:
+    """One finding per (GPU, Xid): drain classes FAIL, application classes WARN, informational
+    and unknown Xids PASS and WARN."""
+    groups: dict[tuple[str, int], list[XidEvent]] = {}
+    for event in events:
+        if event.xid in ignore:
+            continue
+        groups.setdefault((event.bdf, event.xid), []).append(event)
+    findings = []
+    for (bdf, xid), items in sorted(groups.items()):
+        last = items[-1]
+        # Xid 154's action depends on its text; the last line is the GPU's current state.
+        action = last.action
+        if action in DRAIN:
+            status = Status.FAIL
+        elif action == IGNORE:
+            status = Status.PASS
+        else:
+            status = Status.WARN
+        times = f" {len(items)} times" if len(items) > 1 else ""
+        message = f"Xid {xid}{times} ({last.meaning}): {ACTION_TEXT[action]}"
+        if action == RESTART_APP:
+            message = f"Xid {xid}{times} ({last.meaning}): application error; {ACTION_TEXT[action]}"
+        evidence = tuple(Evidence(SOURCE, e.line, "no Xid of this class") for e in items[-3:])
+        findings.append(Finding(labels.get(bdf, f"PCI {bdf}"), status, message, evidence))
+    return findings
+
+
+@check(
+    "xid.events",
+    title="No GPU Xid that calls for a reset or reboot since boot",
+    tags=("gpu", "kernel"),
+    params=XidParams,
+)
+def events(inv: Inventory, params: XidParams) -> Verdict:
+    """No GPU logged an Xid since boot whose NVIDIA-prescribed action is a GPU reset or reboot.
+
+    ## Why
+    The driver logs every GPU fault as an Xid. Some leave the GPU unusable or untrustworthy
+    until it is reset or the node rebooted (79 fallen off the bus, 48/95 uncorrectable memory
+    errors, 74 NVLink, 119/120 GSP timeouts, 154 with a reset or reboot action); a node that
+    logged one must not take the next job. Application Xids (13, 31, 43, 45) are the job's own
+    faults but worth knowing.
+
+    ## Reads
+    The kernel log of the current boot (`/dev/kmsg`), lines
+    `NVRM: Xid (PCI:0000:5d:00): 79, ...`, attributed to the GPU by PCI address and mapped to
+    the action class of NVIDIA's Xid catalogue (reset GPU / reboot / restart app / ignore).
+
+    ## Verdicts
+    - pass: no Xid, or only informational ones (63, 92, 154 back to None).
+    - fail: an Xid whose action is to reset the GPU or reboot the node.
+    - warn: an application Xid (restart the app), or an Xid this catalogue does not know.
+    - skip: the kernel log is not readable (`kernel.dmesg_restrict=1` without root).
+
+    ## Fix
+    Drain the node; reset the GPU (`nvidia-smi -r -i N`) or reboot as the Xid asks; collect
+    `nvidia-bug-report.sh` first. Repeated Xids on one GPU after a reset: replace it.
+    """
+    log = inv.xid
+    if not log.readable:
+        return Verdict.skip(
+            "kernel log not readable (kernel.dmesg_restrict=1 and not root): Xids unknown"
+        )
+    labels = {}
+    for bdf, dev in inv.pci.devices.items():
+        if dev.is_gpu:
+            labels[bdf] = inv.pci.label(dev)
+    findings = judge_xids(list(log.events), labels, params.ignore)
+    return Verdict.from_findings(
+        findings,
+        ok=f"no Xid needing action in {log.lines} kernel log lines since boot",
+        empty=f"no Xid in {log.lines} kernel log lines since boot",
+        empty_status=Status.PASS,
+    )

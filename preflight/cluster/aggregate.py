@@ -1,0 +1,357 @@
+"""Many reports → one Fleet: node records, and per group and fact, which nodes hold which value.
+
+Decoding is most of the cost (a DGX report is ~240 kB; `fastparse` decodes its ~36 kB of facts
+and its header), so batches of reports are decoded in worker processes, each folding its batch
+into a Partial; the parent merges the partials. A node equal to its group's reference node costs
+one comparison in C, another one dict lookup and one append per fact; node ids are stored in
+compact arrays (4 bytes each), so time and memory grow linearly with the number of nodes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+
+from preflight.cluster.record import NodeRecord, ReportError, parse
+from preflight.cluster.rules import FactRule, mask
+from preflight.cluster.sources import Item
+from preflight.errors import PreflightError
+from preflight.model import Scalar
+
+GROUP_BY_BASELINE = "baseline"
+GROUP_BY_NONE = "none"
+ALL = "all"
+
+BATCH = 256
+"""Reports per worker task: large enough that pickling a Partial back is cheap per report, small
+enough that the batches in flight (two per worker) of a tarball's reports stay ~250 MB."""
+
+Values = dict[Scalar, "array[int]"]
+"""A fact's values → the ids of the nodes that hold them. JSON true and 1 are one dict key, which
+is harmless: a fact key carries one type on every node."""
+
+
+@dataclass
+class Partial:
+    """What one batch (or the merge of many) adds up to. Node ids are input positions."""
+
+    nodes: dict[int, NodeRecord] = field(default_factory=dict)
+    group_of: dict[int, str] = field(default_factory=dict)
+    facts: dict[str, dict[str, Values]] = field(default_factory=dict)
+    """group → fact key → values."""
+    left_out: dict[str, str] = field(default_factory=dict)
+    """Keys left out of drift by the rule → why (unique, ignored)."""
+    unreadable: list[tuple[int, str, str]] = field(default_factory=list)
+
+
+def group_name(record: NodeRecord, facts: dict[str, Scalar], group_by: str) -> str:
+    """The node's peer group: its baseline (node type), everyone, or the value of one fact."""
+    if group_by == GROUP_BY_BASELINE:
+        return record.baseline or "(no baseline)"
+    if group_by == GROUP_BY_NONE:
+        return ALL
+    value = facts.get(group_by)
+    return f"{group_by}={value}" if group_by in facts else f"{group_by} absent"
+
+
+def _read(item: Item) -> bytes:
+    if item.data is not None:
+        return item.data
+    try:
+        with open(item.source, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        raise ReportError(f"cannot read: {exc.strerror or exc}") from None
+
+
+@dataclass
+class _Reference:
+    """The first node of a group in a batch: the others are compared with it as a whole.
+
+    Most nodes of a fleet equal their group's first node in every fact except the naturally
+    unique ones and UUIDs inside values. Such a node is found with a dict comparison (or a set
+    difference) in C and recorded once per batch instead of once per fact; only the others take
+    the per-fact path.
+    """
+
+    items: set[tuple[str, Scalar]]
+    masked: dict[str, Scalar]
+    exact: dict[str, Scalar]
+    """The facts whose values hold no UUID, as they are."""
+    with_uuid: dict[str, Scalar]
+    """The facts whose values hold a UUID (a kernel command line's root=UUID=), masked."""
+    plain: array[int] = field(default_factory=lambda: array("I"))
+
+
+def _reference(facts: dict[str, Scalar], rule: FactRule, left_out: dict[str, str]) -> _Reference:
+    kept = {}
+    for key, value in facts.items():
+        if key not in left_out:
+            reason = rule.left_out(key)
+            if reason:
+                left_out[key] = reason
+                continue
+            kept[key] = value
+    masked = {k: mask(v) for k, v in kept.items()}
+    exact = {k: v for k, v in kept.items() if masked[k] == v}
+    with_uuid = {k: m for k, m in masked.items() if k not in exact}
+    return _Reference(set(kept.items()), masked, exact, with_uuid)
+
+
+def _same(facts: dict[str, Scalar], ref: _Reference, left_out: dict[str, str]) -> bool:
+    """The common case, in C: the node's facts less the left-out ones equal the reference's.
+
+    True is exact; False may be wrong (a key never seen before), so _is_plain decides then.
+    """
+    probe = dict(facts)
+    for key in left_out:
+        probe.pop(key, None)
+    for key, expected in ref.with_uuid.items():
+        if key not in probe or mask(probe.pop(key)) != expected:
+            return False
+    return probe == ref.exact
+
+
+def _is_plain(
+    facts: dict[str, Scalar], ref: _Reference, rule: FactRule, left_out: dict[str, str]
+) -> bool:
+    """Whether the node holds the reference's facts (up to masking) and no other drifting one."""
+    diff = facts.items() - ref.items  # TypeError on an unhashable value, before anything is added
+    for key, value in diff:
+        if key in left_out:
+            continue
+        expected = ref.masked.get(key, _MISSING)
+        if expected is _MISSING:
+            reason = rule.left_out(key)
+            if reason:
+                left_out[key] = reason
+                continue
+            return False
+        if mask(value) != expected:
+            return False
+    return facts.keys() >= ref.masked.keys()
+
+
+_MISSING = object()
+
+
+def fold(batch: Sequence[tuple[int, Item]], rule: FactRule, group_by: str) -> Partial:
+    """Decode a batch of reports and fold their facts into a Partial (runs in a worker)."""
+    out = Partial()
+    left_out = out.left_out
+    refs: dict[str, _Reference] = {}
+    for index, item in batch:
+        if item.error is not None:
+            out.unreadable.append((index, item.source, item.error))
+            continue
+        try:
+            record, facts = parse(_read(item), item.source)
+            group = group_name(record, facts, group_by)
+            ref = refs.get(group)
+            if ref is None:
+                ref = refs[group] = _reference(facts, rule, left_out)
+            if _same(facts, ref, left_out) or _is_plain(facts, ref, rule, left_out):
+                ref.plain.append(index)
+            else:
+                _add(out.facts.setdefault(group, {}), facts, index, rule, left_out)
+        except ReportError as exc:
+            out.unreadable.append((index, item.source, str(exc)))
+            continue
+        except TypeError:
+            out.unreadable.append((index, item.source, "a fact value is not a scalar"))
+            continue
+        out.nodes[index] = record
+        out.group_of[index] = group
+    for group, ref in refs.items():
+        per_key = out.facts.setdefault(group, {})
+        for key, value in ref.masked.items():
+            slot = per_key.setdefault(key, {})
+            ids = slot.get(value)
+            if ids is None:
+                slot[value] = array("I", ref.plain)
+            else:
+                ids.extend(ref.plain)
+    return out
+
+
+def _add(
+    per_key: dict[str, Values],
+    facts: dict[str, Scalar],
+    index: int,
+    rule: FactRule,
+    left_out: dict[str, str],
+) -> None:
+    """One node, fact by fact."""
+    for key, value in facts.items():
+        slot = per_key.get(key)
+        if slot is None:
+            if key in left_out:
+                continue
+            reason = rule.left_out(key)
+            if reason:
+                left_out[key] = reason
+                continue
+            slot = per_key[key] = {}
+        ids = slot.get(value)
+        if ids is None:
+            ids = slot[value] = array("I")
+        ids.append(index)
+
+
+def merge(into: Partial, part: Partial) -> None:
+    """Add a partial's nodes and facts to another."""
+    into.nodes.update(part.nodes)
+    into.group_of.update(part.group_of)
+    into.left_out.update(part.left_out)
+    into.unreadable.extend(part.unreadable)
+    for group, keys in part.facts.items():
+        mine = into.facts.setdefault(group, {})
+        for key, values in keys.items():
+            slot = mine.get(key)
+            if slot is None:
+                mine[key] = values
+                continue
+            for value, ids in values.items():
+                have = slot.get(value)
+                if have is None:
+                    slot[value] = ids
+                else:
+                    have.extend(ids)
+
+
+@dataclass
+class Fleet:
+    """Every readable node, its group, and per group and fact the nodes holding each value."""
+
+    nodes: dict[int, NodeRecord]
+    groups: dict[str, list[int]]
+    facts: dict[str, dict[str, Values]]
+    left_out: dict[str, str]
+    unreadable: list[tuple[str, str]]
+    duplicates: list[tuple[str, str, str]]
+    """(hostname, source kept, source dropped): the newest report of a node wins."""
+    reports: int = 0
+
+    def name(self, node_id: int) -> str:
+        """The node's hostname."""
+        return self.nodes[node_id].name
+
+
+def finish(total: Partial, reports: int) -> Fleet:
+    """Drop older duplicate reports and mask UUIDs in values. Node ids stay in compact arrays,
+    in no particular order: drift sorts the few it reports."""
+    latest: dict[str, int] = {}
+    duplicates = []
+    dropped: set[int] = set()
+    for index in sorted(total.nodes):
+        record = total.nodes[index]
+        seen = latest.get(record.name)
+        if seen is None:
+            latest[record.name] = index
+            continue
+        old = total.nodes[seen]
+        keep, drop = (index, seen) if record.started_at >= old.started_at else (seen, index)
+        latest[record.name] = keep
+        dropped.add(drop)
+        duplicates.append((record.name, total.nodes[keep].source, total.nodes[drop].source))
+    nodes = {i: r for i, r in total.nodes.items() if i not in dropped}
+    groups: dict[str, list[int]] = {}
+    for index in sorted(nodes):
+        groups.setdefault(total.group_of[index], []).append(index)
+    facts: dict[str, dict[str, Values]] = {}
+    for group, keys in total.facts.items():
+        out = facts.setdefault(group, {})
+        for key, values in keys.items():
+            masked: Values = {}
+            for value, ids in values.items():
+                if dropped:
+                    ids = array("I", (i for i in ids if i not in dropped))
+                if not ids:
+                    continue
+                into = mask(value)
+                have = masked.get(into)
+                if have is None:
+                    masked[into] = ids
+                else:
+                    have.extend(ids)
+            if masked:
+                out[key] = masked
+    unreadable = [(source, reason) for _, source, reason in sorted(total.unreadable)]
+    return Fleet(nodes, groups, facts, total.left_out, unreadable, duplicates, reports)
+
+
+def default_jobs() -> int:
+    """Worker processes: the CPUs this process may run on, at most 8."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(8, cpus))
+
+
+def _batches(items: Iterable[Item]) -> Iterator[list[tuple[int, Item]]]:
+    numbered = enumerate(items)
+    while True:
+        batch = list(itertools.islice(numbered, BATCH))
+        if not batch:
+            return
+        yield batch
+
+
+def collect(
+    items: Iterable[Item],
+    rule: FactRule | None = None,
+    group_by: str = GROUP_BY_BASELINE,
+    jobs: int | None = None,
+) -> Fleet:
+    """Read every report and build the Fleet; more than one batch is decoded in parallel."""
+    rule = rule or FactRule()
+    jobs = default_jobs() if jobs is None else max(1, jobs)
+    total = Partial()
+    batches = _batches(items)
+    first = next(batches, [])
+    second = next(batches, None)
+    if second is None or jobs == 1:
+        count = 0
+        for batch in itertools.chain([first], [second] if second else [], batches):
+            merge(total, fold(batch, rule, group_by))
+            count += len(batch)
+        return finish(total, count)
+    try:
+        count = _in_workers(total, itertools.chain([first, second], batches), rule, group_by, jobs)
+    except BrokenProcessPool as exc:
+        raise PreflightError(
+            f"a worker process decoding reports died ({exc}); --jobs 1 decodes in this process"
+        ) from None
+    return finish(total, count)
+
+
+def _in_workers(
+    total: Partial,
+    batches: Iterable[list[tuple[int, Item]]],
+    rule: FactRule,
+    group_by: str,
+    jobs: int,
+) -> int:
+    # spawn, not fork: the parent may hold threads (abandoned check threads) that fork would copy
+    # mid-lock. At most two batches per worker are in flight, so a tarball streams in bounded
+    # memory instead of being read whole ahead of the workers.
+    count = 0
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+        pending: set[Future[Partial]] = set()
+        for batch in batches:
+            count += len(batch)
+            pending.add(pool.submit(fold, batch, rule, group_by))
+            while len(pending) >= 2 * jobs:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    merge(total, fut.result())
+        for fut in pending:
+            merge(total, fut.result())
+    return count

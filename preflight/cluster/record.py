@@ -1,0 +1,118 @@
+"""One node's JSON report → a small node record (who, how it went, what failed) and its facts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from preflight.cluster import fastparse
+from preflight.errors import ConfigError, UsageError
+from preflight.model import SCHEMA_VERSION, Scalar
+
+FAILING = ("fail", "error")
+"""Result statuses that keep a node out of service (the exit-code rule of `preflight run`)."""
+
+
+class ReportError(Exception):
+    """A report that cannot be used: not JSON, another schema version, a missing field."""
+
+
+@dataclass(frozen=True)
+class NodeRecord:
+    """What compare keeps of one report besides its facts."""
+
+    name: str
+    source: str
+    status: str
+    started_at: str
+    baseline: str
+    profile: str | None
+    failing: tuple[tuple[str, str, str], ...] = ()
+    """(check id, status, summary) of every failed or errored check."""
+
+
+def parse(data: bytes | str, source: str) -> tuple[NodeRecord, dict[str, Scalar]]:
+    """Decode one JSON report (its findings only when the verified shortcut cannot be used)."""
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    quick = fastparse.split(raw)
+    if quick is not None:
+        header, failing, facts = quick
+        return _record(header, failing, source), facts
+    try:
+        doc = json.loads(raw)
+    except ValueError as exc:
+        raise ReportError(f"not a JSON report: {exc}") from None
+    except RecursionError:
+        raise ReportError("not a JSON report: nested too deeply") from None
+    return from_document(doc, source)
+
+
+def read_file(path: str) -> tuple[NodeRecord, dict[str, Scalar]]:
+    """One report file named on the command line (--golden): a missing file is a usage error,
+    a file that is no report a configuration error."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise UsageError(f"{path}: {exc.strerror or exc}") from None
+    try:
+        return parse(data, path)
+    except ReportError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def _field(doc: Mapping[str, Any], name: str, kind: type) -> Any:
+    value = doc.get(name)
+    if not isinstance(value, kind):
+        raise ReportError(f"{name!r} missing or not a {kind.__name__}")
+    return value
+
+
+def from_document(doc: Any, source: str) -> tuple[NodeRecord, dict[str, Scalar]]:
+    """A decoded report document → its record and facts; ReportError when it is not one."""
+    if not isinstance(doc, dict):
+        raise ReportError("not a preflight run report (no tool.name 'preflight')")
+    _check_header(doc)
+    results = _field(doc, "results", list)
+    facts = _field(doc, "facts", dict)
+    failing = []
+    for r in results:
+        if not isinstance(r, dict):
+            raise ReportError("'results' holds something that is not a result")
+        if r.get("status") in FAILING:
+            failing.append((str(r.get("id")), str(r.get("status")), str(r.get("summary", ""))))
+    return _record(doc, failing, source), facts
+
+
+def _check_header(doc: Mapping[str, Any]) -> None:
+    tool = doc.get("tool")
+    if not isinstance(tool, dict) or tool.get("name") != "preflight":
+        raise ReportError("not a preflight run report (no tool.name 'preflight')")
+    version = doc.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise ReportError(
+            f"schema_version {version!r} is not supported (this preflight reads {SCHEMA_VERSION})"
+        )
+
+
+def _record(doc: Mapping[str, Any], failing: list[tuple[str, str, str]], source: str) -> NodeRecord:
+    """The node record from a report's header fields and its failing results."""
+    _check_header(doc)
+    host = _field(doc, "host", dict)
+    name = host.get("hostname")
+    if not isinstance(name, str) or not name:
+        raise ReportError("'host.hostname' missing")
+    summary = doc.get("summary")
+    status = summary.get("status") if isinstance(summary, dict) else None
+    baseline = doc.get("baseline")
+    return NodeRecord(
+        name=name,
+        source=source,
+        status=str(status) if status else ("fail" if failing else "pass"),
+        started_at=str(doc.get("started_at", "")),
+        baseline=str(baseline.get("name", "")) if isinstance(baseline, dict) else "",
+        profile=host.get("profile") if isinstance(host.get("profile"), str) else None,
+        failing=tuple(failing),
+    )

@@ -1,0 +1,164 @@
+"""Prometheus text format for node_exporter's textfile collector (`run --format prometheus`).
+
+node_exporter reads `*.prom` files from its `--collector.textfile.directory` on every scrape and
+adds the node's `instance` label, so no sample here names the host, and none carries a timestamp
+(the collector rejects them). Each check is a state set: one `preflight_check_status` sample per
+possible status, 1 for the status it had and 0 for the others, so `== 1` selects and absent
+series never mean "passed". Units are seconds and bytes per second, as Prometheus names them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import TextIO
+
+from preflight.model import Report, Status
+from preflight.output import RenderOptions
+
+PREFIX = "preflight_"
+
+
+def escape(value: str) -> str:
+    """A label value as the text format spells it: backslash, double quote and newline escaped."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def labels(**pairs: str) -> str:
+    """`{a="x",b="y"}`, or nothing for no labels."""
+    if not pairs:
+        return ""
+    return "{" + ",".join(f'{k}="{escape(v)}"' for k, v in pairs.items()) + "}"
+
+
+def number(value: float) -> str:
+    """A sample value: integers without a decimal point, floats as Python writes them."""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int) or float(value).is_integer():
+        return str(int(value))
+    return repr(float(value))
+
+
+class Family:
+    """One metric: HELP, TYPE, then its samples."""
+
+    def __init__(self, name: str, help_text: str, kind: str = "gauge") -> None:
+        self.lines = [f"# HELP {PREFIX}{name} {help_text}", f"# TYPE {PREFIX}{name} {kind}"]
+        self.name = PREFIX + name
+
+    def add(self, value: float, **pairs: str) -> Family:
+        """Append one sample."""
+        self.lines.append(f"{self.name}{labels(**pairs)} {number(value)}")
+        return self
+
+
+def epoch(iso: str) -> float | None:
+    """Seconds since 1970 from the report's ISO 8601 start time; None when it does not parse."""
+    try:
+        when = dt.datetime.fromisoformat(iso)
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.timezone.utc)
+    return when.timestamp()
+
+
+def report_families(report: Report) -> list[Family]:
+    """The metrics of one run."""
+    statuses = [s.value for s in Status]
+    check = Family(
+        "check_status",
+        "Outcome of each check in the last run: 1 for its status, 0 for the others.",
+    )
+    duration = Family("check_duration_seconds", "Time each check took in the last run.")
+    for r in report.results:
+        for s in statuses:
+            check.add(1 if r.status.value == s else 0, check=r.id, status=s)
+        duration.add(round(r.duration_s, 6), check=r.id)
+    counts = Family("checks", "Number of checks per status in the last run.")
+    for s, n in report.counts.items():
+        counts.add(n, status=s)
+    node = Family("node_status", "Worst check status of the last run: 1 for it, 0 for the others.")
+    for s in statuses:
+        node.add(1 if report.status.value == s else 0, status=s)
+    healthy = Family(
+        "node_healthy", "1 when no check failed or errored in the last run (exit code 0)."
+    )
+    bad = {Status.FAIL, Status.ERROR} | ({Status.WARN} if report.strict else set())
+    healthy.add(0 if any(r.status in bad for r in report.results) else 1)
+    out = [check, duration, counts, node, healthy]
+    info = Family("info", "The last run's preflight version, baseline and profile.")
+    info.add(
+        1,
+        version=report.tool_version,
+        baseline=report.baseline,
+        profile=report.profile or "",
+        hostname=report.hostname,
+    )
+    out.append(info)
+    out.append(
+        Family("run_duration_seconds", "Wall time of the last run.").add(
+            round(report.duration_s, 6)
+        )
+    )
+    started = epoch(report.started_at)
+    if started is not None:
+        out.append(
+            Family(
+                "last_run_timestamp_seconds", "When the last run started, in seconds since 1970."
+            ).add(started)
+        )
+    return out
+
+
+def bench_families(
+    rows: Sequence[tuple[int, float, float]],
+    gate: tuple[int, float | None, bool] | None = None,
+    started_at: str | None = None,
+) -> list[Family]:
+    """All-reduce figures: rows of (message bytes, algbw GB/s, busbw GB/s) and the gate
+    (bytes, busbw GB/s or None when not measured, passed). GB/s are 1e9 bytes/s (nccl-tests)."""
+    busbw = Family(
+        "bench_allreduce_busbw_bytes_per_second",
+        "All-reduce bus bandwidth per message size (nccl-tests' busbw).",
+    )
+    algbw = Family(
+        "bench_allreduce_algbw_bytes_per_second",
+        "All-reduce algorithm bandwidth per message size (bytes / time).",
+    )
+    for size, alg, bus in rows:
+        busbw.add(bus * 1e9, size_bytes=str(size))
+        algbw.add(alg * 1e9, size_bytes=str(size))
+    out = [busbw, algbw]
+    if gate is not None:
+        size, gate_bw, passed = gate
+        g = Family("bench_allreduce_gate_passed", "1 when busbw at the gate size met its floor.")
+        out.append(g.add(1 if passed else 0, size_bytes=str(size)))
+        if gate_bw is not None:
+            out.append(
+                Family(
+                    "bench_allreduce_gate_busbw_bytes_per_second",
+                    "Bus bandwidth at the gate size.",
+                ).add(gate_bw * 1e9, size_bytes=str(size))
+            )
+    started = epoch(started_at) if started_at else None
+    if started is not None:
+        out.append(
+            Family(
+                "bench_last_run_timestamp_seconds", "When the last benchmark started (epoch s)."
+            ).add(started)
+        )
+    return out
+
+
+def write(families: Sequence[Family], out: TextIO) -> None:
+    """The exposition text, ending with a newline as the format requires."""
+    for family in families:
+        out.write("\n".join(family.lines))
+        out.write("\n")
+
+
+def render(report: Report, out: TextIO, options: RenderOptions) -> None:
+    """Write the run's metrics for the textfile collector."""
+    write(report_families(report), out)

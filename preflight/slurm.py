@@ -1,0 +1,229 @@
+"""Slurm: drain this node when its run fails, resume it when it passes, never what others drained.
+
+`run --slurm-drain` drains with a reason that starts `preflight:` and names the failing checks;
+`run --slurm-resume` resumes only a node whose drain reason starts `preflight:`, so a node an
+operator drained for maintenance stays drained. Every `scontrol` call is time-boxed: slurmd kills
+a HealthCheckProgram after 60 s, and a hung slurmctld must not hang the health check with it.
+Besides the NVML collector, this is the one module that starts processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import signal
+import socket
+import subprocess
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from preflight.model import CheckResult, Status
+
+REASON_PREFIX = "preflight:"
+REASON_MAX = 200
+"""Characters of a drain reason; `sinfo -R` shows reasons in full, but a list of every check of a
+badly broken node is noise."""
+DEFAULT_TIMEOUT_S = 5.0
+SCONTROL = "scontrol"
+
+
+@dataclass(frozen=True)
+class NodeState:
+    """What `scontrol show node` says about one node."""
+
+    name: str
+    state: str
+    """Base state and flags as scontrol prints them: IDLE, IDLE+DRAIN, MIXED+DRAIN, DOWN+DRAIN…"""
+    reason: str | None
+    """The reason without the `[user@time]` that scontrol appends."""
+
+    @property
+    def drained(self) -> bool:
+        """DRAIN flag set: draining (jobs still running) or drained."""
+        return any(part.startswith("DRAIN") for part in self.state.split("+"))
+
+    @property
+    def drained_by_preflight(self) -> bool:
+        """Drained with a reason this tool wrote."""
+        return self.drained and (self.reason or "").startswith(REASON_PREFIX)
+
+
+def parse_show_node(name: str, text: str) -> NodeState:
+    """The State= and Reason= of `scontrol show node NAME` (multi-line or -o output)."""
+    state = ""
+    reason = None
+    for line in text.splitlines():
+        stripped = line.strip()
+        if "Reason=" in stripped:
+            # Reason is the last field on its line and may contain spaces.
+            value = stripped.split("Reason=", 1)[1]
+            if value.endswith("]") and " [" in value:
+                value = value[: value.rindex(" [")]
+            reason = value.strip() or None
+            stripped = stripped.split("Reason=", 1)[0]
+        for token in stripped.split():
+            if token.startswith("State="):
+                state = token[len("State=") :]
+    return NodeState(name, state, reason)
+
+
+def failing_checks(results: Sequence[CheckResult], strict: bool = False) -> list[str]:
+    """Ids of the checks that fail the run (and warnings with --strict), as the exit code does."""
+    bad = {Status.FAIL, Status.ERROR} | ({Status.WARN} if strict else set())
+    return [r.id for r in results if r.status in bad]
+
+
+def drain_reason(failing: Sequence[str]) -> str:
+    """`preflight: pcie.acs,pcie.link`, cut to REASON_MAX characters with a count of the rest."""
+    reason = f"{REASON_PREFIX} " + ",".join(failing)
+    if len(reason) <= REASON_MAX:
+        return reason
+    shown: list[str] = []
+    for check_id in failing:
+        candidate = f"{REASON_PREFIX} " + ",".join([*shown, check_id])
+        if len(candidate) + len(f",… (+{len(failing)})") > REASON_MAX:
+            break
+        shown.append(check_id)
+    return f"{REASON_PREFIX} " + ",".join(shown) + f",… (+{len(failing) - len(shown)})"
+
+
+@dataclass(frozen=True)
+class Action:
+    """What to do to the node, and why (said on stderr either way)."""
+
+    kind: str  # "drain", "resume" or "none"
+    why: str
+    reason: str | None = None
+
+
+def decide(
+    passed: bool,
+    failing: Sequence[str],
+    state: NodeState | None,
+    drain: bool,
+    resume: bool,
+) -> Action:
+    """The Slurm action for a run's outcome and the node's current state (None: unknown)."""
+    if not passed:
+        if not drain:
+            return Action("none", "run failed; --slurm-drain not given")
+        reason = drain_reason(failing)
+        if state is not None and state.drained and not state.drained_by_preflight:
+            return Action(
+                "none", f"already drained by someone else (reason {state.reason!r}); left as it is"
+            )
+        if state is not None and state.drained and state.reason == reason:
+            return Action("none", f"already drained with reason {reason!r}")
+        # With the state unknown (scontrol show failed), drain anyway: a failing node must not
+        # take jobs, and an update that cannot reach slurmctld changes nothing.
+        return Action("drain", "run failed", reason)
+    if not resume:
+        return Action("none", "run passed; --slurm-resume not given")
+    if state is None:
+        return Action("none", "run passed, but the node's drain reason is unknown; not resumed")
+    if not state.drained:
+        return Action("none", f"run passed; node not drained (state {state.state})")
+    if not state.drained_by_preflight:
+        return Action(
+            "none", f"run passed; drained by someone else (reason {state.reason!r}), not resumed"
+        )
+    return Action("resume", f"run passed; drained by preflight (reason {state.reason!r})")
+
+
+def node_name(env: Mapping[str, str]) -> str:
+    """This node's Slurm name: SLURMD_NODENAME (set for HealthCheckProgram, Prolog and tasks),
+    else the short hostname, which is what NodeName usually is."""
+    return env.get("SLURMD_NODENAME") or socket.gethostname().split(".", 1)[0]
+
+
+@dataclass(frozen=True)
+class CallResult:
+    """How one scontrol call ended."""
+
+    ok: bool
+    output: str
+    error: str | None = None
+
+
+Runner = Callable[[Sequence[str], float], CallResult]
+
+
+def run_bounded(argv: Sequence[str], timeout_s: float) -> CallResult:
+    """Run a command with a hard time limit; on timeout its whole process group is killed.
+
+    The command runs in a session of its own, so that a wrapper script's children (which would
+    keep the output pipe open and block the read) die with it.
+    """
+    try:
+        proc = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        return CallResult(False, "", f"cannot run {argv[0]}: {exc.strerror or exc}")
+    try:
+        out, err = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(OSError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        # A process in uninterruptible sleep survives SIGKILL: abandoned, the run goes on.
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.communicate(timeout=1.0)
+        return CallResult(False, "", f"{argv[0]} did not answer within {timeout_s:g} s; abandoned")
+    if proc.returncode != 0:
+        detail = (err or out).strip().splitlines()
+        return CallResult(
+            False, out, f"{argv[0]} exited {proc.returncode}: {detail[-1] if detail else ''}"
+        )
+    return CallResult(True, out)
+
+
+def show_node_argv(name: str) -> list[str]:
+    """The read-only query."""
+    return [SCONTROL, "show", "node", name]
+
+
+def update_argv(name: str, action: Action) -> list[str]:
+    """The scontrol update that carries out an action."""
+    if action.kind == "drain":
+        return [SCONTROL, "update", f"NodeName={name}", "State=DRAIN", f"Reason={action.reason}"]
+    return [SCONTROL, "update", f"NodeName={name}", "State=RESUME"]
+
+
+def apply(
+    name: str,
+    passed: bool,
+    failing: Sequence[str],
+    *,
+    drain: bool,
+    resume: bool,
+    dry_run: bool,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    runner: Runner = run_bounded,
+    say: Callable[[str], None] = print,
+) -> bool:
+    """Query the node, decide, act (or only say what it would do); False when a call failed."""
+    shown = runner(show_node_argv(name), timeout_s)
+    state = parse_show_node(name, shown.output) if shown.ok else None
+    if shown.error:
+        say(f"preflight: slurm: cannot read node {name}: {shown.error}")
+    action = decide(passed, failing, state, drain, resume)
+    if action.kind == "none":
+        say(f"preflight: slurm: node {name}: nothing to do: {action.why}")
+        return shown.ok
+    argv = update_argv(name, action)
+    if dry_run:
+        say(f"preflight: slurm: dry run: would run: {shlex.join(argv)} ({action.why})")
+        return shown.ok
+    done = runner(argv, timeout_s)
+    if not done.ok:
+        say(f"preflight: slurm: cannot {action.kind} node {name}: {done.error}")
+        return False
+    what = f"drained node {name}: {action.reason}" if action.kind == "drain" else f"resumed {name}"
+    say(f"preflight: slurm: {what} ({action.why})")
+    return shown.ok

@@ -1,0 +1,377 @@
+"""GPU checks: each passes on the healthy profile and fails (or warns) on a small NVML fault.
+
+The faults are overlays on dgx-h100's `nvml` section; each case runs the real path: profile ->
+child process -> fake NVML -> collector -> record -> inventory -> check.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from preflight.app import RunOptions, execute
+from preflight.baseline import load
+from preflight.checks import gpu as g
+from preflight.inventory import Inventory
+from preflight.inventory.gpu import (
+    EccCounts,
+    Fabric,
+    Memory,
+    NvLink,
+    NvmlError,
+    PcieNvml,
+    Power,
+    RemappedRows,
+    RetiredPages,
+    Temperature,
+    TwoStates,
+)
+from preflight.model import Finding, Status
+from preflight.profile import host_from_profile
+from preflight.registry import discover
+from preflight.runner import gate
+
+GPU0 = "0000:18:00.0"
+NVML_CHECKS = sorted(s.id for s in discover(include_plugins=False) if "nvml" in s.needs)
+
+
+REGISTRY = discover(include_plugins=False)
+BASELINE = load("dgx-h100", REGISTRY)
+
+
+@dataclass(frozen=True)
+class Result:
+    status: Status
+    summary: str
+    findings: tuple[Finding, ...]
+
+
+def run_overlay(
+    tmp_path: Path, check_id: str, gpu0: dict[str, Any] | None = None, **top: Any
+) -> Result:
+    """Gate and run one check (dgx-h100 baseline) on dgx-h100 with its first GPU's NVML fields
+    (and top-level ones) replaced: profile -> child -> fake NVML -> record -> inventory."""
+    nvml: dict[str, Any] = dict(top)
+    if gpu0:
+        nvml["gpus"] = {GPU0: gpu0}
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps({"extends": "dgx-h100", "nvml": nvml}))
+    inv = Inventory(host_from_profile(str(path)))
+    spec = REGISTRY.get(check_id)
+    reason = gate(spec, inv, expects_gpus=True, expects_nics=True)
+    if reason is not None:
+        return Result(Status.SKIP, reason, ())
+    verdict = spec.func(inv, BASELINE.params_for(spec))
+    return Result(verdict.status, verdict.summary, verdict.findings)
+
+
+def links(down: tuple[int, ...] = (), **errors: int) -> dict[str, Any]:
+    out = {}
+    for i in range(18):
+        counters = dict.fromkeys(("replay", "recovery", "crc_flit", "crc_data", "ecc_data"), 0)
+        if i == 7:
+            counters.update(errors)
+        out[str(i)] = {"state": 0 if i in down else 1, "errors": counters}
+    return out
+
+
+# check id -> (overlay of GPU0 that fails, expected status, words in the summary)
+FAULTS: dict[str, tuple[dict[str, Any], Status, str]] = {
+    "gpu.clocks": ({"clock_event_reasons": 0x48}, Status.FAIL, "hw_slowdown"),
+    "gpu.driver": ({"gsp_firmware": "550.54.15"}, Status.FAIL, "GSP firmware 550.54.15"),
+    "gpu.ecc": ({"ecc_mode": {"current": 0, "pending": 0}}, Status.FAIL, "ECC disabled"),
+    "gpu.fabric": ({"fabric": {"state": 1, "status": 0}}, Status.FAIL, "not started"),
+    "gpu.mig": ({"mig_mode": {"current": 1, "pending": 1}}, Status.FAIL, "MIG enabled"),
+    "gpu.nvlink": ({"nvlink": links(down=(3,))}, Status.FAIL, "17 of 18 NVLinks active"),
+    "gpu.nvml_available": ({"remapped_rows": {"error": "GpuIsLost"}}, Status.FAIL, "GpuIsLost"),
+    "gpu.nvml_devices": (
+        {"name": "NVIDIA H100 PCIe"},
+        Status.FAIL,
+        "expected NVIDIA H100 80GB HBM3",
+    ),
+    "gpu.pcie": ({"pcie": {"max_gen": 4}}, Status.FAIL, "max generation 4, expected 5"),
+    "gpu.persistence": ({"persistence_mode": 0}, Status.FAIL, "persistence mode off"),
+    "gpu.power": ({"power": {"limit_mw": 400000}}, Status.FAIL, "power limit 400 W"),
+    "gpu.processes": (
+        {"processes": [{"pid": 4242, "used_memory": 30 << 30, "name": "python3"}]},
+        Status.FAIL,
+        "pid 4242 (python3",
+    ),
+    "gpu.row_remap": ({"remapped_rows": {"failure": 1}}, Status.FAIL, "RMA"),
+    "gpu.temperature": ({"temperature": {"gpu": 91}}, Status.FAIL, "slowdown threshold 89"),
+    "gpu.vbios": ({"vbios": "96.00.61.00.01"}, Status.WARN, "differs from the other GPUs"),
+}
+
+
+def test_every_nvml_check_has_a_fault_case() -> None:
+    assert sorted(FAULTS) == NVML_CHECKS
+
+
+def test_all_pass_on_the_healthy_node() -> None:
+    report = execute(RunOptions(profile="dgx-h100", only=("gpu.*", "xid.*")))
+    assert {r.id for r in report.results} == {*NVML_CHECKS, "xid.events"}
+    assert {r.id: r.status for r in report.results} == dict.fromkeys(
+        (r.id for r in report.results), Status.PASS
+    ), [r.summary for r in report.results if r.status is not Status.PASS]
+    assert report.facts["gpu.0000:18:00.0.vbios"] == "96.00.74.00.01"
+    assert report.facts["nvml.driver_version"] == "565.57.01"
+    assert report.facts["gpu.0000:db:00.0.nvlinks_active"] == 18
+
+
+@pytest.mark.parametrize("check_id", NVML_CHECKS)
+def test_fault_is_found_on_that_gpu(tmp_path: Path, check_id: str) -> None:
+    overlay, status, words = FAULTS[check_id]
+    result = run_overlay(tmp_path, check_id, overlay)
+    assert result.status is status, result.summary
+    assert words in result.summary
+    if check_id not in ("gpu.nvml_devices", "gpu.driver"):
+        assert result.summary.startswith(f"GPU0 {GPU0}"), result.summary
+
+
+def test_other_checks_skip_when_nvml_is_unavailable(tmp_path: Path) -> None:
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps({"extends": "dgx-h100", "nvml": {"init": {"error": "Unknown"}}}))
+    report = execute(RunOptions(profile=str(path), only=("gpu.*",)))
+    status = {r.id: (r.status, r.summary) for r in report.results}
+    assert status.pop("gpu.nvml_available")[0] is Status.FAIL
+    for check_id, (st, summary) in status.items():
+        assert st is Status.SKIP and "see gpu.nvml_available" in summary, check_id
+    assert report.facts["nvml.status"] == "error"
+
+
+@pytest.mark.parametrize(
+    ("error", "words"),
+    [
+        ("DriverNotLoaded", "kernel driver is not loaded"),
+        ("LibRmVersionMismatch", "driver upgraded without a reboot"),
+        ("LibraryNotFound", "libnvidia-ml.so.1"),
+        ("NoPermission", "no permission"),
+    ],
+)
+def test_nvml_init_errors_fail_with_their_cause(tmp_path: Path, error: str, words: str) -> None:
+    result = run_overlay(tmp_path, "gpu.nvml_available", None, init={"error": error})
+    assert result.status is Status.FAIL
+    assert error in result.summary and words in result.summary
+
+
+def test_reset_required_on_one_gpu_fails_naming_it(tmp_path: Path) -> None:
+    result = run_overlay(
+        tmp_path, "gpu.nvml_available", {"temperature": {"error": "ResetRequired"}}
+    )
+    assert result.status is Status.FAIL
+    assert "GPU0 0000:18:00.0: nvmlDeviceGetTemperature: ResetRequired" in result.summary
+
+
+def test_not_supported_calls_are_listed_not_failed(tmp_path: Path) -> None:
+    result = run_overlay(tmp_path, "gpu.nvml_available", {"serial": {"error": "NotSupported"}})
+    assert result.status is Status.PASS
+    gpu0 = next(f for f in result.findings if f.subject.startswith("GPU0 "))
+    assert "nvmlDeviceGetSerial" in gpu0.message and "nvmlDeviceGetRetiredPages" in gpu0.message
+
+
+def test_profile_without_nvml_section_skips_quietly(tmp_path: Path) -> None:
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps({"extends": "dgx-h100", "nvml": None}))
+    report = execute(RunOptions(profile=str(path), only=("gpu.*",)))
+    assert {r.status for r in report.results} == {Status.SKIP}
+    assert all("no nvml section" in r.summary for r in report.results)
+
+
+def test_profile_with_a_malformed_nvml_section_is_a_config_error(tmp_path: Path) -> None:
+    from preflight.errors import ProfileError
+
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps({"extends": "dgx-h100", "nvml": {"gpus": {GPU0: {"name": 3}}}}))
+    with pytest.raises(ProfileError, match=r"nvml\.gpus\.0000:18:00\.0\.name: expected a string"):
+        execute(RunOptions(profile=str(path), only=("gpu.*",)))
+
+
+# -- judges, with plain values -------------------------------------------------------------------
+
+
+def test_judge_devices_missing_extra_and_count() -> None:
+    pci = ["0000:18:00.0", "0000:2a:00.0"]
+    ok = g.judge_devices(
+        pci, [("GPU0", pci[0], "H"), ("GPU1", pci[1], "H")], 2, g.DevicesParams(2, ("H",))
+    )
+    assert {f.status for f in ok} == {Status.PASS}
+    missing = g.judge_devices(pci, [("GPU0", pci[0], "H")], 1, g.DevicesParams(2))
+    assert [f.status for f in missing][:2] == [Status.FAIL, Status.FAIL]
+    assert "0000:2a:00.0 not initialised" in missing[0].message
+    extra = g.judge_devices(
+        pci[:1], [("a", pci[0], "H"), ("b", "0000:99:00.0", "H")], 2, g.DevicesParams()
+    )
+    assert Status.WARN in {f.status for f in extra}
+
+
+def test_judge_driver_versions() -> None:
+    p = g.DriverParams(min_version="550.54.15", min_cuda="12.4")
+    ok = g.judge_driver("565.57.01", "565.57.01", 12070, {"GPU0": "565.57.01"}, p)
+    assert [f.status for f in ok] == [Status.PASS]
+    old = g.judge_driver("535.161.08", "535.161.08", 12020, {}, p)
+    assert [f.status for f in old] == [Status.FAIL, Status.FAIL]
+    mismatch = g.judge_driver("565.57.01", "560.35.03", 12070, {}, g.DriverParams())
+    assert mismatch[0].status is Status.FAIL and "kernel module 560.35.03" in mismatch[0].message
+
+
+def test_judge_vbios_pinned_and_mixed() -> None:
+    pinned = g.judge_vbios({"GPU0": "96.00.74.00.01"}, g.VbiosParams(("96.00.89.00.01",)))
+    assert pinned[0].status is Status.FAIL
+    mixed = g.judge_vbios({"a": "1", "b": "1", "c": "2"}, g.VbiosParams())
+    assert [f.status for f in mixed] == [Status.PASS, Status.PASS, Status.WARN]
+
+
+def test_judge_persistence() -> None:
+    assert g.judge_persistence("GPU0", 1, True).status is Status.PASS
+    assert g.judge_persistence("GPU0", 0, True).status is Status.FAIL
+    assert g.judge_persistence("GPU0", 0, False).status is Status.PASS
+    assert g.judge_persistence("GPU0", NvmlError("NotSupported"), True).status is Status.SKIP
+
+
+def test_judge_ecc_counts_and_pending_mode() -> None:
+    on = TwoStates(1, 1)
+    clean = EccCounts(0, 0, 0, 0)
+    assert [f.status for f in g.judge_ecc("g", on, clean, g.EccParams())] == [Status.PASS]
+    dbe = g.judge_ecc("g", on, EccCounts(0, 2, 0, 2), g.EccParams())
+    assert dbe[0].status is Status.FAIL and "2 uncorrectable" in dbe[0].message
+    sbe = g.judge_ecc("g", on, EccCounts(177, 0, 177, 0), g.EccParams())
+    assert sbe[0].status is Status.WARN and "177 corrected" in sbe[0].message
+    pending = g.judge_ecc("g", TwoStates(1, 0), clean, g.EccParams())
+    assert pending[0].status is Status.WARN and "pending" in pending[0].message
+    assert g.judge_ecc("g", NvmlError("NotSupported"), None, g.EccParams())[0].status is Status.SKIP
+
+
+def test_judge_row_remap_and_retired_pages() -> None:
+    p = g.RowRemapParams()
+    assert g.judge_row_remap("g", RemappedRows(0, 0, 0, 0), None, p)[0].status is Status.PASS
+    pending = g.judge_row_remap("g", RemappedRows(1, 0, 1, 0), None, p)
+    assert pending[0].status is Status.FAIL and "reset" in pending[0].message
+    many = g.judge_row_remap("g", RemappedRows(0, 3, 0, 0), None, p)
+    assert many[0].status is Status.WARN
+    assert (
+        g.judge_row_remap("g", RemappedRows(0, 3, 0, 0), None, g.RowRemapParams(5))[0].status
+        is Status.PASS
+    )
+    old_gpu = g.judge_row_remap("g", NvmlError("NotSupported"), RetiredPages(2, 0, 1), p)
+    assert old_gpu[0].status is Status.FAIL and "page retirement pending" in old_gpu[0].message
+    assert (
+        g.judge_row_remap("g", NvmlError("NotSupported"), RetiredPages(2, 0, 0), p)[0].status
+        is Status.PASS
+    )
+
+
+@pytest.mark.parametrize(
+    ("mask", "status"),
+    [
+        (0x1, Status.PASS),
+        (0x0, Status.PASS),
+        (0x4, Status.PASS),
+        (0x20, Status.WARN),
+        (0x8, Status.FAIL),
+        (0x80, Status.FAIL),
+        (0x41, Status.FAIL),
+    ],
+)
+def test_judge_clocks(mask: int, status: Status) -> None:
+    assert g.judge_clocks("g", mask, g.ClocksParams()).status is status
+
+
+def test_clocks_reason_names_and_unknown_param() -> None:
+    assert g.reason_names(0x201) == ["gpu_idle", "0x200"]
+
+
+def test_judge_temperature() -> None:
+    p = g.TemperatureParams()
+    assert g.judge_temperature("g", Temperature(30, 95, 89, 87), p).status is Status.PASS
+    assert g.judge_temperature("g", Temperature(82, 95, 89, 87), p).status is Status.WARN
+    assert g.judge_temperature("g", Temperature(89, 95, 89, 87), p).status is Status.FAIL
+    no_slowdown = Temperature(80, NvmlError("NotSupported"), NvmlError("NotSupported"), 87)
+    assert g.judge_temperature("g", no_slowdown, p).status is Status.WARN  # max operating used
+    assert (
+        g.judge_temperature("g", Temperature(50, 95, 89, 87), g.TemperatureParams(max_c=45)).status
+        is Status.FAIL
+    )
+
+
+def test_judge_power() -> None:
+    assert (
+        g.judge_power("g", Power(90000, 700000), g.PowerParams(700), 700000).status is Status.PASS
+    )
+    assert (
+        g.judge_power("g", Power(90000, 500000), g.PowerParams(700), 700000).status is Status.FAIL
+    )
+    assert g.judge_power("g", Power(90000, 650000), g.PowerParams(), 700000).status is Status.WARN
+
+
+def test_judge_nvlinks() -> None:
+    p = g.NvlinkParams(links=18)
+    healthy = [
+        NvLink(i, 1, dict.fromkeys(("replay", "recovery", "crc_flit", "crc_data"), 0))
+        for i in range(18)
+    ]
+    assert [f.status for f in g.judge_nvlinks("g", healthy, p)] == [Status.PASS]
+    assert g.judge_nvlinks("g", healthy[:16], p)[0].status is Status.FAIL
+    replay = [
+        *healthy[:17],
+        NvLink(17, 1, {"replay": 9, "recovery": 0, "crc_flit": 0, "crc_data": 0}),
+    ]
+    found = g.judge_nvlinks("g", replay, p)
+    assert found[0].status is Status.WARN and "most on link 17" in found[0].message
+    recovery = [
+        *healthy[:17],
+        NvLink(17, 1, {"replay": 0, "recovery": 1, "crc_flit": 0, "crc_data": 0}),
+    ]
+    assert g.judge_nvlinks("g", recovery, p)[0].status is Status.FAIL
+    pcie_gpu = NvmlError("NotSupported")
+    assert g.judge_nvlinks("g", pcie_gpu, g.NvlinkParams())[0].status is Status.SKIP
+    assert g.judge_nvlinks("g", pcie_gpu, p)[0].status is Status.FAIL
+
+
+def test_judge_gpu_pcie_agreement_and_replays() -> None:
+    p = g.GpuPcieParams(gen=5, width=16)
+    ok = PcieNvml(5, 16, 5, 16, 7)
+    assert g.judge_gpu_pcie("g", ok, (5, 16), 16, p)[0].status is Status.PASS
+    disagree = g.judge_gpu_pcie("g", ok, (4, 16), 16, g.GpuPcieParams())
+    assert disagree[0].status is Status.WARN and "disagree" in disagree[0].message
+    replays = g.judge_gpu_pcie("g", PcieNvml(5, 16, 5, 16, 500), (5, 16), 16, p)
+    assert replays[0].status is Status.WARN
+
+
+def test_judge_fabric() -> None:
+    done = Fabric(3, 0, 0, "0" * 32, 0)
+    assert g.judge_fabric("g", done, True).status is Status.PASS
+    assert g.judge_fabric("g", Fabric(2, 0, 0, "", 0), True).status is Status.FAIL
+    bad_status = g.judge_fabric("g", Fabric(3, 999, 0, "", 0), True)
+    assert bad_status.status is Status.FAIL and "Unknown" in bad_status.message
+    degraded = g.judge_fabric("g", Fabric(3, 0, 0, "", 0x1), True)
+    assert degraded.status is Status.WARN and "degraded bandwidth" in degraded.message
+    miscfg = g.judge_fabric("g", Fabric(3, 0, 0, "", 0x500), True)  # incorrect config = 5
+    assert miscfg.status is Status.FAIL
+    assert g.judge_fabric("g", NvmlError("NotSupported"), False).status is Status.SKIP
+    assert g.judge_fabric("g", NvmlError("NotSupported"), True).status is Status.FAIL
+
+
+def test_judge_mig() -> None:
+    assert g.judge_mig("g", TwoStates(0, 0), False).status is Status.PASS
+    assert g.judge_mig("g", TwoStates(0, 1), False).status is Status.WARN
+    assert g.judge_mig("g", TwoStates(1, 1), False).status is Status.FAIL
+    assert g.judge_mig("g", NvmlError("NotSupported"), False).status is Status.PASS
+    assert g.judge_mig("g", NvmlError("NotSupported"), True).status is Status.FAIL
+
+
+def test_judge_processes() -> None:
+    from preflight.inventory.gpu import GpuProcess
+
+    p = g.ProcessesParams()
+    idle = Memory(81559 << 20, 1 << 20, 81104 << 20, 454 << 20)
+    assert g.judge_processes("g", [], idle, p).status is Status.PASS
+    busy = Memory(81559 << 20, 40000 << 20, 41104 << 20, 454 << 20)
+    assert g.judge_processes("g", [], busy, p).status is Status.FAIL
+    mps = [GpuProcess(10, 30 << 20, "/usr/bin/nvidia-cuda-mps-server")]
+    assert g.judge_processes("g", mps, idle, p).status is Status.FAIL
+    allowed = g.ProcessesParams(allow=("nvidia-cuda-mps-server",))
+    assert g.judge_processes("g", mps, idle, allowed).status is Status.PASS
