@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from preflight.nvml.schema import validate_section
+from preflight.profile import merge
 
 ROOT = Path(__file__).resolve().parent.parent
 PROFILE_DIR = ROOT / "preflight" / "profiles"
@@ -64,19 +65,6 @@ def raw(name: str) -> dict[str, Any]:
     with (PROFILE_DIR / f"{name}.json").open(encoding="utf-8") as fh:
         data: dict[str, Any] = json.load(fh)
     return data
-
-
-def merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
-    """Objects merge key by key, recursively; null deletes a key; anything else replaces."""
-    out = dict(base)
-    for key, value in overlay.items():
-        if value is None:
-            out.pop(key, None)
-        elif isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = value
-    return out
 
 
 @cache

@@ -30,6 +30,8 @@ from typing import Any
 import profile_network  # tools/profile_network.py: RDMA/netdev extras and network variants
 import profile_nvml  # tools/profile_nvml.py: the nvml sections and GPU-fault log lines
 
+from preflight.profile import merge  # the loader's own `extends` rule
+
 ROOT = Path(__file__).resolve().parent.parent
 PROFILE_DIR = ROOT / "preflight" / "profiles"
 
@@ -1605,19 +1607,6 @@ def diff(base: dict[str, Any], variant: dict[str, Any]) -> dict[str, Any]:
                 }
             else:
                 out[key] = new
-    return out
-
-
-def merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
-    """profile.py's `extends` rule: objects merge key by key, recursively; null deletes a key."""
-    out = dict(base)
-    for key, value in overlay.items():
-        if value is None:
-            out.pop(key, None)
-        elif isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = value
     return out
 
 

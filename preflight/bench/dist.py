@@ -14,6 +14,7 @@ import os
 import platform
 import socket
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,8 +22,10 @@ import torch
 import torch.distributed as dist
 from torch.distributed import HashStore, PrefixStore, TCPStore  # type: ignore[attr-defined]
 
-from preflight.bench.env import RankEnv
+from preflight.bench.env import RankEnv, rank_env
+from preflight.bench.env import node_id as resolve_node_id
 from preflight.bench.errors import BenchError
+from preflight.bench.hooks import Hooks
 from preflight.bench.result import RankInfo
 from preflight.bench.watchdog import Watchdog
 from preflight.errors import ConfigError
@@ -291,3 +294,31 @@ def versions(backend: str) -> dict[str, str | None]:
         if name.startswith(("NCCL_", "TORCH_NCCL_", "GLOO_")) or name == "CUDA_VISIBLE_DEVICES":
             out[name] = os.environ[name]
     return out
+
+
+@dataclass
+class Joined:
+    """A rank that has joined the world: what a sweep or a pair search runs on."""
+
+    env: RankEnv
+    hooks: Hooks
+    watchdog: Watchdog
+    session: Session
+
+
+def join_world(
+    environ: Mapping[str, str],
+    node_id_option: str | None,
+    backend: str,
+    init_timeout_s: float,
+    op_timeout_s: float,
+) -> Joined:
+    """This rank's environment, test hooks, watchdog and process group, started in that order
+    (the hooks may act before rendezvous; the watchdog must run before anything can block)."""
+    env = rank_env(environ)
+    node = resolve_node_id(node_id_option, environ, env)
+    hooks = Hooks.from_env(environ, env.rank, node)
+    hooks.before_rendezvous()
+    watchdog = Watchdog(f"rank {env.rank}")
+    session = open_session(env, backend, node, init_timeout_s, op_timeout_s, watchdog)
+    return Joined(env, hooks, watchdog, session)

@@ -17,9 +17,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from preflight.bench.dist import Session, close_session, first_line, open_session
-from preflight.bench.env import node_id as resolve_node_id
-from preflight.bench.env import rank_env
+from preflight.bench.dist import Session, close_session, first_line, join_world
 from preflight.bench.errors import BenchError
 from preflight.bench.hooks import Hooks
 from preflight.bench.locate import (
@@ -31,7 +29,6 @@ from preflight.bench.locate import (
     next_round,
 )
 from preflight.bench.metrics import busbw_gbps, dtype, element_count, format_size
-from preflight.bench.watchdog import Watchdog
 
 MAX_EXTRA_ROUNDS = 16
 """Re-test rounds after the scheduled ones; each resolves at least one suspect or stops."""
@@ -144,14 +141,8 @@ class PairTester:
 
 def run_locate(opts: LocateOptions, environ: Mapping[str, str]) -> tuple[LocateRun, bool]:
     """Run this rank's part of the search; the result is the same on every rank."""
-    env = rank_env(environ)
-    node = resolve_node_id(opts.node_id, environ, env)
-    hooks = Hooks.from_env(environ, env.rank, node)
-    hooks.before_rendezvous()
-    watchdog = Watchdog(f"rank {env.rank}")
-    session = open_session(
-        env, opts.backend, node, opts.init_timeout_s, opts.op_timeout_s, watchdog
-    )
+    joined = join_world(environ, opts.node_id, opts.backend, opts.init_timeout_s, opts.op_timeout_s)
+    env, hooks, watchdog, session = joined.env, joined.hooks, joined.watchdog, joined.session
     node_ranks = session.node_ranks()
     nodes = list(node_ranks)
     if len(nodes) < 2:

@@ -22,18 +22,15 @@ from preflight.bench.dist import (
     close_session,
     first_line,
     gather_floats,
-    open_session,
+    join_world,
     versions,
 )
-from preflight.bench.env import node_id as resolve_node_id
-from preflight.bench.env import rank_env
 from preflight.bench.errors import BenchError
 from preflight.bench.expected import Theoretical, node_topology, theoretical_busbw
 from preflight.bench.hooks import Hooks
 from preflight.bench.metrics import DType, busbw_gbps, dtype, element_count, fill_for, format_size
 from preflight.bench.render import sweep_progress
 from preflight.bench.result import Row, SweepResult, judge_gate
-from preflight.bench.watchdog import Watchdog
 
 
 @dataclass(frozen=True)
@@ -161,14 +158,8 @@ def theoretical_for(session: Session, given: float | None) -> tuple[Theoretical 
 
 def run_sweep(opts: SweepOptions, environ: Mapping[str, str]) -> tuple[SweepResult, bool]:
     """Run this rank's part; returns the result (complete on every rank) and whether it leads."""
-    env = rank_env(environ)
-    node = resolve_node_id(opts.node_id, environ, env)
-    hooks = Hooks.from_env(environ, env.rank, node)
-    hooks.before_rendezvous()
-    watchdog = Watchdog(f"rank {env.rank}")
-    session = open_session(
-        env, opts.backend, node, opts.init_timeout_s, opts.op_timeout_s, watchdog
-    )
+    joined = join_world(environ, opts.node_id, opts.backend, opts.init_timeout_s, opts.op_timeout_s)
+    env, hooks, watchdog, session = joined.env, joined.hooks, joined.watchdog, joined.session
     sweeper = Sweeper(session, opts, hooks)
     sizes = sorted({element_count(b, sweeper.dt) * sweeper.dt.size for b in opts.sizes} - {0})
     if not sizes:

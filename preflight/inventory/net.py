@@ -22,8 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from preflight.errors import HostReadError, ParseError
+from preflight.errors import ParseError
 from preflight.host import Host
+from preflight.inventory.attrs import read_attr
 from preflight.inventory.rdma import natural_key
 
 NET_CLASS = "/sys/class/net"
@@ -99,18 +100,7 @@ class NetInventory:
             self.devices[name] = self._read(name)
 
     def _value(self, dev: NetDev, attr: str, parse: Callable[[str], T]) -> T | None:
-        try:
-            text = self.host.read_line(f"{dev.path}/{attr}")
-        except HostReadError as exc:
-            dev.errors[attr] = exc.reason
-            return None
-        if text is None:
-            return None
-        try:
-            return parse(text)
-        except ParseError as exc:
-            dev.errors[attr] = str(exc)
-            return None
+        return read_attr(self.host, f"{dev.path}/{attr}", parse, dev.errors, attr)
 
     def _read(self, name: str) -> NetDev:
         dev = NetDev(name)

@@ -9,6 +9,7 @@ from typing import TypeVar
 
 from preflight.errors import HostReadError, ParseError
 from preflight.host import Host
+from preflight.inventory.attrs import read_attr
 from preflight.inventory.pci_config import PciConfig, parse_config_space
 from preflight.inventory.sysfs_text import (
     Bar,
@@ -157,18 +158,7 @@ class PciInventory:
         )
 
     def _attr(self, dev: PciDevice, base: str, name: str, parse: Callable[[str], T]) -> T | None:
-        try:
-            text = self.host.read_text(f"{base}/{name}")
-        except HostReadError as exc:
-            dev.errors[name] = exc.reason
-            return None
-        if text is None:
-            return None
-        try:
-            return parse(text)
-        except ParseError as exc:
-            dev.errors[name] = f"unparsable content {text.strip()[:40]!r}: {exc}"
-            return None
+        return read_attr(self.host, f"{base}/{name}", parse, dev.errors, name)
 
     def _read_details(self, dev: PciDevice) -> None:
         host, base = self.host, f"{PCI_DEVICES}/{dev.bdf}"
