@@ -59,11 +59,14 @@ def make_host(profile: str | None, env: Mapping[str, str]) -> Host:
     return Host(env=merged)
 
 
-def choose_baseline(name: str | None, inv: Inventory, registry: Registry) -> Baseline:
-    """The named baseline, or the one that fits the node's DMI product and GPUs."""
+def choose_baseline(
+    name: str | None, inv: Inventory, registry: Registry, timeout_s: float = 10.0
+) -> Baseline:
+    """The named baseline, or the one that fits the node's DMI product and GPUs (`generic` when
+    detection fails or takes longer than timeout_s)."""
     if name:
         return load(name, registry)
-    outcome = run_with_timeout(lambda: detect_for(inv, registry), 10.0)  # type: ignore[arg-type,return-value]
+    outcome = run_with_timeout(lambda: detect_for(inv, registry), timeout_s, inv.abandon)  # type: ignore[arg-type,return-value]
     if outcome.error is not None or not isinstance(outcome.verdict, Baseline):
         return load("generic", registry)
     return outcome.verdict
@@ -75,8 +78,11 @@ def detect_for(inv: Inventory, registry: Registry) -> Baseline:
     return detect(inv.dmi.values.get("product_name"), ids, registry)
 
 
-def execute(options: RunOptions, registry: Registry | None = None) -> Report:
-    """Run the selected checks and build the report."""
+def execute(
+    options: RunOptions, registry: Registry | None = None, host: Host | None = None
+) -> Report:
+    """Run the selected checks and build the report (on `host` when given: a snapshot's
+    recording Host)."""
     registry = registry or discover()
     started = dt.datetime.now(dt.timezone.utc)
     t0 = time.monotonic()
@@ -84,12 +90,12 @@ def execute(options: RunOptions, registry: Registry | None = None) -> Report:
     check_bench_options(options.bench, options.bench_backend, options.bench_nproc)
     selected = bench_selection(selected, registry, options.bench, options.only, options.skip)
     overrides = parse_set_options(options.sets, registry)
-    host = make_host(options.profile, options.env)
+    host = host or make_host(options.profile, options.env)
     host.nvml_timeout_s = options.nvml_timeout_s
     if any("nvml" in s.needs for s in selected):
         host.nvml_prefetch()  # NVML answers in its child process while other checks run
     inv = Inventory(host)
-    baseline = choose_baseline(options.baseline, inv, registry)
+    baseline = choose_baseline(options.baseline, inv, registry, min(10.0, options.timeout_s))
     plan = [Planned(s, baseline.params_for(s, overrides.get(s.id))) for s in selected]
     expects_gpus = _expected(baseline, registry, GPU_COUNT_CHECK)
     expects_nics = _expected(baseline, registry, NIC_COUNT_CHECK)
@@ -101,7 +107,12 @@ def execute(options: RunOptions, registry: Registry | None = None) -> Report:
         plan,
         inv,
         timeout_s=options.timeout_s,
-        deadline_s=options.deadline_s,
+        # The deadline counts from the start of the run: baseline detection spent some of it.
+        deadline_s=(
+            None
+            if options.deadline_s is None
+            else max(0.0, options.deadline_s - (time.monotonic() - t0))
+        ),
         expects_gpus=expects_gpus,
         expects_nics=expects_nics,
     )
@@ -138,7 +149,7 @@ def gather_facts(inv: Inventory, timeout_s: float) -> tuple[dict[str, Scalar], s
         box["facts"] = inv.facts()
         return None
 
-    outcome = run_with_timeout(collect, timeout_s)
+    outcome = run_with_timeout(collect, timeout_s, inv.abandon)
     if outcome.error is not None:
         return {}, f"facts could not be gathered: {type(outcome.error).__name__}: {outcome.error}"
     return box.get("facts", {}), None

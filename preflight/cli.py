@@ -220,6 +220,51 @@ def run(
     raise typer.Exit(code)
 
 
+@app.command()
+def snapshot(
+    output: Annotated[
+        Path, typer.Option(help="Profile file to write: .json, or .json.gz for gzip.")
+    ],
+    mask: Annotated[
+        bool,
+        typer.Option(
+            help="Replace serials, GUIDs, MACs, UUIDs and the hostname with placeholders."
+        ),
+    ] = False,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds each check may take before it is abandoned.")
+    ] = 10.0,
+    nvml_timeout: Annotated[
+        float, typer.Option(help="Seconds NVML (queried in a child process) may take.")
+    ] = 5.0,
+) -> None:
+    """Capture what every check reads on this node into a profile that `run --profile` replays."""
+    import time
+
+    from preflight import snapshot as snap
+
+    if timeout <= 0 or nvml_timeout <= 0:
+        typer.echo("preflight: error: --timeout and --nvml-timeout must be positive", err=True)
+        raise typer.Exit(ExitCode.USAGE)
+    t0 = time.monotonic()
+    try:
+        profile, _ = snap.capture(timeout, nvml_timeout)
+    except PreflightError as exc:
+        raise _fail(exc) from None
+    if mask:
+        profile = snap.mask(profile)
+    try:
+        size = snap.write(profile, output)
+    except OSError as exc:
+        typer.echo(f"preflight: error: cannot write {output}: {exc.strerror}", err=True)
+        raise typer.Exit(ExitCode.USAGE) from None
+    typer.echo(
+        f"wrote {output}: {len(profile['files'])} files, {len(profile['symlinks'])} symlinks, "
+        f"{size} bytes in {time.monotonic() - t0:.2f} s",
+        err=True,
+    )
+
+
 @app.command("list")
 def list_checks(
     fmt: Annotated[str, typer.Option("--format", help="table or json.")] = "table",

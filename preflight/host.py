@@ -64,7 +64,13 @@ class Host:
     nvml_profile: Mapping[str, Any] | None = None
     profile_name: str | None = None
     reads: set[str] = field(default_factory=set)
+    record: bool = False
+    """When True, the first content read from each file (`captured`) and every directory
+    listing (`listed`) are kept too, for `preflight snapshot`."""
+    captured: dict[str, bytes] = field(default_factory=dict, repr=False)
+    listed: dict[str, list[str]] = field(default_factory=dict, repr=False)
     nvml_timeout_s: float = 5.0
+    _inflight: dict[int, str] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _nvml_probe: Any = field(default=None, repr=False)
 
@@ -117,13 +123,25 @@ class Host:
         Raises HostReadError when the file exists but cannot be read (EACCES, EINVAL, EIO).
         """
         self._note(path)
+        ident = threading.get_ident()
+        self._inflight[ident] = path
         try:
             with open(self._map(path), "rb") as f:
-                return f.read()
+                data = f.read()
         except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError as exc:
             raise HostReadError(path, exc.strerror or type(exc).__name__) from exc
+        finally:
+            self._inflight.pop(ident, None)
+        if self.record:
+            with self._lock:
+                self.captured.setdefault(path, data)
+        return data
+
+    def blocked_in(self, thread_id: int | None) -> str | None:
+        """The path a thread is reading right now (a read that hangs stays here)."""
+        return None if thread_id is None else self._inflight.get(thread_id)
 
     def read_text(self, path: str) -> str | None:
         """The file's text (undecodable bytes replaced), or None when it does not exist."""
@@ -141,9 +159,13 @@ class Host:
         """Sorted entries of a directory; empty when it does not exist or cannot be listed."""
         self._note(path)
         try:
-            return sorted(os.listdir(self._map(path)))
+            entries = sorted(os.listdir(self._map(path)))
         except OSError:
             return []
+        if self.record:
+            with self._lock:
+                self.listed.setdefault(path, entries)
+        return entries
 
     def readlink(self, path: str) -> str | None:
         """The target of a symlink as stored, or None when the path is not a symlink."""
@@ -198,7 +220,11 @@ class Host:
         """
         if self.kernel_log_override is not None:
             return list(self.kernel_log_override)
-        return read_kmsg(self._map("/dev/kmsg"))
+        lines = read_kmsg(self._map("/dev/kmsg"))
+        if self.record and lines is not None:
+            # A recording Host answers every later call with these lines, as a profile does.
+            self.kernel_log_override = lines
+        return lines
 
     # -- NVML ----------------------------------------------------------------------------------
     def nvml_start(self) -> None:

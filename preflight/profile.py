@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import atexit
+import gzip
 import json
 import os
 import shutil
 import tempfile
+import zlib
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
@@ -27,6 +29,7 @@ PROFILE_KEYS = {
     "kernel_log",
     "files",
     "symlinks",
+    "dirs",
     "nvml",
 }
 
@@ -59,11 +62,16 @@ def _read(name_or_path: str, relative_to: Path | None) -> tuple[dict[str, Any], 
     if name_or_path in builtin_names() and not (relative_to and candidate.exists()):
         text = (resources.files("preflight") / "profiles" / f"{name_or_path}.json").read_text()
         origin, folder = f"built-in:{name_or_path}", None
-    elif candidate.exists() or name_or_path.endswith(".json") or "/" in name_or_path:
+    elif candidate.exists() or name_or_path.endswith((".json", ".json.gz")) or "/" in name_or_path:
         try:
-            text = candidate.read_text(encoding="utf-8")
+            raw = candidate.read_bytes()
+            if raw[:2] == b"\x1f\x8b":  # gzip magic: a .json.gz snapshot
+                raw = gzip.decompress(raw)
+            text = raw.decode("utf-8")
         except OSError as exc:
             raise ProfileError(f"profile {name_or_path}: {exc.strerror or exc}") from None
+        except (EOFError, gzip.BadGzipFile, zlib.error, UnicodeDecodeError) as exc:
+            raise ProfileError(f"profile {name_or_path}: not UTF-8 JSON or gzip: {exc}") from None
         origin, folder = str(candidate.resolve()), candidate.resolve().parent
     else:
         raise ProfileError(
@@ -119,8 +127,8 @@ def validate(data: Mapping[str, Any], name: str) -> None:
         ("statvfs", dict),
         ("files", dict),
         ("symlinks", dict),
+        ("dirs", list),
         ("nvml", dict),
-        ("kernel_log", list),
     ):
         if key in data and not isinstance(data[key], kind):
             fail(f"{key} must be a JSON {'object' if kind is dict else 'array'}")
@@ -128,10 +136,10 @@ def validate(data: Mapping[str, Any], name: str) -> None:
         fail("privileged must be true or false")
     for path, content in data.get("files", {}).items():
         _check_path(path, fail)
-        if isinstance(content, str):
+        if isinstance(content, str) or _is_fifo(content):
             continue
         if not isinstance(content, dict) or not isinstance(content.get("hex"), str):
-            fail(f'files[{path!r}] must be a string or {{"hex": ..., "size": N}}')
+            fail(f'files[{path!r}] must be a string, {{"hex": ..., "size": N}} or {{"fifo": true}}')
         try:
             raw = bytes.fromhex(content["hex"])
         except ValueError:
@@ -143,6 +151,10 @@ def validate(data: Mapping[str, Any], name: str) -> None:
         _check_path(path, fail)
         if not isinstance(target, str) or not target:
             fail(f"symlinks[{path!r}] must be a non-empty string")
+    for path in data.get("dirs", []):
+        if not isinstance(path, str):
+            fail("dirs must be a list of absolute paths")
+        _check_path(path, fail)
     for limit, pair in data.get("limits", {}).items():
         if limit not in ("memlock", "stack", "nofile"):
             fail(f"unknown limit {limit!r} (memlock, stack, nofile)")
@@ -158,8 +170,11 @@ def validate(data: Mapping[str, Any], name: str) -> None:
     for name, value in data.get("env", {}).items():
         if not isinstance(value, str):
             fail(f"env[{name!r}] must be a string")
-    if not all(isinstance(line, str) for line in data.get("kernel_log", [])):
-        fail("kernel_log must be a list of strings")
+    log = data.get("kernel_log", [])
+    if log is not False and not (
+        isinstance(log, list) and all(isinstance(line, str) for line in log)
+    ):
+        fail("kernel_log must be a list of strings, or false (not readable)")
     if data.get("nvml"):
         from preflight.nvml.schema import SchemaError, validate_section
 
@@ -167,6 +182,10 @@ def validate(data: Mapping[str, Any], name: str) -> None:
             validate_section(data["nvml"])
         except SchemaError as exc:
             fail(str(exc))
+
+
+def _is_fifo(content: Any) -> bool:
+    return isinstance(content, dict) and list(content) == ["fifo"] and content["fifo"] is True
 
 
 def _check_path(path: str, fail: Any) -> None:
@@ -185,10 +204,16 @@ def _limit(value: int | str) -> int:
 
 
 def materialize(data: Mapping[str, Any], root: str) -> None:
-    """Write the profile's files and symlinks under root, as they would be on the node."""
+    """Write the profile's directories, files and symlinks under root, as on the node."""
+    for path in data.get("dirs", []):
+        os.makedirs(os.path.join(root, path.lstrip("/")), exist_ok=True)
     for path, content in data.get("files", {}).items():
         real = os.path.join(root, path.lstrip("/"))
         os.makedirs(os.path.dirname(real), exist_ok=True)
+        if _is_fifo(content):
+            # A named pipe nobody writes to: open() blocks, as a read of a hung device does.
+            os.mkfifo(real)
+            continue
         if isinstance(content, str):
             payload = content.encode("utf-8")
         else:
@@ -240,7 +265,10 @@ def host_from_profile(name_or_path: str, env_overrides: Mapping[str, str] | None
         hostname=str(data.get("hostname", name_or_path)),
         limits_override=limits,
         statvfs_override=statvfs,
-        kernel_log_override=list(data.get("kernel_log", [])),
+        # false: not readable; the sysroot has no /dev/kmsg, so Host.kernel_log() says None.
+        kernel_log_override=(
+            None if data.get("kernel_log") is False else list(data.get("kernel_log", []))
+        ),
         nvml_profile=data.get("nvml", {}),
         profile_name=name_or_path,
     )

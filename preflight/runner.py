@@ -53,11 +53,16 @@ def gate(
     return None
 
 
-def run_with_timeout(func: Callable[[], Verdict], timeout_s: float) -> _Outcome:
+def run_with_timeout(
+    func: Callable[[], Verdict],
+    timeout_s: float,
+    on_abandon: Callable[[int], None] | None = None,
+) -> _Outcome:
     """Run func in a daemon thread; a call still running at the deadline is abandoned.
 
     A thread blocked in a read of a hung device cannot be interrupted, so it is left behind as
-    a daemon; the run moves on and the process can still exit.
+    a daemon; the run moves on and the process can still exit. `on_abandon` gets the abandoned
+    thread's id (Inventory.abandon: later users of what it was building fail at once).
     """
     outcome = _Outcome()
 
@@ -73,6 +78,8 @@ def run_with_timeout(func: Callable[[], Verdict], timeout_s: float) -> _Outcome:
     thread.join(timeout_s)
     if thread.is_alive():
         outcome.error = TimeoutError(f"did not finish within {timeout_s:g} s; abandoned")
+        if on_abandon is not None and thread.ident is not None:
+            on_abandon(thread.ident)
     return outcome
 
 
@@ -100,7 +107,7 @@ def run_checks(
             return Verdict.skip("sampling window opened")
 
         # A failed first sample shows again, as an error, in the check that needs it.
-        run_with_timeout(open_window, timeout_s)
+        run_with_timeout(open_window, timeout_s, inv.abandon)
     for index in order:
         item = plan[index]
         spec = item.spec
@@ -124,11 +131,21 @@ def run_checks(
                 return Verdict.skip(reason)
             return spec.func(inv, params)
 
-        outcome = run_with_timeout(call, budget)
+        blocked: list[str] = []
+
+        def abandon(thread_id: int, blocked: list[str] = blocked) -> None:
+            inv.abandon(thread_id)
+            path = inv.host.blocked_in(thread_id)
+            if path is not None:
+                blocked.append(path)
+
+        outcome = run_with_timeout(call, budget, abandon)
         elapsed = time.monotonic() - start
         if outcome.error is not None:
             err = outcome.error
             msg = str(err) if isinstance(err, TimeoutError) else f"{type(err).__name__}: {err}"
+            if blocked:
+                msg += f" (blocked reading {blocked[0]})"
             results[index] = CheckResult(
                 spec.id, spec.title, Status.ERROR, msg, elapsed, traceback=outcome.trace
             )

@@ -22,84 +22,129 @@ from preflight.model import Scalar
 T = TypeVar("T")
 
 
+class PartHung(RuntimeError):
+    """An inventory part whose build was abandoned (a read that never returned)."""
+
+
 class Inventory:
     """Typed facts about one node, read through its Host.
 
-    Each part is read the first time a check asks for it (under a lock, since checks run in
-    their own threads), so a run that selects only host checks never walks the PCI tree.
+    Each part is read the first time a check asks for it (under that part's lock, since checks
+    run in their own threads), so a run that selects only host checks never walks the PCI tree.
+    A part whose build the runner abandoned (`abandon`) fails every later access at once with
+    `PartHung`, naming the path the abandoned thread is blocked on.
     """
+
+    POLL_S = 0.05
+    """How often a thread waiting for another thread's build looks whether it was abandoned."""
 
     def __init__(self, host: Host) -> None:
         self.host = host
-        self._lock = threading.RLock()
         self.window_opened_at: float | None = None
+        self._parts: dict[str, object] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+        self._building: dict[int, list[str]] = {}
+        self._hung: dict[str, str] = {}
 
-    def _once(self, build: Callable[[Host], T]) -> T:
-        with self._lock:
-            return build(self.host)
+    def _once(self, name: str, build: Callable[[Host], T]) -> T:
+        if name in self._parts:
+            return self._parts[name]  # type: ignore[return-value]
+        self._raise_if_hung(name)
+        with self._guard:
+            lock = self._locks.setdefault(name, threading.Lock())
+        while not lock.acquire(timeout=self.POLL_S):
+            self._raise_if_hung(name)
+        try:
+            if name in self._parts:
+                return self._parts[name]  # type: ignore[return-value]
+            self._raise_if_hung(name)
+            ident = threading.get_ident()
+            self._building.setdefault(ident, []).append(name)
+            try:
+                value = build(self.host)
+            finally:
+                self._building[ident].remove(name)
+            self._parts[name] = value
+            return value
+        finally:
+            lock.release()
 
-    @cached_property
+    def _raise_if_hung(self, name: str) -> None:
+        if name in self._hung:
+            raise PartHung(
+                f"the {name} inventory was abandoned: an earlier check {self._hung[name]}"
+            )
+
+    def abandon(self, thread_id: int) -> None:
+        """The runner gave up on this thread: the parts it is building stay unbuilt for good."""
+        path = self.host.blocked_in(thread_id)
+        where = f"is blocked reading {path}" if path else "hung building it"
+        for name in self._building.get(thread_id, []):
+            self._hung[name] = where
+
+    @property
     def pci(self) -> PciInventory:
         """GPUs, RDMA NICs, NVSwitches and the bridges above them."""
-        return self._once(PciInventory)
+        return self._once("pci", PciInventory)
 
-    @cached_property
+    @property
     def dmi(self) -> DmiInfo:
         """Platform and BIOS identity."""
-        return self._once(DmiInfo.read)
+        return self._once("dmi", DmiInfo.read)
 
-    @cached_property
+    @property
     def kernel(self) -> KernelInfo:
         """Kernel release, command line, IOMMU and NVIDIA kernel module."""
-        return self._once(KernelInfo.read)
+        return self._once("kernel", KernelInfo.read)
 
-    @cached_property
+    @property
     def cpu(self) -> CpuInfo:
         """Governors, SMT, NUMA."""
-        return self._once(CpuInfo.read)
+        return self._once("cpu", CpuInfo.read)
 
-    @cached_property
+    @property
     def limits(self) -> ProcessLimits:
         """Resource limits and /dev/shm."""
-        return self._once(ProcessLimits.read)
+        return self._once("limits", ProcessLimits.read)
 
     @cached_property
     def gpu(self) -> NvmlState:
         """What NVML reports per GPU, collected in a child process with a deadline.
 
-        Not built under the inventory lock: waiting for NVML must not hold up other parts.
+        Not built under an inventory lock: waiting for NVML must not hold up other parts.
         """
         return NvmlState.from_result(self.host.nvml())
 
-    @cached_property
+    @property
     def nvidia_procfs(self) -> dict[str, ProcGpu]:
         """/proc/driver/nvidia/gpus/*/information, by BDF (model, UUID, VBIOS; no NVML)."""
-        return self._once(read_proc_gpus)
+        return self._once("nvidia_procfs", read_proc_gpus)
 
-    @cached_property
+    @property
     def xid(self) -> XidLog:
         """GPU Xid errors in the kernel log of the current boot."""
-        return self._once(XidLog.read)
+        return self._once("xid", XidLog.read)
 
-    @cached_property
+    @property
     def rdma(self) -> RdmaInventory:
         """RDMA devices and ports (/sys/class/infiniband); building it samples the counters."""
-        return self._once(RdmaInventory)
+        return self._once("rdma", RdmaInventory)
 
-    @cached_property
+    @property
     def net(self) -> NetInventory:
         """Network interfaces (/sys/class/net)."""
-        return self._once(NetInventory)
+        return self._once("net", NetInventory)
 
-    @cached_property
+    @property
     def nccl(self) -> NcclEnv:
         """NCCL settings from the environment the checks see and the NCCL config files."""
-        return self._once(NcclEnv.read)
+        return self._once("nccl", NcclEnv.read)
 
-    @cached_property
+    @property
     def gdr(self) -> GpuDirectInfo:
         """GPUDirect RDMA prerequisites: peer-memory module, verbs device nodes."""
-        return self._once(GpuDirectInfo.read)
+        return self._once("gdr", GpuDirectInfo.read)
 
     WINDOWED = ("rdma",)
     """Parts whose construction is a first sample that final checks compare against."""

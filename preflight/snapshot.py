@@ -1,0 +1,295 @@
+"""`preflight snapshot`: capture what the checks read on this node into a replayable profile.
+
+Every check runs against a recording Host. The profile then holds the content each file had
+when a check first read it, each directory listing (entries nobody read become empty files,
+symlinks or empty directories, so a replayed listing has the same names), every symlink met
+along those paths, and the limits, /dev/shm size, privilege, hostname, NCCL/CUDA environment,
+NVIDIA/RDMA kernel log lines (other lines become empty strings) and the NVML record. `--mask`
+replaces serial numbers, GUIDs, MACs, UUIDs and the hostname with placeholders that keep their
+format.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import re
+import stat
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from preflight.app import RunOptions, execute
+from preflight.host import UNLIMITED, Host
+from preflight.model import Report
+
+ENV_NAMES = ("HOME", "NCCL_CONF_FILE")
+"""Variables the checks read besides NCCL_* and CUDA_* ones."""
+
+KERNEL_LOG_WORDS = ("NVRM", "nvidia", "Xid", "mlx5", "ib_", "infiniband", "iommu", "DMAR", "AER")
+"""Kernel log lines containing one of these are kept: what the checks and a reader need."""
+
+MAX_LINK_HOPS = 40
+
+
+def capture(timeout_s: float = 10.0, nvml_timeout_s: float = 5.0) -> tuple[dict[str, Any], Report]:
+    """Run every check on this machine through a recording Host: the profile of what they
+    read, and the live run's report."""
+    host = Host(record=True)
+    report = execute(RunOptions(timeout_s=timeout_s, nvml_timeout_s=nvml_timeout_s), host=host)
+    return profile_from(host), report
+
+
+def profile_from(host: Host) -> dict[str, Any]:
+    """The profile of what a recording Host read (a live one, or one on a profile's sysroot)."""
+    tree = _Tree(host.root)
+    for path in sorted(host.reads | set(host.captured) | set(host.listed)):
+        tree.add(path, host.captured.get(path))
+    for path, entries in sorted(host.listed.items()):
+        canon = tree.canonical(path)
+        if canon is None:
+            continue
+        for name in entries:
+            tree.add_entry(os.path.join(canon, name))
+    limits = {
+        name: ["unlimited" if v == UNLIMITED else v for v in (lim.soft, lim.hard)]
+        for name, lim in host.limits().items()
+    }
+    profile: dict[str, Any] = {
+        "description": f"snapshot of {host.hostname}",
+        "hostname": host.hostname,
+        "privileged": host.privileged,
+        "env": {
+            k: v
+            for k, v in sorted(host.env.items())
+            if "NCCL" in k.upper() or k.startswith("CUDA_") or k in ENV_NAMES
+        },
+        "limits": limits,
+    }
+    shm = host.statvfs("/dev/shm")
+    profile["statvfs"] = (
+        {"/dev/shm": {"size_bytes": shm.size_bytes, "free_bytes": shm.free_bytes}} if shm else {}
+    )
+    log = host.kernel_log()
+    # Other lines are kept empty: the checks count the lines they searched.
+    profile["kernel_log"] = (
+        False
+        if log is None
+        else [ln if any(w in ln for w in KERNEL_LOG_WORDS) else "" for ln in log]
+    )
+    profile["files"] = dict(sorted(tree.files.items()))
+    profile["symlinks"] = dict(sorted(tree.links.items()))
+    parents = {os.path.dirname(p) for p in (*tree.files, *tree.links, *tree.dirs)}
+    profile["dirs"] = sorted(tree.dirs - parents)  # the others are made as parents anyway
+    if host.nvml_started:
+        from preflight.nvml.probe import NvmlRecord
+
+        result = host.nvml()
+        if isinstance(result, NvmlRecord):
+            profile["nvml"] = result.data
+    return profile
+
+
+def _encode(data: bytes) -> str | dict[str, Any]:
+    if b"\0" not in data:
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+    return {"hex": data.rstrip(b"\0").hex(), "size": len(data)}
+
+
+class _Tree:
+    """Files, symlinks and directories at their canonical paths on the node (under root)."""
+
+    def __init__(self, root: str = "/") -> None:
+        self.root = root
+        self.files: dict[str, str | dict[str, Any]] = {}
+        self.links: dict[str, str] = {}
+        self.dirs: set[str] = set()
+
+    def _real(self, path: str) -> str:
+        return path if self.root == "/" else os.path.join(self.root, path.lstrip("/"))
+
+    def canonical(self, path: str, hops: int = 0) -> str | None:
+        """The path with every symlink resolved, recording each link met; None if missing."""
+        if hops > MAX_LINK_HOPS:
+            return None
+        current = "/"
+        parts = [p for p in path.split("/") if p and p != "."]
+        for i, part in enumerate(parts):
+            if part == "..":
+                current = os.path.dirname(current) or "/"
+                continue
+            candidate = os.path.join(current, part)
+            try:
+                st = os.lstat(self._real(candidate))
+            except OSError:
+                return None
+            if stat.S_ISLNK(st.st_mode):
+                target = os.readlink(self._real(candidate))
+                self.links[candidate] = target
+                joined = os.path.normpath(os.path.join(current, target))
+                resolved = self.canonical(joined, hops + 1)
+                if resolved is None:
+                    return None
+                current = resolved
+            else:
+                current = candidate
+            if i < len(parts) - 1:
+                self.dirs.add(current)
+        return current
+
+    def add(self, path: str, content: bytes | None) -> None:
+        canon = self.canonical(path)
+        if canon is None or canon in self.files:
+            return
+        try:
+            st = os.stat(self._real(canon))
+        except OSError:
+            return
+        if stat.S_ISDIR(st.st_mode):
+            self.dirs.add(canon)
+        elif content is not None:
+            self.files[canon] = _encode(content)
+        else:
+            # Probed (exists, access) but not read: present, with no content.
+            self.files[canon] = ""
+
+    def add_entry(self, path: str) -> None:
+        if path in self.files or path in self.links or path in self.dirs:
+            return
+        try:
+            st = os.lstat(self._real(path))
+        except OSError:
+            return
+        if stat.S_ISLNK(st.st_mode):
+            self.links[path] = os.readlink(self._real(path))
+        elif stat.S_ISDIR(st.st_mode):
+            self.dirs.add(path)
+        else:
+            self.files[path] = ""
+
+
+# -- masking ---------------------------------------------------------------------------------
+
+UUID_RE = re.compile(
+    r"(?<![0-9a-fA-F])[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+    r"(?![0-9a-fA-F])"
+)
+MAC_RE = re.compile(r"(?<![0-9a-fA-F:])(?:[0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}(?![0-9a-fA-F:])")
+HWADDR20_RE = re.compile(r"(?<![0-9a-fA-F:])(?:[0-9a-fA-F]{2}:){19}[0-9a-fA-F]{2}(?![0-9a-fA-F:])")
+GUID_RE = re.compile(r"^[0-9a-fA-F]{4}(?::[0-9a-fA-F]{4}){3}$")
+SERIAL_FILES = ("product_serial", "board_serial", "chassis_serial", "serial_number", "serial")
+GUID_FILES = ("node_guid", "sys_image_guid", "port_guid")
+ZERO_VALUES = {"00:00:00:00:00:00", "0000:0000:0000:0000", "00000000-0000-0000-0000-000000000000"}
+
+
+class Masker:
+    """Same secret → same placeholder, numbered in the order first met; formats are kept."""
+
+    def __init__(self, hostname: str) -> None:
+        self.mapping: dict[str, str] = {}
+        self.hostname = hostname
+        self._counts: dict[str, int] = {}
+
+    def _next(self, kind: str) -> int:
+        self._counts[kind] = self._counts.get(kind, 0) + 1
+        return self._counts[kind]
+
+    def secret(self, value: str, kind: str) -> None:
+        """Register a value to be replaced everywhere."""
+        if not value or value in self.mapping or value.lower() in ZERO_VALUES:
+            return
+        n = self._next(kind)
+        if kind == "uuid":
+            self.mapping[value] = f"00000000-0000-4000-8000-{n:012x}"
+        elif kind == "mac":
+            self.mapping[value] = "02:00:" + ":".join(f"{b:02x}" for b in n.to_bytes(4, "big"))
+        elif kind == "hwaddr":
+            head = value[:36]  # flags, QPN and the GID prefix: not identifying
+            tail = ":".join(f"{b:02x}" for b in n.to_bytes(8, "big"))
+            self.mapping[value] = head + tail
+        elif kind == "guid":
+            self.mapping[value] = "0000:0000:0000:" + f"{n:04x}"
+        elif kind == "host":
+            self.mapping[value] = f"node-{n:04d}"
+        else:
+            self.mapping[value] = f"SERIAL{n:06d}"
+
+    def scan(self, text: str) -> None:
+        """Register every UUID and MAC in a text."""
+        for m in UUID_RE.finditer(text):
+            self.secret(m.group(0), "uuid")
+        for m in HWADDR20_RE.finditer(text):
+            self.secret(m.group(0), "hwaddr")
+        for m in MAC_RE.finditer(text):
+            self.secret(m.group(0), "mac")
+
+    def apply(self, text: str) -> str:
+        """The text with every registered secret replaced (longest first); the hostname only
+        as a whole word (a short hostname is also part of other words)."""
+        for value in sorted(self.mapping, key=len, reverse=True):
+            if value not in text:
+                continue
+            if value == self.hostname:
+                pattern = r"(?<![\w-])" + re.escape(value) + r"(?![\w-])"
+                text = re.sub(pattern, self.mapping[value], text)
+            else:
+                text = text.replace(value, self.mapping[value])
+        return text
+
+
+def mask(profile: dict[str, Any]) -> dict[str, Any]:
+    """The profile with serials, GUIDs, MACs, UUIDs and the hostname replaced."""
+    hostname = str(profile.get("hostname", ""))
+    masker = Masker(hostname)
+    if hostname:
+        masker.secret(hostname, "host")
+    files: dict[str, Any] = profile.get("files", {})
+    for path, content in sorted(files.items()):
+        if not isinstance(content, str):
+            continue
+        name = path.rsplit("/", 1)[-1]
+        value = content.strip()
+        if name in SERIAL_FILES and value:
+            masker.secret(value, "serial")
+        elif name in GUID_FILES and GUID_RE.match(value):
+            masker.secret(value, "guid")
+        masker.scan(content)
+    nvml = profile.get("nvml")
+    if isinstance(nvml, dict):
+        for gpu in (nvml.get("gpus") or {}).values():
+            if isinstance(gpu, dict) and isinstance(gpu.get("serial"), str):
+                masker.secret(gpu["serial"], "serial")
+    for line in profile.get("kernel_log", []):
+        masker.scan(line)
+    masker.scan(json.dumps(nvml or {}))
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, str):
+            return masker.apply(value)
+        if isinstance(value, dict):
+            return {masker.apply(k): walk(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        return value
+
+    out: dict[str, Any] = walk(profile)
+    out["description"] = "masked snapshot"
+    return out
+
+
+def write(profile: Mapping[str, Any], output: Path) -> int:
+    """Write the profile as JSON (gzip-compressed when the name ends .gz); the bytes written."""
+    data = json.dumps(profile, indent=1, sort_keys=True).encode("utf-8") + b"\n"
+    if output.name.endswith(".gz"):
+        data = gzip.compress(data, mtime=0)
+    output.write_bytes(data)
+    return len(data)
+
+
+def masked_patterns() -> Iterable[re.Pattern[str]]:
+    """The patterns --mask replaces wherever they occur (tests compare messages without them)."""
+    return (UUID_RE, HWADDR20_RE, MAC_RE)
