@@ -174,8 +174,11 @@ def _arrive(
     try:
         while count < env.world_size:
             if store.check(["abort"]):
+                # Read the message before saying so: rank 0 stops serving the store once
+                # every arrived rank has counted itself in gave_up.
+                message = store.get("abort").decode()
                 store.add("gave_up", 1)
-                raise BenchError(store.get("abort").decode())
+                raise BenchError(message)
             waited = time.monotonic() - start
             if env.rank == 0 and waited > timeout_s:
                 message = _missing_message(store, env, count, timeout_s)
