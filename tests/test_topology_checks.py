@@ -81,13 +81,13 @@ def test_check_fails_on_cross_socket_nic() -> None:
 
 
 def test_judge_distance_plain_values() -> None:
-    row = [("mlx5_0", 0, PathType.PIX), ("mlx5_1", 0, PathType.NODE)]
-    assert judge_distance("GPU0", 0, row, PathType.PXB).status is Status.PASS
-    far = [("mlx5_4", 1, PathType.SYS)]
-    assert judge_distance("GPU0", 0, far, PathType.PXB).status is Status.FAIL
-    warn = judge_distance("GPU0", 0, far, PathType.SYS)
-    assert warn.status is Status.WARN and "NUMA node 1, GPU on 0" in warn.message
-    assert judge_distance("GPU0", 0, [], PathType.PXB).status is Status.SKIP
+    row = [("mlx5_0", PathType.PIX), ("mlx5_1", PathType.NODE)]
+    assert judge_distance("GPU0", row, PathType.PXB).status is Status.PASS
+    far = [("mlx5_4", PathType.SYS)]
+    assert judge_distance("GPU0", far, PathType.PXB).status is Status.FAIL
+    # Within a relaxed limit it passes; the NUMA mismatch is numa.gpu_nic_affinity's to judge.
+    assert judge_distance("GPU0", far, PathType.SYS).status is Status.PASS
+    assert judge_distance("GPU0", [], PathType.PXB).status is Status.SKIP
 
 
 def test_verbose_run_shows_the_matrix() -> None:

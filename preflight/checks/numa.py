@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from preflight.inventory import Inventory
-from preflight.inventory.topology import pci_distance
+from preflight.inventory.topology import gpu_nic_paths
 from preflight.model import Evidence, Finding, Status, Verdict
 from preflight.registry import NoParams, check
 
@@ -152,17 +152,12 @@ def gpu_nic_affinity(inv: Inventory, params: NoParams) -> Verdict:
     the BIOS reports NUMA locality (ACPI SRAT/_PXM) so the kernel does not print -1.
     """
     pci = inv.pci
-    nics = pci.nics()
     findings = []
-    for gpu in pci.gpus():
-        nearest = min(nics, key=lambda n: (pci_distance(gpu, n), n.bdf))
+    for gpu, paths in gpu_nic_paths(pci.gpus(), pci.nics()):
+        nearest, distance = paths[0]
         findings.append(
             judge_affinity(
-                pci.label(gpu),
-                gpu.numa_node,
-                pci.label(nearest),
-                nearest.numa_node,
-                pci_distance(gpu, nearest).name,
+                pci.label(gpu), gpu.numa_node, pci.label(nearest), nearest.numa_node, distance.name
             )
         )
     return Verdict.from_findings(findings, ok=f"{len(findings)} GPUs with a NIC on their NUMA node")

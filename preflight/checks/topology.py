@@ -20,19 +20,17 @@ class DistanceParams:
 
 
 def judge_distance(
-    subject: str,
-    gpu_numa: int | None,
-    row: list[tuple[str, int | None, PathType]],
-    max_distance: PathType,
+    subject: str, row: list[tuple[str, PathType]], max_distance: PathType
 ) -> Finding:
-    """A GPU's nearest NIC must be within max_distance; on the same NUMA node otherwise WARN.
+    """A GPU's nearest NIC must be within max_distance.
 
-    row: (NIC label, NIC NUMA node, distance) for every NIC, nearest first.
+    row: (NIC label, distance) for every NIC, nearest first. Whether that NIC shares the GPU's
+    NUMA node is numa.gpu_nic_affinity's verdict, not this one's.
     """
-    matrix = " ".join(f"{label}:{d.name}" for label, _, d in row)
+    matrix = " ".join(f"{label}:{d.name}" for label, d in row)
     if not row:
         return Finding(subject, Status.SKIP, "no RDMA NIC")
-    label, nic_numa, distance = row[0]
+    label, distance = row[0]
     want = f"nearest <= {max_distance.name}"
     ev = (Evidence("sysfs:/sys/bus/pci/devices (PCI tree)", matrix, want),)
     if distance > max_distance:
@@ -41,13 +39,6 @@ def judge_distance(
             Status.FAIL,
             f"nearest NIC {label} is {distance.name}, farther than {max_distance.name}: NCCL "
             "turns GPUDirect RDMA off for this GPU",
-            ev,
-        )
-    if gpu_numa is not None and nic_numa is not None and gpu_numa >= 0 and gpu_numa != nic_numa:
-        return Finding(
-            subject,
-            Status.WARN,
-            f"nearest NIC {label} ({distance.name}) is on NUMA node {nic_numa}, GPU on {gpu_numa}",
             ev,
         )
     return Finding(subject, Status.PASS, f"nearest NIC {label} ({distance.name})", ev)
@@ -70,16 +61,16 @@ def gpu_nic_distance(inv: Inventory, params: DistanceParams) -> Verdict:
     that GPU and stages its traffic through host memory.
 
     ## Reads
-    The sysfs PCI tree (`realpath /sys/bus/pci/devices/<bdf>`) and `numa_node` of every GPU and
-    RDMA NIC. Distance classes as `nvidia-smi topo -m` names them: PIX (one switch), PXB
-    (several bridges, no host bridge), PHB (through the CPU's host bridge), NODE (between host
-    bridges of one NUMA node), SYS (across sockets). The full GPU×NIC matrix is in the facts
+    The sysfs PCI tree (`realpath /sys/bus/pci/devices/<bdf>`) of every GPU and RDMA NIC
+    (their NUMA locality is `numa.gpu_nic_affinity`'s verdict). Distance classes as
+    `nvidia-smi topo -m` names them: PIX (one switch), PXB (several bridges, no host bridge),
+    PHB (through the CPU's host bridge), NODE (between host bridges of one NUMA node), SYS
+    (across sockets). The full GPU×NIC matrix is in the facts
     (`topology.GPU<n>.<nic>`) and in each finding's evidence (`-v`).
 
     ## Verdicts
     - pass: every GPU has a NIC within `max_distance`.
     - fail: a GPU whose nearest NIC is farther than `max_distance`.
-    - warn: the nearest NIC is close enough but on another NUMA node.
     - skip: no GPU or no RDMA NIC.
 
     ## Fix
@@ -95,11 +86,11 @@ def gpu_nic_distance(inv: Inventory, params: DistanceParams) -> Verdict:
         )
     pci = inv.pci
 
-    def row(paths: list[tuple[PciDevice, PathType]]) -> list[tuple[str, int | None, PathType]]:
-        return [(nic_label(pci, n), n.numa_node, d) for n, d in paths]
+    def row(paths: list[tuple[PciDevice, PathType]]) -> list[tuple[str, PathType]]:
+        return [(nic_label(pci, n), d) for n, d in paths]
 
     findings = [
-        judge_distance(pci.label(gpu), gpu.numa_node, row(paths), limit)
+        judge_distance(pci.label(gpu), row(paths), limit)
         for gpu, paths in gpu_nic_paths(pci.gpus(), pci.nics())
     ]
     return Verdict.from_findings(
