@@ -294,14 +294,12 @@ def kernel_cmdline(inv: Inventory, params: CmdlineParams) -> Verdict:
     ## Fix
     Fix the bootloader configuration (GRUB_CMDLINE_LINUX, PXE template) and reboot.
     """
-    from preflight.inventory.sysfs_text import parse_cmdline
-
     line = inv.kernel.cmdline
     if line is None:
         return Verdict(Status.ERROR, "/proc/cmdline is not readable")
     if not params.required and not params.forbidden:
         return Verdict.skip("recorded in facts; the baseline requires nothing")
     return Verdict.from_findings(
-        judge_cmdline(parse_cmdline(line), params.required, params.forbidden),
+        judge_cmdline(inv.kernel.cmdline_tokens, params.required, params.forbidden),
         ok="required settings present",
     )

@@ -55,6 +55,7 @@ class KernelInfo:
 
     release: str | None
     cmdline: str | None
+    cmdline_tokens: list[str]  # split the way the kernel splits it (quotes honoured)
     iommu_cmdline: IommuCmdline
     iommu_units: list[str]  # /sys/class/iommu entries (dmar0, ivhd0): IOMMU hardware enabled
     nvidia_driver: str | None
@@ -76,6 +77,7 @@ class KernelInfo:
         return cls(
             release=_line(host, "/proc/sys/kernel/osrelease", errors),
             cmdline=cmdline,
+            cmdline_tokens=tokens,
             iommu_cmdline=parse_iommu_cmdline(tokens),
             iommu_units=host.listdir("/sys/class/iommu"),
             nvidia_driver=nv[0] if nv else None,
