@@ -43,11 +43,11 @@ def nodes(inv: Inventory, params: NodesParams) -> Verdict:
     """
     count = len(inv.cpu.numa_nodes)
     if not params.expected:
-        return Verdict.skip(f"{count} NUMA nodes; the baseline pins no count")
+        return Verdict.skip(f"NUMA nodes: {count}; the baseline pins no count")
     ev = (Evidence("sysfs:/sys/devices/system/node", count, f"== {params.expected}"),)
     status = Status.PASS if count == params.expected else Status.FAIL
     return Verdict.single(
-        Finding("node", status, f"{count} NUMA nodes, expected {params.expected}", ev)
+        Finding("node", status, f"NUMA nodes: {count}, expected {params.expected}", ev)
     )
 
 
