@@ -90,7 +90,7 @@ def balancing(inv: Inventory, params: BalancingParams) -> Verdict:
     ev = (Evidence("procfs:/proc/sys/kernel/numa_balancing", value, f"== {params.expected}"),)
     if value == params.expected:
         return Verdict.single(Finding("node", Status.PASS, f"numa_balancing = {value}", ev))
-    message = f"automatic NUMA balancing on ({value}), expected {params.expected}"
+    message = f"numa_balancing = {value}, expected {params.expected}"
     return Verdict.single(Finding("node", Status.WARN, message, ev))
 
 
