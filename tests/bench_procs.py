@@ -56,6 +56,21 @@ def preflight(
     )
 
 
+def python_c(
+    code: str, *args: str, env: Mapping[str, str] | None = None, timeout: float = 90
+) -> subprocess.CompletedProcess[str]:
+    """`python -c CODE ARGS` to completion, the way `preflight` above runs."""
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        env=clean_env(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        cwd=ROOT,
+    )
+
+
 @dataclass
 class Rank:
     rank: int

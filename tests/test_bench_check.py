@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,7 +16,7 @@ from preflight.bench.result import RankInfo, Row, SweepResult
 from preflight.checks.bench import judge_allreduce
 from preflight.cli import app
 from preflight.model import Status
-from tests.bench_procs import ROOT, clean_env
+from tests.bench_procs import python_c
 
 GIB = 1 << 30
 RANKS = tuple(RankInfo(r, r, "h", "h", r, f"cuda:{r}") for r in range(8))
@@ -187,15 +185,7 @@ def test_run_bench_on_gloo_ranks_never_imports_torch_here(tmp_path: Path) -> Non
         "--output",
         str(out),
     ]
-    proc = subprocess.run(
-        [sys.executable, "-c", PROBE, *argv],
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-        cwd=ROOT,
-    )
+    proc = python_c(PROBE, *argv)
     assert proc.stdout.strip().splitlines()[-1] == "[]", proc.stdout + proc.stderr
     assert "exit 0" in proc.stderr.splitlines()[-1], proc.stderr
     doc = json.loads(out.read_text())
@@ -210,28 +200,19 @@ def test_run_bench_without_torch_is_an_error() -> None:
         "import sys; sys.modules['torch'] = None; sys.argv[0] = 'preflight'; "
         "from preflight.cli import main; main()"
     )
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            code,
-            "run",
-            "--bench",
-            "--bench-backend",
-            "gloo",
-            "--bench-nproc",
-            "2",
-            "--only",
-            "bench.allreduce",
-            "--format",
-            "json",
-        ],
-        env=clean_env(),
-        capture_output=True,
-        text=True,
+    proc = python_c(
+        code,
+        "run",
+        "--bench",
+        "--bench-backend",
+        "gloo",
+        "--bench-nproc",
+        "2",
+        "--only",
+        "bench.allreduce",
+        "--format",
+        "json",
         timeout=60,
-        check=False,
-        cwd=ROOT,
     )
     assert proc.returncode == 1
     [result] = json.loads(proc.stdout)["results"]

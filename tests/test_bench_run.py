@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ from typer.testing import CliRunner
 
 from preflight.bench import TORCH_MISSING
 from preflight.cli import app
-from tests.bench_procs import ROOT, clean_env, preflight
+from tests.bench_procs import ROOT, clean_env, preflight, python_c
 from tests.nccl_tables import parse
 
 pytest.importorskip("torch")
@@ -129,15 +128,7 @@ BLOCK_TORCH = (
     ],
 )
 def test_without_torch_one_line_and_exit_3(argv: list[str]) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-c", BLOCK_TORCH, *argv],
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-        cwd=ROOT,
-    )
+    proc = python_c(BLOCK_TORCH, *argv, timeout=30)
     assert proc.returncode == 3
     assert proc.stderr.splitlines() == [f"preflight: error: {TORCH_MISSING}"]
     assert proc.stdout == ""

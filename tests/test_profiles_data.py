@@ -13,25 +13,15 @@ from typing import Any
 import pytest
 
 from preflight.nvml.schema import validate_section
+from preflight.profile import PROFILE_KEYS as LOADER_KEYS
 from preflight.profile import merge
 
 ROOT = Path(__file__).resolve().parent.parent
 PROFILE_DIR = ROOT / "preflight" / "profiles"
 GENERATOR = ROOT / "tools" / "make_profiles.py"
 
-PROFILE_KEYS = {
-    "description",
-    "extends",
-    "hostname",
-    "privileged",
-    "env",
-    "limits",
-    "statvfs",
-    "kernel_log",
-    "files",
-    "symlinks",
-    "nvml",
-}
+# Built-in profiles never need empty directories (`dirs` is for snapshots).
+PROFILE_KEYS = LOADER_KEYS - {"dirs"}
 EXPECTED = {
     "dgx-h100",
     "hgx-h200",

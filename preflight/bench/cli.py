@@ -98,6 +98,14 @@ def _check_limits(
         raise _usage("--init-timeout and --op-timeout must be positive")
 
 
+def _enter_rank(ctx: typer.Context, nproc: int | None, deadline: float | None) -> None:
+    """Start the local ranks (with --nproc) and end, or go on as one rank of the world."""
+    _maybe_launch(ctx, nproc, deadline)
+    # c10d's C++ warnings (a peer's dropped socket, with a backtrace) would bury the one-line
+    # error each rank prints; TORCH_CPP_LOG_LEVEL=INFO brings them back.
+    os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
+
+
 def _maybe_launch(ctx: typer.Context, nproc: int | None, deadline: float | None) -> None:
     """With --nproc (and not already a rank): start the ranks and end with their verdict."""
     from preflight.bench.launch import under_launcher
@@ -210,10 +218,7 @@ def allreduce(
         raise _usage(str(exc)) from None
     if gate is not None and gate not in chosen:
         chosen.append(gate)
-    _maybe_launch(ctx, nproc, deadline)
-    # c10d's C++ warnings (a peer's dropped socket, with a backtrace) would bury the one-line
-    # error each rank prints; TORCH_CPP_LOG_LEVEL=INFO brings them back.
-    os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
+    _enter_rank(ctx, nproc, deadline)
     try:
         from preflight.bench.sweep import SweepOptions, run_sweep
     except ImportError as exc:
@@ -296,10 +301,7 @@ def locate(
         nbytes = parse_size(size)
     except ValueError as exc:
         raise _usage(str(exc)) from None
-    _maybe_launch(ctx, nproc, deadline)
-    # c10d's C++ warnings (a peer's dropped socket, with a backtrace) would bury the one-line
-    # error each rank prints; TORCH_CPP_LOG_LEVEL=INFO brings them back.
-    os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
+    _enter_rank(ctx, nproc, deadline)
     try:
         from preflight.bench.pairtest import LocateOptions, run_locate
     except ImportError as exc:
