@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 
-import pytest
 from typer.testing import CliRunner
 
 from preflight.checks.topology import DistanceParams, gpu_nic_distance, judge_distance
@@ -13,7 +12,7 @@ from preflight.inventory import Inventory
 from preflight.inventory.topology import PathType
 from preflight.model import Status
 from preflight.profile import host_from_profile
-from tests.rdma_sysroot import CAPTURES
+from tests.paths import CAPTURES
 
 # The GPU x NIC block of the Mooncake node's matrix (CAP_TOPO: the 8 GPU rows, NIC0..NIC11
 # columns, the NV18 GPU columns left out). Its 8 ConnectX-7 NICs are NIC0, NIC3, NIC4, NIC5,
@@ -45,7 +44,6 @@ def test_dgx_h100_matrix_is_the_captured_one() -> None:
         assert facts[f"topology.GPU{gpu}.nearest_nic"] == f"mlx5_{gpu} PIX"
 
 
-@pytest.mark.skipif(not CAPTURES.is_dir(), reason="shared/captures not available")
 def test_embedded_rows_are_the_capture() -> None:
     text = next(CAPTURES.glob("nvidia-smi-topo-m_and_ibstat_8xH100*")).read_text()
     rows = {ln.split()[0]: ln.split()[9:21] for ln in text.splitlines() if ln.startswith("GPU")}
