@@ -347,14 +347,6 @@ def test_live_run_as_a_process_reports_valid_json() -> None:
     assert not [r for r in doc["results"] if r["status"] == "error"]
 
 
-def test_readme_test_command_is_what_ci_runs() -> None:
-    readme = (ROOT / "README.md").read_text()
-    ci = (ROOT / ".ci" / "run").read_text()
-    ci_cmd = ci.strip().splitlines()[-1]
-    assert ci_cmd in readme
-    assert "preflight run" in readme
-
-
 @pytest.mark.parametrize("argv", [["run", "--timeout", "0"], ["run", "--deadline", "-1"]])
 def test_nonpositive_time_bounds_are_usage_errors(argv: list[str]) -> None:
     assert_one_line_error(run(*argv, "--profile", "dgx-h100"), 2, "positive")

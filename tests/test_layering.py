@@ -200,8 +200,8 @@ def imports_of(path: Path, modules: set[str]) -> list[Import]:
             for alias in node.names:
                 if f"{target}.{alias.name}" in modules:
                     found.append(Import(f"{target}.{alias.name}", node.lineno, type_only))
-        for child in ast.iter_child_nodes(node):
-            visit(child, type_only)
+        for inner in ast.iter_child_nodes(node):
+            visit(inner, type_only)
 
     visit(ast.parse(path.read_text(encoding="utf-8"), str(path)), False)
     return [i for i in found if within(i.target, ("preflight",))]

@@ -372,7 +372,8 @@ def test_runner_opens_the_window_first_and_runs_final_checks_last(tmp_path: Path
         def func(i: Any, p: Any) -> Verdict:
             order.append(spec.id)
             assert i.window_opened_at is not None
-            return spec.func(i, p)
+            verdict: Verdict = spec.func(i, p)
+            return verdict
 
         from dataclasses import replace
 

@@ -18,7 +18,6 @@ from preflight.inventory.rdma import (
     PortState,
     counter_saturated,
     gid_ipv4,
-    natural_key,
     parse_counter,
     parse_fw_version,
     parse_gid,
@@ -33,6 +32,7 @@ from preflight.inventory.rdma import (
     parse_port_state,
     parse_rate,
 )
+from preflight.inventory.sortkeys import natural_key
 from tests.paths import CAPTURES
 from tests.rdma_sysroot import ibstatus_ports
 

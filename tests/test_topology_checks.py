@@ -56,7 +56,7 @@ def test_check_passes_on_dgx_h100() -> None:
     assert v.status is Status.PASS and v.summary == "8 GPUs with a NIC within PXB"
     first = v.findings[0]
     assert first.subject == "GPU0 0000:18:00.0" and first.message == "nearest NIC mlx5_0 (PIX)"
-    assert first.evidence[0].observed.startswith("mlx5_0:PIX mlx5_1:NODE")
+    assert str(first.evidence[0].observed).startswith("mlx5_0:PIX mlx5_1:NODE")
 
 
 def test_check_fails_on_cross_socket_nic() -> None:
