@@ -1,17 +1,16 @@
-"""Fixtures every test may use: profiles as inventories, private sysroots, golden files.
+"""Fixtures every test may use: profiles as inventories, golden files.
 
-Plain helpers (the CLI runner, the JSON-report reader) are in tests/harness.py; the data folders
-in tests/paths.py.
+Plain helpers are modules: the CLI runner and JSON-report reader in tests/harness.py, sysroot
+builders in tests/rdma_sysroot.py, lspci dump readers in tests/pci_dump.py, the data folders in
+tests/paths.py.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
-from preflight.host import Host
 from preflight.inventory import Inventory
 from preflight.profile import host_from_profile
 from tests.paths import DATA
@@ -52,24 +51,5 @@ def profile_inventory() -> Callable[[str], Inventory]:
 
     def build(name_or_path: str) -> Inventory:
         return Inventory(host_from_profile(name_or_path))
-
-    return build
-
-
-@pytest.fixture
-def sysroot(tmp_path: Path) -> Path:
-    """An empty private root; write /sys, /proc and /dev files under it."""
-    root = tmp_path / "root"
-    root.mkdir()
-    return root
-
-
-@pytest.fixture
-def sysroot_inventory(sysroot: Path) -> Callable[..., Inventory]:
-    """`sysroot_inventory(privileged=False)`: an inventory reading the `sysroot` fixture's root,
-    with an empty environment and hostname "t"."""
-
-    def build(privileged: bool = False) -> Inventory:
-        return Inventory(Host(root=str(sysroot), privileged=privileged, env={}, hostname="t"))
 
     return build
