@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from preflight.errors import ConfigError
-from preflight.registry import CheckSpec, Registry, did_you_mean
+from preflight.registry import CheckSpec, Registry
+from preflight.suggest import did_you_mean
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -16,7 +16,7 @@ from typing import Any
 
 from preflight.errors import ProfileError
 from preflight.host import FsUsage, Host, Limit
-from preflight.registry import did_you_mean
+from preflight.suggest import did_you_mean
 
 PROFILE_KEYS = {
     "description",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import fnmatch
 import importlib
 import inspect
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from preflight.errors import ConfigError, UsageError
 from preflight.model import Verdict
+from preflight.suggest import did_you_mean
 
 if TYPE_CHECKING:
     from preflight.inventory import Inventory
@@ -85,12 +85,6 @@ def _default(f: dataclasses.Field[Any]) -> Any:
     if f.default_factory is not dataclasses.MISSING:
         return f.default_factory()
     return None
-
-
-def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    """A ' (did you mean X?)' suffix when a close match exists."""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def coerce(value: Any, hint: Any, where: str) -> Any:

@@ -6,7 +6,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-CAPTURES = Path("/work/shared/captures")
+from tests.paths import CAPTURES
+
 DUMP_GLOB = "lspci-xxxx_*_pciutils-tests.txt"
 DECODED_SUFFIX = ".decoded-lspci-3.9.0-vvvnn.txt"
 

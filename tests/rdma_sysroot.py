@@ -16,7 +16,6 @@ from preflight.host import Host
 from preflight.inventory import Inventory
 from preflight.inventory.rdma import PHYS_STATES, PORT_STATES, ToolOutput
 
-CAPTURES = Path("/work/shared/captures")
 # IB speed name per lane rate in Gb/s, for rendering ibstat's "Rate: N" of a 4X port in sysfs form.
 SPEED_BY_LANE = {2.5: "SDR", 5.0: "DDR", 10.0: "QDR", 25.0: "EDR", 50.0: "HDR", 100.0: "NDR"}
 

@@ -16,6 +16,7 @@ from preflight.bench.result import RankInfo, Row, SweepResult
 from preflight.checks.bench import judge_allreduce
 from preflight.cli import app
 from preflight.model import Status
+from tests import harness
 from tests.bench_procs import python_c
 
 GIB = 1 << 30
@@ -76,9 +77,8 @@ def test_plan_measurement() -> None:
 
 
 def run_json(*args: str) -> tuple[int, dict[str, dict[str, object]]]:
-    result = CliRunner().invoke(app, ["run", *args, "--format", "json"])
-    doc = json.loads(result.stdout)
-    return result.exit_code, {r["id"]: r for r in doc["results"]}
+    code, doc = harness.run_json(*args)
+    return code, harness.by_id(doc)
 
 
 def test_not_selected_without_bench() -> None:

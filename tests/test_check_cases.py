@@ -1,5 +1,6 @@
-"""Every registered check, end to end through `execute()`: at least one passing and one failing
-case each, on the built-in profiles or on small profiles that extend one.
+"""Every registered check, end to end through `execute()`: the case table in tests/data/cases/
+(one TOML file per area, format in its README.md) holds at least one passing and one failing case
+per check, on the built-in profiles or on small edits of one.
 
 A failing case expects FAIL, or WARN for a check whose docstring's "## Verdicts" section has no
 fail line. `EXEMPT` lists the few (check, side) pairs a profile cannot show, each with the test
@@ -11,6 +12,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,188 +23,80 @@ import pytest
 from preflight.app import RunOptions, execute
 from preflight.model import Status
 from preflight.registry import Registry, discover
+from tests.paths import DATA
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
 
 TESTS = Path(__file__).parent
-
+CASE_DIR = DATA / "cases"
 PASS, WARN, FAIL = Status.PASS, Status.WARN, Status.FAIL
-
-# dgx-h100 sysfs paths used by the profile edits below.
-NIC0 = "/sys/devices/pci0000:15/0000:15:01.0/0000:16:00.0/0000:17:01.0/0000:19:00.0"
-GPU0 = "/sys/devices/pci0000:15/0000:15:01.0/0000:16:00.0/0000:17:00.0/0000:18:00.0"
-PORT0 = NIC0 + "/infiniband/mlx5_0/ports/1"
-ROCE_IF0 = NIC0 + "/net/enp25s0np0"
-
-
-def gpu0(**fields: Any) -> dict[str, Any]:
-    """A profile edit of GPU0's NVML record."""
-    return {"nvml": {"gpus": {"0000:18:00.0": fields}}}
+GPU0 = "0000:18:00.0"  # the first GPU of dgx-h100 (and of the profiles that extend it)
+FIELDS = {"check", "expect", "profile", "set", "env", "baseline", "edit", "remove", "nvml_gpu0"}
+FIELDS |= {"summary_has", "summary_starts"}
+NVML_TIMEOUT_S = 10.0
+"""Only a hung NVML child waits this long; the profiles answer at once, but a loaded machine
+may take seconds to start the child."""
 
 
 @dataclass(frozen=True)
 class Case:
-    """One run of one check: `extra_profile` (when given) is written to a JSON file that
-    `extends` `profile` and is run instead of it."""
+    """One run of one check; `edit` (when not empty) is written to a JSON profile that `extends`
+    `profile` and is run instead of it."""
 
+    where: str
     check_id: str
     expect: Status
     profile: str
     sets: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
     baseline: str | None = None
-    extra_profile: Mapping[str, Any] | None = None
+    edit: Mapping[str, Any] = field(default_factory=dict)
+    summary_has: str | None = None
+    summary_starts: str | None = None
 
     @property
     def label(self) -> str:
-        how = [*self.sets, *(f"{k}={v}" for k, v in self.env.items())]
-        if self.extra_profile:
-            how.append("+edit")
-        return f"{self.check_id}-{self.expect.value}-{self.profile}" + (
-            "-" + ",".join(how) if how else ""
-        )
+        return f"{self.where}-{self.check_id}-{self.expect.value}"
 
 
-H100 = "dgx-h100"
-H200 = "hgx-h200"
-ROCE = "dgx-h100-roce"
+def _edit(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The profile overlay of a case: edit, remove (null deletes in a profile merge), nvml_gpu0."""
+    edit: dict[str, Any] = json.loads(json.dumps(raw.get("edit", {})))
+    for dotted in raw.get("remove", []):
+        section, _, key = dotted.partition(".")
+        edit.setdefault(section, {})[key] = None
+    if "nvml_gpu0" in raw:
+        edit.setdefault("nvml", {}).setdefault("gpus", {})[GPU0] = raw["nvml_gpu0"]
+    return edit
 
-CASES: list[Case] = [
-    # cpu
-    Case("cpu.governor", PASS, H100),
-    Case("cpu.governor", WARN, H100, sets=("cpu.governor.expected=powersave",)),
-    Case("cpu.smt", PASS, H200),
-    Case("cpu.smt", FAIL, H100, sets=("cpu.smt.expected=false",)),
-    # GPUDirect RDMA
-    Case("gdr.peermem", PASS, H100),
-    Case("gdr.peermem", FAIL, "dgx-h100-no-peermem"),
-    Case("gdr.uverbs", PASS, H100),
-    Case("gdr.uverbs", FAIL, H100, extra_profile={"files": {"/dev/infiniband/uverbs0": None}}),
-    # GPU (NVML)
-    Case("gpu.clocks", PASS, H100),
-    Case("gpu.clocks", FAIL, H100, extra_profile=gpu0(clock_event_reasons=0x8)),
-    Case("gpu.driver", PASS, H200),
-    Case("gpu.driver", FAIL, H100, sets=("gpu.driver.min_version=999.0",)),
-    Case("gpu.ecc", PASS, H100),
-    Case("gpu.ecc", FAIL, "dgx-h100-ecc-uncorrected"),
-    Case("gpu.fabric", PASS, H100),
-    Case("gpu.fabric", FAIL, H100, extra_profile=gpu0(fabric={"state": 1})),
-    Case("gpu.mig", PASS, H100),
-    Case("gpu.mig", FAIL, H100, sets=("gpu.mig.enabled=true",)),
-    Case("gpu.nvlink", PASS, H100),
-    Case("gpu.nvlink", FAIL, "dgx-h100-nvlink-down"),
-    Case("gpu.nvml_available", PASS, H100),
-    # Xid 79 (GPU fell off the bus): NVML answers GpuIsLost; no hang to wait for.
-    Case("gpu.nvml_available", FAIL, "dgx-h100-xid-79"),
-    Case("gpu.nvml_devices", PASS, H200),
-    Case("gpu.nvml_devices", FAIL, "dgx-h100-gpu-missing"),
-    Case("gpu.pcie", PASS, H100),
-    Case("gpu.pcie", FAIL, H100, sets=("gpu.pcie.gen=6",)),
-    Case("gpu.persistence", PASS, H100),
-    Case("gpu.persistence", FAIL, H100, extra_profile=gpu0(persistence_mode=0)),
-    Case("gpu.power", PASS, H100),
-    Case("gpu.power", FAIL, H100, sets=("gpu.power.min_limit_w=800",)),
-    Case("gpu.processes", PASS, H100),
-    Case("gpu.processes", FAIL, H100, sets=("gpu.processes.max_used_mib=0",)),
-    Case("gpu.row_remap", PASS, H100),
-    Case("gpu.row_remap", FAIL, "dgx-h100-row-remap-pending"),
-    Case("gpu.temperature", PASS, H100),
-    Case("gpu.temperature", FAIL, H100, sets=("gpu.temperature.max_c=20",)),
-    Case("gpu.vbios", PASS, H100),
-    Case("gpu.vbios", FAIL, H100, sets=("gpu.vbios.versions=1.0",)),
-    # host
-    Case("host.bios", PASS, H100, sets=("host.bios.bios_version=1.6.7",)),
-    Case("host.bios", FAIL, H100, sets=("host.bios.bios_version=0.0",)),
-    Case("host.kernel_cmdline", PASS, H100, sets=("host.kernel_cmdline.required=iommu=pt",)),
-    Case("host.kernel_cmdline", FAIL, H100, sets=("host.kernel_cmdline.forbidden=iommu=pt",)),
-    Case("host.memlock", PASS, H100),
-    Case("host.memlock", FAIL, H100, extra_profile={"limits": {"memlock": [65536, 65536]}}),
-    Case("host.shm", PASS, H100),
-    Case("host.shm", FAIL, H100, extra_profile={"statvfs": {"/dev/shm": None}}),
-    Case("host.stack", PASS, H100),
-    Case("host.stack", WARN, H100, extra_profile={"limits": {"stack": ["unlimited", "unlimited"]}}),
-    Case("iommu.mode", PASS, H100),
-    Case("iommu.mode", FAIL, "dgx-h100-iommu-translated"),
-    # NCCL environment
-    Case("nccl.env", PASS, H100),
-    Case("nccl.env", FAIL, H100, env={"NCCL_TOPO_FILE": "/nonexistent/topo.xml"}),
-    Case("nccl.ib_hca", PASS, H100, env={"NCCL_IB_HCA": "=mlx5_0:1"}),
-    Case("nccl.ib_hca", FAIL, "dgx-h100-ib-port-down", env={"NCCL_IB_HCA": "mlx5"}),
-    Case("nccl.socket_ifname", PASS, H100, env={"NCCL_SOCKET_IFNAME": "=ib0"}),
-    Case("nccl.socket_ifname", FAIL, H100, env={"NCCL_SOCKET_IFNAME": "=nosuch0"}),
-    # network, node inventory, NUMA
-    Case("net.netdev", PASS, H100),
-    Case("net.netdev", FAIL, "dgx-h100-ib-port-down"),
-    Case("node.gpu_count", PASS, H100),
-    Case("node.gpu_count", FAIL, H100, sets=("node.gpu_count.expected=9",)),
-    Case("node.nic_count", PASS, H100),
-    Case("node.nic_count", FAIL, H100, sets=("node.nic_count.expected=9",)),
-    Case("numa.balancing", PASS, H100),
-    Case("numa.balancing", WARN, H100, sets=("numa.balancing.expected=1",)),
-    Case("numa.gpu_nic_affinity", PASS, H100),
-    Case(
-        "numa.gpu_nic_affinity", WARN, H100, extra_profile={"files": {NIC0 + "/numa_node": "1\n"}}
-    ),
-    Case("numa.nodes", PASS, H100),
-    Case("numa.nodes", FAIL, H100, sets=("numa.nodes.expected=4",)),
-    # PCIe
-    Case("pcie.acs", PASS, H100),
-    Case("pcie.acs", FAIL, "dgx-h100-acs-enabled"),
-    Case("pcie.aer", PASS, H100),
-    Case(
-        "pcie.aer",
-        FAIL,
-        H100,
-        extra_profile={"files": {GPU0 + "/aer_dev_fatal": "DLP 1\nTOTAL_ERR_FATAL 1\n"}},
-    ),
-    Case("pcie.bar1", PASS, H100),
-    Case("pcie.bar1", FAIL, H100, sets=("pcie.bar1.min_bar1_gib=1024",)),
-    Case("pcie.devctl", PASS, H100),
-    Case("pcie.devctl", FAIL, H100, sets=("pcie.devctl.nic_max_read_request=512",)),
-    Case("pcie.link", PASS, H100),
-    Case("pcie.link", FAIL, "dgx-h100-gpu-link-x8"),
-    # RDMA
-    Case("rdma.counters", PASS, H100),
-    # Counts since boot only warn; FAIL needs growth between two samples (see EXEMPT).
-    Case("rdma.counters", WARN, "dgx-h100-ib-symbol-errors"),
-    Case("rdma.devices", PASS, H100),
-    Case("rdma.devices", FAIL, H100, sets=("rdma.devices.expected=9",)),
-    Case("rdma.fw_version", PASS, H100),
-    Case("rdma.fw_version", FAIL, "dgx-h100-nic-fw-mismatch"),
-    Case("rdma.link_layer", PASS, ROCE, baseline=ROCE),
-    Case("rdma.link_layer", FAIL, H100, sets=("rdma.link_layer.expected=Ethernet",)),
-    Case("rdma.port_rate", PASS, H100),
-    Case("rdma.port_rate", FAIL, "dgx-h100-ib-rate-hdr"),
-    Case("rdma.port_state", PASS, H100),
-    Case("rdma.port_state", FAIL, "dgx-h100-ib-port-down"),
-    Case("rdma.roce_ecn", PASS, ROCE, baseline=ROCE),
-    Case(
-        "rdma.roce_ecn",
-        FAIL,
-        ROCE,
-        sets=("rdma.roce_ecn.required=true",),
-        baseline=ROCE,
-        extra_profile={"files": {ROCE_IF0 + "/ecn/roce_np/enable/3": "0\n"}},
-    ),
-    Case("rdma.roce_gid", PASS, ROCE, baseline=ROCE),
-    Case(
-        "rdma.roce_gid",
-        FAIL,
-        ROCE,
-        baseline=ROCE,
-        extra_profile={
-            "files": {
-                PORT0 + "/gid_attrs/types/1": "IB/RoCE v1\n",
-                PORT0 + "/gid_attrs/types/3": "IB/RoCE v1\n",
-            }
-        },
-    ),
-    Case("rdma.subnet_manager", PASS, H100),
-    Case("rdma.subnet_manager", FAIL, H100, extra_profile={"files": {PORT0 + "/sm_lid": "0x0\n"}}),
-    # topology, kernel log
-    Case("topology.gpu_nic_distance", PASS, H100),
-    Case("topology.gpu_nic_distance", FAIL, "dgx-h100-gpu-nic-cross-socket"),
-    Case("xid.events", PASS, H100),
-    Case("xid.events", FAIL, "dgx-h100-xid-79"),
-]
+
+def load_cases(folder: Path = CASE_DIR) -> list[Case]:
+    cases = []
+    for path in sorted(folder.glob("*.toml")):
+        for n, raw in enumerate(tomllib.loads(path.read_text())["case"], 1):
+            unknown = set(raw) - FIELDS
+            assert not unknown, f"{path.name} case {n}: unknown fields {sorted(unknown)}"
+            cases.append(
+                Case(
+                    where=f"{path.stem}:{n}",
+                    check_id=raw["check"],
+                    expect=Status(raw["expect"]),
+                    profile=raw["profile"],
+                    sets=tuple(raw.get("set", ())),
+                    env=raw.get("env", {}),
+                    baseline=raw.get("baseline"),
+                    edit=_edit(raw),
+                    summary_has=raw.get("summary_has"),
+                    summary_starts=raw.get("summary_starts"),
+                )
+            )
+    return cases
+
+
+CASES = load_cases()
 
 # (check id, "pass" or "fail") that no profile run can show, each with the test covering it.
 EXEMPT: dict[tuple[str, str], str] = {
@@ -226,10 +120,13 @@ def registry() -> Registry:
 
 
 def profile_for(case: Case, tmp_path: Path) -> str:
-    if case.extra_profile is None:
+    if not case.edit:
         return case.profile
+    base = case.profile
+    if base.endswith(".json"):  # a profile in the repository, by its path from the root
+        base = str(TESTS.parent / base)
     path = tmp_path / "case-profile.json"
-    path.write_text(json.dumps({"extends": case.profile, **case.extra_profile}))
+    path.write_text(json.dumps({"extends": base, **case.edit}))
     return str(path)
 
 
@@ -241,16 +138,20 @@ def test_case(case: Case, registry: Registry, tmp_path: Path) -> None:
         sets=case.sets,
         env=dict(case.env),
         baseline=case.baseline,
-        nvml_timeout_s=1.0,
+        nvml_timeout_s=NVML_TIMEOUT_S,
     )
     report = execute(options, registry)
     results = {r.id: r for r in report.results}
     assert case.check_id in results, sorted(results)
     result = results[case.check_id]
     assert result.status is case.expect, (
-        f"{case.check_id} on {case.profile}: {result.status.value}, expected "
+        f"{case.where}: {case.check_id} on {case.profile}: {result.status.value}, expected "
         f"{case.expect.value}: {result.summary}"
     )
+    if case.summary_has is not None:
+        assert case.summary_has in result.summary, f"{case.where}: {result.summary}"
+    if case.summary_starts is not None:
+        assert result.summary.startswith(case.summary_starts), f"{case.where}: {result.summary}"
 
 
 def has_fail_verdict(doc: str) -> bool:
@@ -302,3 +203,24 @@ def test_exemptions_name_existing_tests() -> None:
             )
             assert found is not None, f"{node}: no {name}"
             scope = found.body
+
+
+def test_every_nvml_check_has_a_fault_on_one_gpu(registry: Registry) -> None:
+    """Each NVML check finds a fault confined to the first GPU (and names it, where its summary
+    is per GPU): the path profile -> child -> fake NVML -> collector -> inventory -> check."""
+    nvml_checks = {s.id for s in registry if "nvml" in s.needs}
+    faulted = {
+        c.check_id
+        for c in CASES
+        if c.expect is not PASS and GPU0 in c.edit.get("nvml", {}).get("gpus", {})
+        if c.summary_has
+    }
+    assert nvml_checks <= faulted, sorted(nvml_checks - faulted)
+
+
+def test_the_loader_rejects_unknown_fields(tmp_path: Path) -> None:
+    (tmp_path / "x.toml").write_text(
+        '[[case]]\ncheck = "cpu.smt"\nexpect = "pass"\nprofile = "p"\nsets = []\n'
+    )
+    with pytest.raises(AssertionError, match=r"x.toml case 1: unknown fields \['sets'\]"):
+        load_cases(tmp_path)

@@ -7,44 +7,15 @@ import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
-from importlib import resources
 from pathlib import Path
-from typing import Any
 
 import jsonschema
 import pytest
-from typer.testing import CliRunner
 
-from preflight.cli import app
+from tests.harness import SCHEMA, assert_one_line_error, by_id, cli, run_json
 
-runner = CliRunner()
-SCHEMA = json.loads((resources.files("preflight") / "schema" / "report.schema.json").read_text())
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def run(*args: str) -> Any:
-    return runner.invoke(app, list(args))
-
-
-def run_json(*args: str) -> tuple[int, dict[str, Any]]:
-    result = run("run", *args, "--format", "json")
-    doc = json.loads(result.stdout)
-    jsonschema.validate(doc, SCHEMA)
-    return result.exit_code, doc
-
-
-def by_id(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {r["id"]: r for r in doc["results"]}
-
-
-def assert_one_line_error(result: Any, code: int, *needles: str) -> None:
-    assert result.exit_code == code, result.output
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("preflight: error:") or "Usage" in result.stderr
-    assert "Traceback" not in result.output
-    for needle in needles:
-        assert needle in lines[0], lines[0]
+run = cli
 
 
 # -- built-in profiles -----------------------------------------------------------------------
@@ -345,14 +316,6 @@ def test_live_run_as_a_process_reports_valid_json() -> None:
     jsonschema.validate(doc, SCHEMA)
     assert doc["host"]["profile"] is None
     assert not [r for r in doc["results"] if r["status"] == "error"]
-
-
-def test_readme_test_command_is_what_ci_runs() -> None:
-    readme = (ROOT / "README.md").read_text()
-    ci = (ROOT / ".ci" / "run").read_text()
-    ci_cmd = ci.strip().splitlines()[-1]
-    assert ci_cmd in readme
-    assert "preflight run" in readme
 
 
 @pytest.mark.parametrize("argv", [["run", "--timeout", "0"], ["run", "--deadline", "-1"]])

@@ -12,6 +12,7 @@ from preflight.cluster.hostlist import compress, shorten
 from preflight.cluster.record import NodeRecord
 from preflight.cluster.render import family, fold, show_change
 from preflight.cluster.rules import FactRule, is_naturally_unique, mask
+from preflight.model import Scalar
 
 
 class TestJudgeFact:
@@ -70,7 +71,7 @@ class TestFindDrift:
         ]
 
     def test_golden_compares_every_fact_including_its_own(self) -> None:
-        golden = {"dmi.bios_version": "1.5.1", "numa.nodes": 2, "gpu.extra": "x"}
+        golden: dict[str, Scalar] = {"dmi.bios_version": "1.5.1", "numa.nodes": 2, "gpu.extra": "x"}
         drift = {d.key: d for d in find_drift(self.FACTS, {"h100": [0, 1, 2, 3, 4]}, golden)}
         assert drift["dmi.bios_version"].differs == (("1.6.7", (0, 1, 2, 3)),)
         assert drift["kernel.release"].expected is ABSENT
@@ -143,7 +144,7 @@ def test_shorten_cuts_at_a_comma() -> None:
 def test_family_and_fold() -> None:
     assert family("pci.0000:18:00.0.acs_ctl") == "pci.*.acs_ctl"
     assert family("gpu.3.serial") == "gpu.*.serial"
-    facts = {
+    facts: dict[str, dict[str, dict[Scalar, list[int]]]] = {
         "g": {
             "pci.0000:15:01.0.acs_ctl": {"0x0000": [0, 1], "0x001d": [2]},
             "pci.0000:26:01.0.acs_ctl": {"0x0000": [0, 1], "0x001d": [2]},

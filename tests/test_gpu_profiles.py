@@ -8,21 +8,9 @@ import sys
 import time
 from typing import Any
 
-import jsonschema
 import pytest
-from typer.testing import CliRunner
 
-from preflight.cli import app
-from tests.test_cli import SCHEMA
-
-runner = CliRunner()
-
-
-def run_json(*args: str) -> tuple[int, dict[str, Any]]:
-    result = runner.invoke(app, ["run", *args, "--format", "json"])
-    doc = json.loads(result.stdout)
-    jsonschema.validate(doc, SCHEMA)
-    return result.exit_code, doc
+from tests.harness import cli, run_json
 
 
 def bad(doc: dict[str, Any]) -> dict[str, tuple[str, str]]:
@@ -133,6 +121,6 @@ def test_nvml_hang_profile_finishes_in_bounded_time_naming_the_call() -> None:
 
 
 def test_nvml_timeout_must_be_positive() -> None:
-    result = runner.invoke(app, ["run", "--profile", "dgx-h100", "--nvml-timeout", "0"])
+    result = cli("run", "--profile", "dgx-h100", "--nvml-timeout", "0")
     assert result.exit_code == 2
     assert "--nvml-timeout must be positive" in result.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -22,7 +23,7 @@ from preflight.model import (
 # ----------------------------------------------------------------------------- helpers
 
 
-def result(status: Status, check_id: str = "area.prop", **kw: object) -> CheckResult:
+def result(status: Status, check_id: str = "area.prop", **kw: Any) -> CheckResult:
     return CheckResult(check_id, "Title", status, f"{status.value} summary", 0.1234567891, **kw)
 
 
@@ -55,7 +56,7 @@ def test_rank_ordering() -> None:
 
 def test_status_is_str_enum() -> None:
     assert Status("fail") is Status.FAIL
-    assert Status.WARN == "warn"
+    assert Status.WARN.value == "warn" and isinstance(Status.WARN, str)
 
 
 # ----------------------------------------------------------------------------- worst

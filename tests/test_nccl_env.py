@@ -260,7 +260,14 @@ def test_ib_hca_unparsable_fails() -> None:
 
 # -- nccl.socket_ifname --------------------------------------------------------------------------
 
-NETDEVS = {"lo": "unknown", "eth0": "up", "ib0": "up", "ib1": "down", "ib10": "up", "docker0": "up"}
+NETDEVS: dict[str, str | None] = {
+    "lo": "unknown",
+    "eth0": "up",
+    "ib0": "up",
+    "ib1": "down",
+    "ib10": "up",
+    "docker0": "up",
+}
 
 
 def test_socket_ifname_unset_skips(tmp_path: Path) -> None:

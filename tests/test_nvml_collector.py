@@ -25,7 +25,7 @@ BDF0 = "0000:18:00.0"
 
 def section(**gpu0: Any) -> dict[str, Any]:
     """dgx-h100's section with fields of its first GPU replaced."""
-    data = copy.deepcopy(DGX)
+    data: dict[str, Any] = copy.deepcopy(DGX)
     data["gpus"][BDF0].update(gpu0)
     return data
 

@@ -23,8 +23,8 @@ from preflight.inventory.pci_config import (
     PciConfig,
     parse_config_space,
 )
+from tests.paths import CAPTURES
 from tests.pci_dump import (
-    CAPTURES,
     OracleCap,
     OracleDevice,
     decoded_path,

@@ -21,8 +21,8 @@ from preflight.inventory.rdma import (
 from preflight.model import Status, Verdict
 from preflight.registry import discover
 from preflight.runner import Planned, run_checks
+from tests.paths import CAPTURES
 from tests.rdma_sysroot import (
-    CAPTURES,
     ZERO_COUNTERS,
     ZERO_HW,
     Device,
@@ -104,7 +104,6 @@ def test_inventory_from_the_cx6_ibstat_capture(tmp_path: Path) -> None:
     assert "1: DOWN" in v.summary and "3: Disabled" in v.summary
 
 
-@pytest.mark.skipif(not CAPTURES.is_dir(), reason="shared/captures not available")
 def test_mooncake_node_from_its_ibstat(tmp_path: Path) -> None:
     """12 CAs (8 CX-7 IB NDR, 4 CX-6 Dx Ethernet, 2 of them Down/Disabled)."""
     text = next(CAPTURES.glob("nvidia-smi-topo-m_and_ibstat_8xH100*Mooncake*")).read_text()
@@ -373,7 +372,8 @@ def test_runner_opens_the_window_first_and_runs_final_checks_last(tmp_path: Path
         def func(i: Any, p: Any) -> Verdict:
             order.append(spec.id)
             assert i.window_opened_at is not None
-            return spec.func(i, p)
+            verdict: Verdict = spec.func(i, p)
+            return verdict
 
         from dataclasses import replace
 

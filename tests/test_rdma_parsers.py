@@ -18,7 +18,6 @@ from preflight.inventory.rdma import (
     PortState,
     counter_saturated,
     gid_ipv4,
-    natural_key,
     parse_counter,
     parse_fw_version,
     parse_gid,
@@ -33,7 +32,9 @@ from preflight.inventory.rdma import (
     parse_port_state,
     parse_rate,
 )
-from tests.rdma_sysroot import CAPTURES, ibstatus_ports
+from preflight.inventory.sortkeys import natural_key
+from tests.paths import CAPTURES
+from tests.rdma_sysroot import ibstatus_ports
 
 # ibstatus_BF3-RoCE-NDR400-and-HDR200_8xH20_DeepEP-issue17.txt (ibstatus prints the sysfs files).
 IBSTATUS_BF3 = """\
@@ -396,10 +397,9 @@ def test_ibv_devinfo_starting_mid_output() -> None:
 
 
 def _capture_files(pattern: str) -> list[Path]:
-    return sorted(CAPTURES.glob(pattern)) if CAPTURES.is_dir() else []
+    return sorted(CAPTURES.glob(pattern))
 
 
-@pytest.mark.skipif(not CAPTURES.is_dir(), reason="shared/captures not available")
 @pytest.mark.parametrize("path", _capture_files("ibstat_*.txt"), ids=lambda p: p.name[:40])
 def test_every_ibstat_capture_parses(path: Path) -> None:
     out = parse_ibstat(path.read_text())
@@ -409,7 +409,6 @@ def test_every_ibstat_capture_parses(path: Path) -> None:
             assert port.state in (1, 4, None) and (port.rate_gbps or 0) >= 0
 
 
-@pytest.mark.skipif(not CAPTURES.is_dir(), reason="shared/captures not available")
 @pytest.mark.parametrize("path", _capture_files("ibstatus_*.txt"), ids=lambda p: p.name[:40])
 def test_every_ibstatus_capture_holds_sysfs_strings(path: Path) -> None:
     ports = ibstatus_ports(path.read_text())
@@ -421,13 +420,11 @@ def test_every_ibstatus_capture_holds_sysfs_strings(path: Path) -> None:
             parse_rate(fields["rate"])
 
 
-@pytest.mark.skipif(not CAPTURES.is_dir(), reason="shared/captures not available")
 @pytest.mark.parametrize("path", _capture_files("ibv_devinfo*.txt"), ids=lambda p: p.name[:40])
 def test_every_ibv_devinfo_capture_parses(path: Path) -> None:
     assert parse_ibv_devinfo(path.read_text()).cas
 
 
-@pytest.mark.skipif(not CAPTURES.is_dir(), reason="shared/captures not available")
 def test_counter_captures_parse() -> None:
     na = (
         CAPTURES / "ib-sysfs-counters_i40iw-iWARP_NA-no-PMA_node_exporter-issue966.txt"

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.test_cli import by_id, run, run_json
+from tests.harness import by_id, run_json
+from tests.harness import cli as run
 from tests.test_profiles_data import resolved
 
 NETWORK_CHECKS = ("rdma.", "net.", "gdr.", "nccl.", "topology.")

@@ -16,9 +16,9 @@ from preflight.registry import (
     Registry,
     check,
     coerce,
-    did_you_mean,
     discover,
 )
+from preflight.suggest import did_you_mean
 
 # ----------------------------------------------------------------------------- fixtures
 

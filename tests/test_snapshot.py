@@ -18,15 +18,13 @@ from preflight.model import Report
 from preflight.output import RenderOptions, renderers
 from preflight.profile import host_from_profile
 from preflight.snapshot import Masker, capture, mask, masked_patterns, profile_from, write
+from tests import harness
 
 runner = CliRunner()
 
 
 def run_json(*args: str) -> dict[str, Any]:
-    result = runner.invoke(app, ["run", *args, "--format", "json"])
-    assert result.exit_code in (0, 1), result.output
-    doc: dict[str, Any] = json.loads(result.stdout)
-    return doc
+    return harness.run_json(*args)[1]
 
 
 def outcome(doc: dict[str, Any]) -> list[Any]:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
-import pytest
 from typer.testing import CliRunner
 
 from preflight.checks.topology import DistanceParams, gpu_nic_distance, judge_distance
@@ -12,8 +12,7 @@ from preflight.cli import app
 from preflight.inventory import Inventory
 from preflight.inventory.topology import PathType
 from preflight.model import Status
-from preflight.profile import host_from_profile
-from tests.rdma_sysroot import CAPTURES
+from tests.paths import CAPTURES
 
 # The GPU x NIC block of the Mooncake node's matrix (CAP_TOPO: the 8 GPU rows, NIC0..NIC11
 # columns, the NV18 GPU columns left out). Its 8 ConnectX-7 NICs are NIC0, NIC3, NIC4, NIC5,
@@ -29,14 +28,11 @@ GPU6  SYS  SYS  SYS  SYS  SYS  SYS  NODE NODE NODE NODE PIX  NODE
 GPU7  SYS  SYS  SYS  SYS  SYS  SYS  NODE NODE NODE NODE NODE PIX
 """
 CX7_COLUMNS = (0, 3, 4, 5, 6, 9, 10, 11)
+ProfileInventory = Callable[[str], Inventory]  # the conftest fixture
 
 
-def inv_of(profile: str) -> Inventory:
-    return Inventory(host_from_profile(profile))
-
-
-def test_dgx_h100_matrix_is_the_captured_one() -> None:
-    facts = inv_of("dgx-h100").facts()
+def test_dgx_h100_matrix_is_the_captured_one(profile_inventory: ProfileInventory) -> None:
+    facts = profile_inventory("dgx-h100").facts()
     for gpu, line in enumerate(CAPTURED_ROWS.splitlines()):
         nics = line.split()[1:]
         expected = [nics[c] for c in CX7_COLUMNS]
@@ -45,7 +41,6 @@ def test_dgx_h100_matrix_is_the_captured_one() -> None:
         assert facts[f"topology.GPU{gpu}.nearest_nic"] == f"mlx5_{gpu} PIX"
 
 
-@pytest.mark.skipif(not CAPTURES.is_dir(), reason="shared/captures not available")
 def test_embedded_rows_are_the_capture() -> None:
     text = next(CAPTURES.glob("nvidia-smi-topo-m_and_ibstat_8xH100*")).read_text()
     rows = {ln.split()[0]: ln.split()[9:21] for ln in text.splitlines() if ln.startswith("GPU")}
@@ -53,16 +48,16 @@ def test_embedded_rows_are_the_capture() -> None:
         assert rows[line.split()[0]] == line.split()[1:]
 
 
-def test_check_passes_on_dgx_h100() -> None:
-    v = gpu_nic_distance.func(inv_of("dgx-h100"), DistanceParams())
+def test_check_passes_on_dgx_h100(profile_inventory: ProfileInventory) -> None:
+    v = gpu_nic_distance.func(profile_inventory("dgx-h100"), DistanceParams())
     assert v.status is Status.PASS and v.summary == "8 GPUs with a NIC within PXB"
     first = v.findings[0]
     assert first.subject == "GPU0 0000:18:00.0" and first.message == "nearest NIC mlx5_0 (PIX)"
-    assert first.evidence[0].observed.startswith("mlx5_0:PIX mlx5_1:NODE")
+    assert str(first.evidence[0].observed).startswith("mlx5_0:PIX mlx5_1:NODE")
 
 
-def test_check_fails_on_cross_socket_nic() -> None:
-    v = gpu_nic_distance.func(inv_of("dgx-h100-gpu-nic-cross-socket"), DistanceParams())
+def test_check_fails_on_cross_socket_nic(profile_inventory: ProfileInventory) -> None:
+    v = gpu_nic_distance.func(profile_inventory("dgx-h100-gpu-nic-cross-socket"), DistanceParams())
     assert v.status is Status.FAIL
     assert v.summary.startswith("GPU0 0000:18:00.0: nearest NIC mlx5_1 is NODE, farther than PXB")
     statuses = [f.status for f in v.findings]
@@ -70,12 +65,14 @@ def test_check_fails_on_cross_socket_nic() -> None:
     # With the limit relaxed to NODE it passes: NODE is on GPU0's NUMA node.
     assert (
         gpu_nic_distance.func(
-            inv_of("dgx-h100-gpu-nic-cross-socket"), DistanceParams(max_distance="node")
+            profile_inventory("dgx-h100-gpu-nic-cross-socket"), DistanceParams(max_distance="node")
         ).status
         is Status.PASS
     )
     assert (
-        gpu_nic_distance.func(inv_of("dgx-h100"), DistanceParams(max_distance="far")).status
+        gpu_nic_distance.func(
+            profile_inventory("dgx-h100"), DistanceParams(max_distance="far")
+        ).status
         is Status.ERROR
     )
 

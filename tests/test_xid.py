@@ -24,7 +24,7 @@ from preflight.inventory.xid import (
 from preflight.model import Status
 from preflight.registry import discover
 
-# Line shapes of hardware-facts §4.1 and the ml-engineering capture (shared/captures/
+# Line shapes of hardware-facts §4.1 and the ml-engineering capture (tests/data/captures/
 # nvidia-smi-q_excerpt_A100-SXM4-80GB_ECC-DRAM-correctable-177_remap-pending_ml-engineering.txt).
 REMAP_63 = (
     "NVRM: Xid (PCI:0000:10:1c): 63, pid=1896, Row Remapper: New row marked for remapping, "

@@ -5,10 +5,10 @@
     python tools/make_profiles.py --check   # exit 1 if a committed profile differs
 
 A profile is the sysfs/procfs view of one node (see profile.py for the format). Values come from
-the real captures in shared/captures/ wherever one exists; the capture is named in a comment next
-to the value. Where no public capture exists (no 4 KiB config dump of an H100, ConnectX-7 or
-PEX890xx was found, see captures/INDEX.md) the register is built from the PCIe spec and the
-closest captured sibling device, and the comment says so. Values marked "synthetic" (serials,
+the real captures in tests/data/captures/ wherever one exists; the capture is named in a comment
+next to the value. Where no public capture exists (no 4 KiB config dump of an H100, ConnectX-7 or
+PEX890xx was found, see tests/data/captures/INDEX.md) the register is built from the PCIe spec and
+the closest captured sibling device, and the comment says so. Values marked "synthetic" (serials,
 build hosts, addresses, IRQs) are invented but have the kernel's exact format.
 
 Faulty profiles are written as the minimal diff (with `"extends"`) between the healthy node and
@@ -35,7 +35,7 @@ from preflight.profile import merge  # the loader's own `extends` rule
 ROOT = Path(__file__).resolve().parent.parent
 PROFILE_DIR = ROOT / "preflight" / "profiles"
 
-# Capture files (shared/captures/) cited below by these short names.
+# Capture files (tests/data/captures/) cited below by these short names.
 CAP_SMI_H100 = "nvidia-smi-q_8xH100-SXM5-80GB_drv565_thamada.txt"
 CAP_TOPO = "nvidia-smi-topo-m_and_ibstat_8xH100-NV18_8xCX7-NDR400_plus_CX6Dx_Mooncake-issue2039.txt"
 CAP_IBSTAT_H20 = "ibstat_CX7-MT4129-fw28.43-NDR400-IB_H20-node_DeepEP-issue303.txt"

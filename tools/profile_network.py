@@ -9,7 +9,7 @@ adds what the network checks read beyond those, and applies the network variants
   errors and the saturated counters of CAP_COUNTERS, a NIC on older firmware, no peer-memory
   module, a NIC moved to the other socket's root complex, and a healthy RoCE node.
 
-Sources (shared/captures/): CAP_TOPO (8x CX-7 NDR, fw 28.41.1000), CAP_COUNTERS (real CX-7 port
+Sources (tests/data/captures/): CAP_TOPO (8x CX-7 NDR, fw 28.41.1000), CAP_COUNTERS (real CX-7 port
 counters, saturated), CAP_IBSTAT_CX8 (down/disabled ports: "Rate: 10", "Base lid: 65535",
 "SM lid: 0"), CAP_DEVINFO_CX7 (CX-7 firmware 28.39.2048), CAP_IBSTATUS_BF3 (RoCE 400: sysfs rate
 "400 Gb/sec (4X NDR)" with link_layer Ethernet), CAP_IBSTAT_ROCE (RoCE ports: lid 0, SM lid 0,

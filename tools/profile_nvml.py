@@ -2,7 +2,7 @@
 
 Called by make_profiles.py; kept apart so the NVML side of a profile is read in one place. The
 section's format is preflight/nvml/schema.py's (the same record the NVML collector returns).
-Values come from CAP_SMI_H100 (shared/captures/nvidia-smi-q_8xH100-SXM5-80GB_drv565_thamada.txt)
+Values come from CAP_SMI_H100 (tests/data/captures/nvidia-smi-q_8xH100-SXM5-80GB_drv565_thamada.txt)
 where it has them; the comments say which values are derived or synthetic.
 """
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-from torch.distributed import HashStore, PrefixStore, TCPStore  # type: ignore[attr-defined]
+from torch.distributed import HashStore, PrefixStore, TCPStore
 
 from preflight.bench.env import RankEnv, rank_env
 from preflight.bench.env import node_id as resolve_node_id
@@ -285,7 +285,7 @@ def versions(backend: str) -> dict[str, str | None]:
     """torch, CUDA, NCCL and Python versions, and the NCCL/gloo variables set."""
     nccl = None
     if backend == "nccl":
-        v = torch.cuda.nccl.version()  # type: ignore[no-untyped-call]
+        v = torch.cuda.nccl.version()
         nccl = ".".join(map(str, v)) if isinstance(v, tuple) else str(v)
     out: dict[str, str | None] = {
         "torch": torch.__version__,

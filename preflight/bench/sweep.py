@@ -53,7 +53,7 @@ class SweepOptions:
 
 def torch_dtype(dt: DType) -> torch.dtype:
     """The torch dtype of a DType."""
-    return getattr(torch, dt.name)  # type: ignore[no-any-return]
+    return getattr(torch, dt.name)
 
 
 def tiled(values: list[int], count: int, dt: torch.dtype, device: torch.device) -> torch.Tensor:

@@ -25,7 +25,7 @@ from typing import TypeVar
 from preflight.errors import ParseError
 from preflight.host import Host
 from preflight.inventory.attrs import read_attr
-from preflight.inventory.rdma import natural_key
+from preflight.inventory.sortkeys import natural_key
 
 NET_CLASS = "/sys/class/net"
 OPERSTATES = ("up", "down", "unknown", "dormant", "lowerlayerdown", "notpresent", "testing")

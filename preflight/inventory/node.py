@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from typing import TypeVar
 
 from preflight.host import Host
 from preflight.inventory.gpu import NvmlState, ProcGpu, gpu_facts, read_proc_gpus
+from preflight.inventory.kernel_modules import KernelModules
+from preflight.inventory.mounts import MountProbe, MountTable, probe_mounts
 from preflight.inventory.nccl_env import NcclEnv
 from preflight.inventory.net import NetInventory
 from preflight.inventory.pci import PciDevice, PciInventory
@@ -145,6 +147,21 @@ class Inventory:
     def gdr(self) -> GpuDirectInfo:
         """GPUDirect RDMA prerequisites: peer-memory module, verbs device nodes."""
         return self._once("gdr", GpuDirectInfo.read)
+
+    @property
+    def mounts(self) -> MountTable:
+        """Mounted filesystems (/proc/self/mounts)."""
+        return self._once("mounts", MountTable.read)
+
+    def probe_mounts(self, points: Sequence[str], timeout_s: float) -> dict[str, MountProbe]:
+        """Whether statvfs on each mount point answers within timeout_s (not cached: a
+        mount that hangs now may answer later)."""
+        return probe_mounts(self.host, points, timeout_s)
+
+    @property
+    def kernel_modules(self) -> KernelModules:
+        """Loaded kernel modules and their versions (/proc/modules, /sys/module)."""
+        return self._once("kernel_modules", KernelModules.read)
 
     WINDOWED = ("rdma",)
     """Parts whose construction is a first sample that final checks compare against."""

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from preflight.errors import HostReadError, ParseError
 from preflight.host import Host
+from preflight.inventory.sortkeys import natural_key
 from preflight.inventory.topology import gpu_nic_paths
 
 if TYPE_CHECKING:
@@ -49,11 +50,6 @@ def _require_str(value: object, what: str) -> str:
     if not isinstance(value, str):
         raise ParseError(f"expected {what} as text, got {type(value).__name__}")
     return value
-
-
-def natural_key(name: str) -> tuple[tuple[int, int | str], ...]:
-    """Sort key that puts mlx5_2 before mlx5_10 (ibstat lists CAs lexically: mlx5_10 first)."""
-    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"(\d+)", name) if p)
 
 
 # --------------------------------------------------------------------------------------------

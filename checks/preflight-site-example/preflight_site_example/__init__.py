@@ -1,0 +1,1 @@
+"""Example site checks for preflight (see checks/README.md in the preflight repository)."""
