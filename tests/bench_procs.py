@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -10,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from preflight.bench.env import TOKEN_ENV
 from preflight.bench.launch import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,14 +31,19 @@ LAUNCHER_VARS = (
 )
 
 
+TOKEN = secrets.token_hex(16)
+"""The job secret the tests' hand-started and torchrun ranks share (PREFLIGHT_BENCH_TOKEN)."""
+
+
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """This environment without launcher variables or test hooks, plus extra."""
+    """This environment without launcher variables or test hooks, plus a job token and extra."""
     env = {
         k: v
         for k, v in os.environ.items()
         if k not in LAUNCHER_VARS and not k.startswith("PREFLIGHT_BENCH_TEST_")
     }
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env[TOKEN_ENV] = TOKEN
     env.update(extra or {})
     return env
 
