@@ -64,7 +64,11 @@ def preflight(
 
 
 def python_c(
-    code: str, *args: str, env: Mapping[str, str] | None = None, timeout: float = 90
+    code: str,
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 90,
+    cwd: Path = ROOT,
 ) -> subprocess.CompletedProcess[str]:
     """`python -c CODE ARGS` to completion, the way `preflight` above runs."""
     return subprocess.run(
@@ -74,7 +78,7 @@ def python_c(
         text=True,
         timeout=timeout,
         check=False,
-        cwd=ROOT,
+        cwd=cwd,
     )
 
 
@@ -89,10 +93,14 @@ class Rank:
 
 
 def start_ranks(
-    world: int, ranks: Sequence[int], args: Sequence[str], env: Mapping[str, str] | None = None
+    world: int,
+    ranks: Sequence[int],
+    args: Sequence[str],
+    env: Mapping[str, str] | None = None,
+    port: int | None = None,
 ) -> list[Rank]:
     """Start the given ranks of a world of `world` by hand, as srun or a script would."""
-    port = str(free_port())
+    port_text = str(port or free_port())
     out = []
     for r in ranks:
         e = clean_env(
@@ -103,7 +111,7 @@ def start_ranks(
                 "LOCAL_RANK": str(r),
                 "LOCAL_WORLD_SIZE": str(world),
                 "MASTER_ADDR": "127.0.0.1",
-                "MASTER_PORT": port,
+                "MASTER_PORT": port_text,
             }
         )
         proc = subprocess.Popen(

@@ -248,6 +248,8 @@ def _arrive(
             waited = time.monotonic() - start
             if env.rank == 0 and waited > timeout_s:
                 message = _missing_message(store, env, count, timeout_s)
+                if serves:
+                    report_strangers(store, _warn(env))
                 store.set("abort", message)
                 if serves:
                     _linger(store, count - 1)
@@ -373,7 +375,8 @@ def report_strangers(store: Any, warn: Callable[[str], None]) -> None:
         more = f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
         warn(
             f"the store held {len(foreign)} keys outside this job's namespace ({shown}{more}): "
-            "a process without the job's token connected and wrote them; they were ignored"
+            "a process without the job's token (or a rank given another one) connected and "
+            "wrote them; they were ignored"
         )
 
 

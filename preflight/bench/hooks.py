@@ -14,6 +14,8 @@ for real in the tests; an operator never sets them. Each is one variable:
   "A+B" sleeps only when both nodes A and B are in it: a slow node, or a bad pair.
 - PREFLIGHT_BENCH_TEST_STALL="RANK"          rank RANK ignores SIGTERM and sleeps before the
   rendezvous: a stuck rank, which only the `--nproc` parent's SIGKILL ends.
+- PREFLIGHT_BENCH_TEST_HOLD="RANK:PATH"      rank RANK waits before the rendezvous until PATH
+  exists (at most HOLD_MAX_S): a late rank, so that a test acts while the others wait for it.
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ HANG_AFTER = "PREFLIGHT_BENCH_TEST_HANG_AFTER"
 CORRUPT = "PREFLIGHT_BENCH_TEST_CORRUPT"
 SLOW = "PREFLIGHT_BENCH_TEST_SLOW"
 STALL = "PREFLIGHT_BENCH_TEST_STALL"
+HOLD = "PREFLIGHT_BENCH_TEST_HOLD"
 EXIT_STATUS = 17
+HOLD_MAX_S = 120.0
 
 
 def _rank_count(env: Mapping[str, str], name: str) -> tuple[int, int] | None:
@@ -55,6 +59,7 @@ class Hooks:
     corrupt: int = 0
     slow: dict[frozenset[str], float] = field(default_factory=dict)
     stall: bool = False
+    hold: str | None = None
     issued: int = 0
 
     @classmethod
@@ -77,6 +82,9 @@ class Hooks:
             except ValueError:
                 raise ConfigError(f"{SLOW}: {item!r}: expected NODE:SECONDS_PER_GB") from None
         hooks.stall = env.get(STALL, "") == str(rank)
+        who, _, path = env.get(HOLD, "").partition(":")
+        if path and who == str(rank):
+            hooks.hold = path
         return hooks
 
     @property
@@ -85,7 +93,11 @@ class Hooks:
         return self.exit_after is not None or self.hang_after is not None or bool(self.slow)
 
     def before_rendezvous(self) -> None:
-        """STALL: block here, deaf to SIGTERM."""
+        """STALL: block here, deaf to SIGTERM. HOLD: wait for the file."""
+        if self.hold is not None:
+            deadline = time.monotonic() + HOLD_MAX_S
+            while not os.path.exists(self.hold) and time.monotonic() < deadline:
+                time.sleep(0.05)
         if self.stall:
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
             while True:
