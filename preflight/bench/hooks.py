@@ -5,8 +5,9 @@ for real in the tests; an operator never sets them. Each is one variable:
 
 - PREFLIGHT_BENCH_TEST_EXIT_AFTER="RANK:N"  rank RANK exits (status 17, no cleanup) once it has
   issued N collectives: a rank that dies mid-sweep.
-- PREFLIGHT_BENCH_TEST_HANG_AFTER="RANK:N"  rank RANK stops (sleeps, sockets open) once it has
-  issued N collectives: a rank that hangs mid-sweep, so its peers' waits must time out.
+- PREFLIGHT_BENCH_TEST_HANG_AFTER="RANK:N[:PATH]"  rank RANK stops (sleeps, sockets open) once
+  it has issued N collectives, and creates PATH when it does: a rank that hangs mid-sweep, so its
+  peers' waits must time out (or a test knows exactly what was measured before it acts).
 - PREFLIGHT_BENCH_TEST_CORRUPT="RANK:K"     rank RANK changes K elements of every reduced
   buffer before it is verified: silent data corruption on one GPU.
 - PREFLIGHT_BENCH_TEST_SLOW="NODE:S[;A+B:S]" before each collective of B bytes, every rank of
@@ -56,6 +57,7 @@ class Hooks:
     node: str
     exit_after: int | None = None
     hang_after: int | None = None
+    hang_mark: str = ""
     corrupt: int = 0
     slow: dict[frozenset[str], float] = field(default_factory=dict)
     stall: bool = False
@@ -69,9 +71,11 @@ class Hooks:
         ea = _rank_count(env, EXIT_AFTER)
         if ea and ea[0] == rank:
             hooks.exit_after = ea[1]
-        ha = _rank_count(env, HANG_AFTER)
+        parts = env.get(HANG_AFTER, "").split(":", 2)
+        mark = parts[2] if len(parts) == 3 else ""
+        ha = _rank_count({HANG_AFTER: ":".join(parts[:2])}, HANG_AFTER)
         if ha and ha[0] == rank:
-            hooks.hang_after = ha[1]
+            hooks.hang_after, hooks.hang_mark = ha[1], mark
         co = _rank_count(env, CORRUPT)
         if co and co[0] == rank:
             hooks.corrupt = co[1]
@@ -108,6 +112,9 @@ class Hooks:
         if self.exit_after is not None and self.issued >= self.exit_after:
             os._exit(EXIT_STATUS)
         if self.hang_after is not None and self.issued >= self.hang_after:
+            if self.hang_mark:
+                with open(self.hang_mark, "w") as mark:
+                    mark.write(f"rank {self.rank} hangs after {self.issued} collectives\n")
             while True:
                 time.sleep(3600)
         self.issued += 1
