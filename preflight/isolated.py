@@ -12,8 +12,9 @@ started as `python -I <this file> CONFIG MODULE ARGS…`:
   parent's own package directory (never by a path search), and runs MODULE as `__main__`.
 - Of the PYTHON* variables that -I drops, the child keeps what changes its output: UTF-8 mode
   (`-X utf8`) and unbuffered streams (`-u`) as flags, PYTHONIOENCODING by reconfiguring the
-  streams. PYTHONPATH is replaced by the parent's sys.path; the others (warnings, hash seed,
-  startup file) are not needed.
+  streams. PYTHONPATH is replaced by the parent's sys.path, and the sitecustomize module the
+  parent ran at startup (if any) runs in the child too, loaded from its file; the others
+  (warnings, hash seed, startup file) are not needed.
 - A child never outlives its parent: on Linux it asks for SIGKILL when the parent dies
   (PR_SET_PDEATHSIG, checked against a parent that died before that), and a thread watches the
   parent's pid as well (the death signal is tied to the thread that forked, and is Linux-only).
@@ -48,6 +49,7 @@ def command(module: str, args: Sequence[str] = ()) -> list[str]:
         "package": str(package),
         "parent": os.getpid(),
         "module": module,
+        "sitecustomize": _sitecustomize(),
     }
     flags = ["-I"]
     if sys.flags.utf8_mode:
@@ -71,6 +73,12 @@ def _inherited_path() -> list[str]:
             continue
         out.append(entry)
     return out
+
+
+def _sitecustomize() -> str | None:
+    """The file of the sitecustomize module this process loaded at startup, if any."""
+    path = getattr(sys.modules.get("sitecustomize"), "__file__", None)
+    return str(path) if path and os.path.isabs(path) else None
 
 
 def _die_with_parent(parent: int) -> None:
@@ -115,24 +123,32 @@ def _stream_encoding() -> None:
             pass  # an unknown codec: keep the locale's, as Python itself would fail differently
 
 
+def _load(name: str, path: Path, package: Path | None = None) -> None:
+    """Import module `name` from exactly this file (a package's __init__.py when package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        name, path, submodule_search_locations=None if package is None else [str(package)]
+    )
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"preflight: error: cannot load {name} from {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+
+
 def _boot(argv: list[str]) -> None:
     """Run as `python -I isolated.py CONFIG ARGS…`: the child's side of command()."""
-    import importlib.util
     import runpy
 
     config = json.loads(argv[1])
     _die_with_parent(int(config["parent"]))
     _stream_encoding()
     sys.path[:] = [str(p) for p in config["path"]]
+    if config.get("sitecustomize"):  # the very file the parent ran at its startup
+        _load("sitecustomize", Path(config["sitecustomize"]))
     package = Path(config["package"])
-    spec = importlib.util.spec_from_file_location(
-        "preflight", package / "__init__.py", submodule_search_locations=[str(package)]
-    )
-    if spec is None or spec.loader is None:
-        raise SystemExit(f"preflight: error: cannot load the preflight package from {package}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["preflight"] = module
-    spec.loader.exec_module(module)
+    _load("preflight", package / "__init__.py", package)
     sys.argv = [str(config["module"]), *argv[2:]]
     runpy.run_module(str(config["module"]), run_name="__main__", alter_sys=True)
 
