@@ -165,6 +165,7 @@ class PartialLocate:
         """The JSON document printed instead of the report."""
         return {
             "schema": "preflight-bench-locate/1",
+            "status": "interrupted",
             "interrupted": signal_name,
             "rounds": self.rounds,
             "bytes": self.nbytes,
