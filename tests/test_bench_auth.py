@@ -54,6 +54,9 @@ def test_a_stranger_value_is_refused_or_ignored_and_reported_once() -> None:
         store.get("abort")
     with pytest.raises(BenchError):
         store.multi_get(["abort"])
+    store.set("rank/0", "mine")
+    assert store.verified_many(["rank/0", "abort"]) == [b"mine", None]
+    assert len(warnings) == 1  # the same stranger value is reported once
 
 
 def test_a_value_replayed_under_another_key_or_truncated_is_refused() -> None:

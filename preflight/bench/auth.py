@@ -96,7 +96,14 @@ class AuthStore(Store):
 
     def verified(self, key: str) -> bytes | None:
         """The value if a rank of this job wrote it; else None, reported once per value."""
-        raw = bytes(self.inner.get(self.namespace + key))
+        return self._checked(key, bytes(self.inner.get(self.namespace + key)))
+
+    def verified_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """verified() of each key, in one request."""
+        raws = self.inner.multi_get([self.namespace + k for k in keys])
+        return [self._checked(k, bytes(raw)) for k, raw in zip(keys, raws, strict=True)]
+
+    def _checked(self, key: str, raw: bytes) -> bytes | None:
         data = self._open(key, raw)
         if data is None and (key, raw) not in self._reported:
             self._reported.add((key, raw))

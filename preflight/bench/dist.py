@@ -163,8 +163,10 @@ def _connect_store(
     every interface, as the other nodes must reach it. Either way every key and value goes
     through AuthStore with the job's token.
     """
-    if env.world_size == 1 or token is None:
+    if env.world_size == 1:
         return HashStore(), True
+    if token is None:
+        raise ConfigError(f"a world of {env.world_size} ranks needs the job's token")
     serve = env.rank == 0 and not env.agent_store
     where = f"{env.master_addr}:{env.master_port}"
     listener = None
@@ -276,15 +278,16 @@ def _arrive(
 
 def _authentic(store: Any, key: str) -> bytes | None:
     """The value under key if a rank of this job wrote it (AuthStore), else None."""
-    verified = getattr(store, "verified", None)
-    return verified(key) if verified is not None else bytes(store.get(key))
+    return store.verified(key) if isinstance(store, AuthStore) else bytes(store.get(key))
 
 
 def _entries(store: Any, keys: list[str]) -> list[bytes] | None:
     """Every rank's entry, when all are there and authentic; None while any is not."""
     if not store.check(keys):
         return None
-    values = [_authentic(store, k) for k in keys]
+    if not isinstance(store, AuthStore):
+        return [bytes(v) for v in store.multi_get(keys)]
+    values = store.verified_many(keys)
     if any(v is None for v in values):
         return None
     return [v for v in values if v is not None]
@@ -312,7 +315,7 @@ def open_session(
     init_timeout_s: float,
     op_timeout_s: float,
     watchdog: Watchdog,
-    token: bytes | None = None,
+    token: bytes | None,
 ) -> Session:
     """Rendezvous, then the process group; BenchError names what did not happen in time.
 
