@@ -145,8 +145,10 @@ def _boot(argv: list[str]) -> None:
     _die_with_parent(int(config["parent"]))
     _stream_encoding()
     sys.path[:] = [str(p) for p in config["path"]]
-    if config.get("sitecustomize"):  # the very file the parent ran at its startup
-        _load("sitecustomize", Path(config["sitecustomize"]))
+    custom = config.get("sitecustomize")
+    loaded = getattr(sys.modules.get("sitecustomize"), "__file__", None)
+    if custom and custom != loaded:  # the very file the parent ran at its startup, once
+        _load("sitecustomize", Path(custom))
     package = Path(config["package"])
     _load("preflight", package / "__init__.py", package)
     sys.argv = [str(config["module"]), *argv[2:]]
