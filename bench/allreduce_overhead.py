@@ -16,11 +16,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import statistics
 import subprocess
 import sys
 import time
 
+from preflight.bench.env import TOKEN_ENV
 from preflight.bench.launch import free_port
 from preflight.bench.metrics import busbw_gbps, format_size, parse_size
 
@@ -29,6 +31,7 @@ def rank_main(args: argparse.Namespace) -> None:
     import torch
     import torch.distributed as dist
 
+    from preflight.bench.auth import job_token
     from preflight.bench.dist import close_session, open_session
     from preflight.bench.env import rank_env
     from preflight.bench.hooks import Hooks
@@ -36,7 +39,8 @@ def rank_main(args: argparse.Namespace) -> None:
     from preflight.bench.watchdog import Watchdog
 
     env = rank_env(os.environ)
-    session = open_session(env, args.backend, "local", 60, 60, Watchdog(f"rank {env.rank}"))
+    token = job_token(os.environ, env.world_size)
+    session = open_session(env, args.backend, "local", 60, 60, Watchdog(f"rank {env.rank}"), token)
     sizes = [parse_size(s) for s in args.sizes.split(",")]
     opts = SweepOptions(sizes=tuple(sizes), iters=args.iters, warmup=args.warmup)
     sweeper = Sweeper(session, opts, Hooks(env.rank, "local"))
@@ -79,11 +83,13 @@ def main() -> int:
         rank_main(args)
         return 0
     port = str(free_port())
+    token = secrets.token_hex(32)
     procs = []
     start = time.monotonic()
     for rank in range(args.nproc):
         env = dict(os.environ, RANK=str(rank), WORLD_SIZE=str(args.nproc), LOCAL_RANK=str(rank))
         env.update(LOCAL_WORLD_SIZE=str(args.nproc), MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
+        env[TOKEN_ENV] = token
         procs.append(
             subprocess.Popen(
                 [sys.executable, __file__, "--rank", *sys.argv[1:]],

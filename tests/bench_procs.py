@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -10,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from preflight.bench.env import TOKEN_ENV
 from preflight.bench.launch import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,14 +31,19 @@ LAUNCHER_VARS = (
 )
 
 
+TOKEN = secrets.token_hex(16)
+"""The job secret the tests' hand-started and torchrun ranks share (PREFLIGHT_BENCH_TOKEN)."""
+
+
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """This environment without launcher variables or test hooks, plus extra."""
+    """This environment without launcher variables or test hooks, plus a job token and extra."""
     env = {
         k: v
         for k, v in os.environ.items()
         if k not in LAUNCHER_VARS and not k.startswith("PREFLIGHT_BENCH_TEST_")
     }
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env[TOKEN_ENV] = TOKEN
     env.update(extra or {})
     return env
 
@@ -57,7 +64,11 @@ def preflight(
 
 
 def python_c(
-    code: str, *args: str, env: Mapping[str, str] | None = None, timeout: float = 90
+    code: str,
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 90,
+    cwd: Path = ROOT,
 ) -> subprocess.CompletedProcess[str]:
     """`python -c CODE ARGS` to completion, the way `preflight` above runs."""
     return subprocess.run(
@@ -67,7 +78,7 @@ def python_c(
         text=True,
         timeout=timeout,
         check=False,
-        cwd=ROOT,
+        cwd=cwd,
     )
 
 
@@ -82,10 +93,14 @@ class Rank:
 
 
 def start_ranks(
-    world: int, ranks: Sequence[int], args: Sequence[str], env: Mapping[str, str] | None = None
+    world: int,
+    ranks: Sequence[int],
+    args: Sequence[str],
+    env: Mapping[str, str] | None = None,
+    port: int | None = None,
 ) -> list[Rank]:
     """Start the given ranks of a world of `world` by hand, as srun or a script would."""
-    port = str(free_port())
+    port_text = str(port or free_port())
     out = []
     for r in ranks:
         e = clean_env(
@@ -96,7 +111,7 @@ def start_ranks(
                 "LOCAL_RANK": str(r),
                 "LOCAL_WORLD_SIZE": str(world),
                 "MASTER_ADDR": "127.0.0.1",
-                "MASTER_PORT": port,
+                "MASTER_PORT": port_text,
             }
         )
         proc = subprocess.Popen(

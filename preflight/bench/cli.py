@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -11,9 +12,11 @@ from typing import Annotated, Any
 
 import typer
 
-from preflight.bench.errors import TorchMissing
+from preflight.bench.errors import BenchInterrupted, TorchMissing
 from preflight.errors import PreflightError
 from preflight.exitcodes import ExitCode
+
+SHOW_CURSOR = "\x1b[?25h"
 
 bench_app = typer.Typer(
     help="All-reduce benchmark over torch.distributed (needs the bench extra: torch).",
@@ -101,6 +104,9 @@ def _check_limits(
 def _enter_rank(ctx: typer.Context, nproc: int | None, deadline: float | None) -> None:
     """Start the local ranks (with --nproc) and end, or go on as one rank of the world."""
     _maybe_launch(ctx, nproc, deadline)
+    from preflight.bench import interrupt
+
+    interrupt.raise_on_stop_signals()
     # c10d's C++ warnings (a peer's dropped socket, with a backtrace) would bury the one-line
     # error each rank prints; TORCH_CPP_LOG_LEVEL=INFO brings them back.
     os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
@@ -123,7 +129,15 @@ def _maybe_launch(ctx: typer.Context, nproc: int | None, deadline: float | None)
         raise _fail(TorchMissing())
     from preflight.bench.launch import launch_local
 
-    raise typer.Exit(launch_local(nproc, child_argv(ctx), deadline_s=deadline))
+    try:
+        code = launch_local(nproc, child_argv(ctx), deadline_s=deadline)
+    except BenchInterrupted as exc:
+        if sys.stderr.isatty():
+            # Rank 0 hides the cursor while its progress bar runs; a killed rank leaves it so.
+            sys.stderr.write(SHOW_CURSOR)
+            sys.stderr.flush()
+        raise typer.Exit(exc.exit_code) from None
+    raise typer.Exit(code)
 
 
 def _torch_missing(exc: ImportError) -> BaseException:
@@ -136,14 +150,57 @@ def _torch_missing(exc: ImportError) -> BaseException:
 def _end_rank(exc: PreflightError) -> typer.Exit:
     """A rank's one-line error. A rank in a multi-process world leaves at once: the interpreter's
     shutdown could block on a communicator a dead peer left half-open."""
+    from preflight.bench import interrupt
     from preflight.bench.env import rank_env
 
+    signum = interrupt.received()
+    if signum is not None:  # a peer stopped by the same signal made this rank's wait fail
+        return _end_interrupted(BenchInterrupted(signum), "table", None)
     typer.echo(f"preflight: error: {exc}", err=True)
     try:
         many = rank_env(os.environ).world_size > 1
     except PreflightError:
         many = False
     if many:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(exc.exit_code)
+    return typer.Exit(exc.exit_code)
+
+
+def _end_interrupted(exc: BenchInterrupted, fmt: str, output: Path | None) -> typer.Exit:
+    """An interrupted rank: the leader writes what was measured (no verdict); every rank leaves
+    with 128 + the signal's number, at once when the world has more than one rank."""
+    from preflight.bench.env import rank_env
+
+    try:
+        env = rank_env(os.environ)
+    except PreflightError:
+        env = None
+    name = exc.signal_name
+    if env is None or env.is_leader:
+        partial: Any = exc.partial
+        if partial is not None:
+            from preflight.bench.pairtest import PartialLocate
+
+            if isinstance(partial, PartialLocate):
+                text = (
+                    json.dumps(partial.to_dict(name), indent=1) + "\n"
+                    if fmt == "json"
+                    else partial.table(name)
+                )
+            elif fmt == "json":
+                doc = partial.result.to_dict()
+                doc.update(status="interrupted", interrupted=name, sizes_planned=partial.planned)
+                text = json.dumps(doc, indent=1) + "\n"
+            else:
+                from preflight.bench.render import interrupted_table
+
+                text = interrupted_table(partial.result, name, partial.planned)
+            with contextlib.suppress(typer.Exit):
+                _write(text, output)
+        typer.echo(f"preflight: interrupted by {name}", err=True)
+    if env is not None and env.world_size > 1:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(exc.exit_code)
@@ -239,6 +296,8 @@ def allreduce(
     )
     try:
         result, leader = run_sweep(opts, os.environ)
+    except BenchInterrupted as exc:
+        raise _end_interrupted(exc, fmt, output) from None
     except PreflightError as exc:
         raise _end_rank(exc) from None
     if leader:
@@ -321,6 +380,8 @@ def locate(
     )
     try:
         run, leader = run_locate(opts, os.environ)
+    except BenchInterrupted as exc:
+        raise _end_interrupted(exc, fmt, output) from None
     except PreflightError as exc:
         raise _end_rank(exc) from None
     if leader:

@@ -9,12 +9,14 @@ ranks that arrived (with their hosts) and the ranks that did not.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import json
 import os
 import platform
 import socket
+import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +24,7 @@ import torch
 import torch.distributed as dist
 from torch.distributed import HashStore, PrefixStore, TCPStore
 
+from preflight.bench.auth import AuthStore, job_token, printable
 from preflight.bench.env import RankEnv, rank_env
 from preflight.bench.env import node_id as resolve_node_id
 from preflight.bench.errors import BenchError
@@ -74,7 +77,7 @@ class Session:
     env: RankEnv
     backend: str
     device: torch.device
-    store: Any  # a torch.distributed Store (PrefixStore over TCPStore, or HashStore)
+    store: Any  # a torch.distributed Store (AuthStore over TCPStore, or HashStore)
     ranks: tuple[RankInfo, ...]
     watchdog: Watchdog
     init_timeout_s: float
@@ -112,14 +115,65 @@ def _device(backend: str, env: RankEnv) -> tuple[torch.device, str]:
     return torch.device("cuda", env.local_rank), f"cuda:{env.local_rank} {name}"
 
 
-def _connect_store(env: RankEnv, timeout_s: float, watchdog: Watchdog) -> tuple[Any, bool]:
-    """The store, and whether this process serves it (rank 0, unless torchrun's agent does)."""
+def loopback(addr: str) -> bool:
+    """Whether MASTER_ADDR names this machine's loopback: an address literal, or 'localhost'.
+
+    A host name is never taken for loopback even when it resolves to 127.0.1.1 here (Debian's
+    /etc/hosts does that for the machine's own name): the other nodes resolve it to the address
+    they can reach.
+    """
+    if addr.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(addr.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _listener(addr: str, port: int) -> socket.socket:
+    """A socket listening on addr:port only (TCPStore alone listens on every interface)."""
+    host = addr.strip("[]")
+    if host.lower().rstrip(".") == "localhost":
+        host = "127.0.0.1"
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(socket.SOMAXCONN)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _warn(env: RankEnv) -> Callable[[str], None]:
+    def warn(message: str) -> None:
+        sys.stderr.write(f"preflight: warning: rank {env.rank}: {message}\n")
+        sys.stderr.flush()
+
+    return warn
+
+
+def _connect_store(
+    env: RankEnv, token: bytes | None, timeout_s: float, watchdog: Watchdog
+) -> tuple[Any, bool]:
+    """The store, and whether this process serves it (rank 0, unless torchrun's agent does).
+
+    Rank 0 serving a loopback MASTER_ADDR (`--nproc`) listens on loopback only; otherwise on
+    every interface, as the other nodes must reach it. Either way every key and value goes
+    through AuthStore with the job's token.
+    """
     if env.world_size == 1:
         return HashStore(), True
+    if token is None:
+        raise ConfigError(f"a world of {env.world_size} ranks needs the job's token")
     serve = env.rank == 0 and not env.agent_store
     where = f"{env.master_addr}:{env.master_port}"
+    listener = None
     with watchdog.waiting(f"rendezvous store {where}", timeout_s + STORE_GRACE_S):
         try:
+            if serve and loopback(env.master_addr):
+                listener = _listener(env.master_addr, env.master_port)
             store = TCPStore(
                 env.master_addr,
                 env.master_port,
@@ -127,8 +181,11 @@ def _connect_store(env: RankEnv, timeout_s: float, watchdog: Watchdog) -> tuple[
                 is_master=serve,
                 timeout=dt.timedelta(seconds=timeout_s),
                 wait_for_workers=False,
+                master_listen_fd=None if listener is None else listener.fileno(),
             )
         except Exception as exc:
+            if listener is not None:
+                listener.close()
             if serve:
                 raise BenchError(
                     f"rendezvous: rank 0 cannot serve the store on {where}: {first_line(exc)}"
@@ -138,8 +195,10 @@ def _connect_store(env: RankEnv, timeout_s: float, watchdog: Watchdog) -> tuple[
                 f"rendezvous: the store at {where} (served by {server}) could not be reached "
                 f"within {timeout_s:g} s (world size {env.world_size}): {first_line(exc)}"
             ) from None
-    prefix = f"preflight/{env.run_id}/" if env.agent_store else "preflight/"
-    return PrefixStore(prefix, store), serve
+    scope = f"{env.run_id}/" if env.agent_store else ""
+    authed = AuthStore(store, token, scope, _warn(env))
+    authed.keep_alive = listener  # the store serves on this socket: keep it open as long
+    return authed, serve
 
 
 def _missing_message(store: Any, env: RankEnv, count: int, timeout_s: float) -> str:
@@ -148,8 +207,10 @@ def _missing_message(store: Any, env: RankEnv, count: int, timeout_s: float) -> 
         f"(world size {env.world_size})"
     )
     try:
-        arrived = [r for r in range(env.world_size) if store.check([f"rank/{r}"])]
-        hosts = sorted({json.loads(store.get(f"rank/{r}"))["host"] for r in arrived})
+        present = [r for r in range(env.world_size) if store.check([f"rank/{r}"])]
+        entries = {r: _authentic(store, f"rank/{r}") for r in present}
+        arrived = [r for r, v in entries.items() if v is not None]
+        hosts = sorted({json.loads(v)["host"] for v in entries.values() if v is not None})
     except Exception as exc:
         return f"{head}; the store could not list them: {first_line(exc)}"
     missing = [r for r in range(env.world_size) if r not in arrived]
@@ -171,17 +232,26 @@ def _arrive(
     poll = min(0.5, max(0.02, env.world_size / 20000))
     store.set(f"rank/{env.rank}", json.dumps(me.to_dict()))
     count = int(store.add("arrived", 1))
+    keys = [f"rank/{r}" for r in range(env.world_size)]
+    values: list[bytes] | None = None
     try:
-        while count < env.world_size:
-            if store.check(["abort"]):
+        while values is None:
+            # The counter cannot be authenticated: it only says when to read the entries.
+            if count >= env.world_size:
+                values = _entries(store, keys)
+                if values is not None:
+                    break
+            message = _abort_message(store)
+            if message is not None:
                 # Read the message before saying so: rank 0 stops serving the store once
                 # every arrived rank has counted itself in gave_up.
-                message = store.get("abort").decode()
                 store.add("gave_up", 1)
                 raise BenchError(message)
             waited = time.monotonic() - start
             if env.rank == 0 and waited > timeout_s:
                 message = _missing_message(store, env, count, timeout_s)
+                if serves:
+                    report_strangers(store, _warn(env))
                 store.set("abort", message)
                 if serves:
                     _linger(store, count - 1)
@@ -194,8 +264,6 @@ def _arrive(
                 )
             time.sleep(poll)
             count = int(store.add("arrived", 0))
-        keys = [f"rank/{r}" for r in range(env.world_size)]
-        values = store.multi_get(keys)
     except BenchError:
         raise
     except Exception as exc:
@@ -206,6 +274,31 @@ def _arrive(
             f"{env.world_size}): {first_line(exc)}"
         ) from None
     return tuple(RankInfo.from_dict(json.loads(v)) for v in values)
+
+
+def _authentic(store: Any, key: str) -> bytes | None:
+    """The value under key if a rank of this job wrote it (AuthStore), else None."""
+    return store.verified(key) if isinstance(store, AuthStore) else bytes(store.get(key))
+
+
+def _entries(store: Any, keys: list[str]) -> list[bytes] | None:
+    """Every rank's entry, when all are there and authentic; None while any is not."""
+    if not store.check(keys):
+        return None
+    if not isinstance(store, AuthStore):
+        return [bytes(v) for v in store.multi_get(keys)]
+    values = store.verified_many(keys)
+    if any(v is None for v in values):
+        return None
+    return [v for v in values if v is not None]
+
+
+def _abort_message(store: Any) -> str | None:
+    """Rank 0's abort message, if it posted one (a stranger's is ignored, and reported once)."""
+    if not store.check(["abort"]):
+        return None
+    value = _authentic(store, "abort")
+    return None if value is None else value.decode(errors="replace")
 
 
 def _linger(store: Any, others: int, grace_s: float = STORE_GRACE_S) -> None:
@@ -222,15 +315,19 @@ def open_session(
     init_timeout_s: float,
     op_timeout_s: float,
     watchdog: Watchdog,
+    token: bytes | None,
 ) -> Session:
-    """Rendezvous, then the process group; BenchError names what did not happen in time."""
+    """Rendezvous, then the process group; BenchError names what did not happen in time.
+
+    token is the job's secret (auth.job_token), required when the world has more than one rank.
+    """
     backend = resolve_backend(backend_choice)
     device, device_name = _device(backend, env)
     if backend == "nccl":
         # 1 = abort the communicator and end the process when a collective times out.
         os.environ.setdefault("TORCH_NCCL_ASYNC_ERROR_HANDLING", "1")
     me = RankInfo(env.rank, env.local_rank, socket.gethostname(), node_id, os.getpid(), device_name)
-    store, serves = _connect_store(env, init_timeout_s, watchdog)
+    store, serves = _connect_store(env, token, init_timeout_s, watchdog)
     try:
         with watchdog.waiting("rendezvous", init_timeout_s + 2 * STORE_GRACE_S):
             ranks = _arrive(store, env, me, init_timeout_s, serves)
@@ -270,6 +367,20 @@ def close_session(session: Session) -> None:
                 if time.monotonic() > deadline:
                     break  # the results are out; a rank that left early changes nothing
                 time.sleep(0.02)
+            report_strangers(session.store, _warn(env))
+
+
+def report_strangers(store: Any, warn: Callable[[str], None]) -> None:
+    """Name the keys someone without the job's token wrote to the store this rank serves."""
+    foreign = store.foreign_keys() if isinstance(store, AuthStore) else []
+    if foreign:
+        shown = ", ".join(repr(printable(k)) for k in foreign[:5])
+        more = f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
+        warn(
+            f"the store held {len(foreign)} keys outside this job's namespace ({shown}{more}): "
+            "a process without the job's token (or a rank given another one) connected and "
+            "wrote them; they were ignored"
+        )
 
 
 def gather_floats(session: Session, values: list[float], group: Any = None) -> list[list[float]]:
@@ -319,9 +430,10 @@ def join_world(
     """This rank's environment, test hooks, watchdog and process group, started in that order
     (the hooks may act before rendezvous; the watchdog must run before anything can block)."""
     env = rank_env(environ)
+    token = job_token(environ, env.world_size)
     node = resolve_node_id(node_id_option, environ, env)
     hooks = Hooks.from_env(environ, env.rank, node)
     hooks.before_rendezvous()
     watchdog = Watchdog(f"rank {env.rank}")
-    session = open_session(env, backend, node, init_timeout_s, op_timeout_s, watchdog)
+    session = open_session(env, backend, node, init_timeout_s, op_timeout_s, watchdog, token)
     return Joined(env, hooks, watchdog, session)

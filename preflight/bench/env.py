@@ -12,6 +12,8 @@ from preflight.errors import ConfigError
 NODE_ID_ENV = "PREFLIGHT_NODE_ID"
 LAUNCHED_ENV = "PREFLIGHT_BENCH_LAUNCHED"
 """Set by the `--nproc` parent in its rank processes."""
+TOKEN_ENV = "PREFLIGHT_BENCH_TOKEN"
+"""The secret every rank of a job shares (preflight.bench.auth); `--nproc` makes a random one."""
 
 DEFAULT_PORT = 29500
 

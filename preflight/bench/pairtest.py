@@ -17,8 +17,9 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from preflight.bench import interrupt
 from preflight.bench.dist import Session, close_session, first_line, join_world
-from preflight.bench.errors import BenchError
+from preflight.bench.errors import BenchError, BenchInterrupted
 from preflight.bench.hooks import Hooks
 from preflight.bench.locate import (
     LocateRun,
@@ -139,8 +140,53 @@ class PairTester:
         return out
 
 
+@dataclass(frozen=True)
+class PartialLocate:
+    """What an interrupted search had measured: the pair tests of its finished rounds."""
+
+    results: tuple[PairResult, ...]
+    rounds: int
+    nbytes: int
+    backend: str
+
+    def table(self, signal_name: str) -> str:
+        """The pair tests so far, one per line, and why there is no verdict."""
+        lines = [
+            f"# preflight bench locate: interrupted by {signal_name} after {self.rounds} rounds "
+            f"({len(self.results)} pair tests of {format_size(self.nbytes)}, backend "
+            f"{self.backend}): no verdict",
+            f"{'pair':<33} {'round':>5} {'busbw':>8}",
+        ]
+        for r in self.results:
+            lines.append(f"{r.a + ' - ' + r.b:<33} {r.round + 1:>5} {r.busbw_gbps:8.2f}")
+        return "\n".join(lines) + "\n"
+
+    def to_dict(self, signal_name: str) -> dict[str, Any]:
+        """The JSON document printed instead of the report."""
+        return {
+            "schema": "preflight-bench-locate/1",
+            "status": "interrupted",
+            "interrupted": signal_name,
+            "rounds": self.rounds,
+            "bytes": self.nbytes,
+            "backend": self.backend,
+            "pairs": [
+                {
+                    "nodes": [r.a, r.b],
+                    "round": r.round,
+                    "time_us": round(r.time_us, 3),
+                    "busbw_gbps": round(r.busbw_gbps, 4),
+                }
+                for r in self.results
+            ],
+        }
+
+
 def run_locate(opts: LocateOptions, environ: Mapping[str, str]) -> tuple[LocateRun, bool]:
-    """Run this rank's part of the search; the result is the same on every rank."""
+    """Run this rank's part of the search; the result is the same on every rank.
+
+    A stop signal (interrupt.raise_on_stop_signals) raises BenchInterrupted with a PartialLocate.
+    """
     joined = join_world(environ, opts.node_id, opts.backend, opts.init_timeout_s, opts.op_timeout_s)
     env, hooks, watchdog, session = joined.env, joined.hooks, joined.watchdog, joined.session
     node_ranks = session.node_ranks()
@@ -154,12 +200,19 @@ def run_locate(opts: LocateOptions, environ: Mapping[str, str]) -> tuple[LocateR
     full = opts.rounds if opts.rounds is not None else full_rounds_for(len(nodes))
     results: list[PairResult] = []
     index = 0
-    while index < full + MAX_EXTRA_ROUNDS:
-        pairs = next_round(nodes, results, index, full, opts.slow_ratio, opts.min_busbw_gbps)
-        if not pairs:
-            break
-        results += tester.run_round(index, pairs)
-        index += 1
+    try:
+        while index < full + MAX_EXTRA_ROUNDS:
+            pairs = next_round(nodes, results, index, full, opts.slow_ratio, opts.min_busbw_gbps)
+            if not pairs:
+                break
+            results += tester.run_round(index, pairs)
+            index += 1
+    except (BenchError, BenchInterrupted):
+        signum = interrupt.received()
+        if signum is None:
+            raise
+        partial = PartialLocate(tuple(results), index, tester.nbytes, session.backend)
+        raise BenchInterrupted(signum, partial) from None
     verdicts = judge(nodes, results, opts.slow_ratio, opts.min_busbw_gbps)
     hosts: dict[str, list[str]] = {}
     for r in session.ranks:

@@ -43,6 +43,25 @@ def nccl_table(result: SweepResult) -> str:
 
     Only nccl-tests' in-place columns: torch's all_reduce works in place.
     """
+    lines = _head(result)
+    lines += [nccl_row(r) for r in result.rows]
+    wrong = result.wrong
+    lines.append(f"# Out of bounds values : {wrong} {'OK' if not wrong else 'FAILED'}")
+    lines += [f"# {line}" for line in verdict_lines(result)]
+    return "\n".join(lines) + "\n"
+
+
+def interrupted_table(result: SweepResult, signal_name: str, planned: int) -> str:
+    """The rows an interrupted sweep measured, as nccl_table prints them, and no verdict."""
+    lines = _head(result)
+    lines += [nccl_row(r) for r in result.rows]
+    lines.append(
+        f"# Interrupted by {signal_name} after {len(result.rows)} of {planned} sizes: no verdict"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def _head(result: SweepResult) -> list[str]:
     lines = [
         f"# preflight bench allreduce: {result.world_size} ranks on {len(result.nodes)} "
         f"node(s), backend {result.backend}, {result.dtype}, warmup {result.warmup} "
@@ -56,11 +75,7 @@ def nccl_table(result: SweepResult) -> str:
             f"#  Rank {r.rank:2d} Pid {r.pid:6d} on {r.host:>10} node {r.node_id} device {r.device}"
         )
     lines += ["#", HEADER]
-    lines += [nccl_row(r) for r in result.rows]
-    wrong = result.wrong
-    lines.append(f"# Out of bounds values : {wrong} {'OK' if not wrong else 'FAILED'}")
-    lines += [f"# {line}" for line in verdict_lines(result)]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def verdict_lines(result: SweepResult) -> list[str]:

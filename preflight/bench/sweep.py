@@ -17,6 +17,7 @@ import torch
 import torch.distributed as dist
 
 from preflight import __version__
+from preflight.bench import interrupt
 from preflight.bench.dist import (
     Session,
     close_session,
@@ -25,7 +26,7 @@ from preflight.bench.dist import (
     join_world,
     versions,
 )
-from preflight.bench.errors import BenchError
+from preflight.bench.errors import BenchError, BenchInterrupted
 from preflight.bench.expected import Theoretical, node_topology, theoretical_busbw
 from preflight.bench.hooks import Hooks
 from preflight.bench.metrics import DType, busbw_gbps, dtype, element_count, fill_for, format_size
@@ -156,30 +157,28 @@ def theoretical_for(session: Session, given: float | None) -> tuple[Theoretical 
     return theoretical_busbw(topo)
 
 
-def run_sweep(opts: SweepOptions, environ: Mapping[str, str]) -> tuple[SweepResult, bool]:
-    """Run this rank's part; returns the result (complete on every rank) and whether it leads."""
-    joined = join_world(environ, opts.node_id, opts.backend, opts.init_timeout_s, opts.op_timeout_s)
-    env, hooks, watchdog, session = joined.env, joined.hooks, joined.watchdog, joined.session
-    sweeper = Sweeper(session, opts, hooks)
-    sizes = sorted({element_count(b, sweeper.dt) * sweeper.dt.size for b in opts.sizes} - {0})
-    if not sizes:
-        raise BenchError(f"every size is smaller than one {sweeper.dt.name} element")
-    rows = []
-    show = opts.progress and env.is_leader
-    with sweep_progress(len(sizes), show, sys.stderr) as progress:
-        for i, nbytes in enumerate(sizes):
-            progress.size(nbytes, i)
-            rows.append(sweeper.measure(nbytes, i, len(sizes)))
-        progress.done(len(sizes))
-    theoretical, note = (None, "")
-    if env.is_leader:
-        theoretical, note = theoretical_for(session, opts.theoretical_gbps)
-    result = SweepResult(
+@dataclass(frozen=True)
+class PartialSweep:
+    """What an interrupted sweep had measured: the rows of its first sizes, of `planned`."""
+
+    result: SweepResult
+    planned: int
+
+
+def _result(
+    session: Session,
+    sweeper: Sweeper,
+    opts: SweepOptions,
+    rows: list[Row],
+    theoretical: Theoretical | None,
+    note: str,
+) -> SweepResult:
+    return SweepResult(
         backend=session.backend,
         dtype=sweeper.dt.name,
         iters=opts.iters,
         warmup=opts.warmup,
-        launcher=env.launcher,
+        launcher=session.env.launcher,
         ranks=session.ranks,
         rows=tuple(rows),
         environment=versions(session.backend),
@@ -187,6 +186,37 @@ def run_sweep(opts: SweepOptions, environ: Mapping[str, str]) -> tuple[SweepResu
         theoretical_note=note,
         tool_version=__version__,
     )
+
+
+def run_sweep(opts: SweepOptions, environ: Mapping[str, str]) -> tuple[SweepResult, bool]:
+    """Run this rank's part; returns the result (complete on every rank) and whether it leads.
+
+    A stop signal (interrupt.raise_on_stop_signals) raises BenchInterrupted with a PartialSweep.
+    """
+    joined = join_world(environ, opts.node_id, opts.backend, opts.init_timeout_s, opts.op_timeout_s)
+    env, hooks, watchdog, session = joined.env, joined.hooks, joined.watchdog, joined.session
+    sweeper = Sweeper(session, opts, hooks)
+    sizes = sorted({element_count(b, sweeper.dt) * sweeper.dt.size for b in opts.sizes} - {0})
+    if not sizes:
+        raise BenchError(f"every size is smaller than one {sweeper.dt.name} element")
+    rows: list[Row] = []
+    show = opts.progress and env.is_leader
+    try:
+        with sweep_progress(len(sizes), show, sys.stderr) as progress:
+            for i, nbytes in enumerate(sizes):
+                progress.size(nbytes, i)
+                rows.append(sweeper.measure(nbytes, i, len(sizes)))
+            progress.done(len(sizes))
+    except (BenchError, BenchInterrupted):
+        signum = interrupt.received()
+        if signum is None:
+            raise
+        partial = _result(session, sweeper, opts, rows, None, "interrupted")
+        raise BenchInterrupted(signum, PartialSweep(partial, len(sizes))) from None
+    theoretical, note = (None, "")
+    if env.is_leader:
+        theoretical, note = theoretical_for(session, opts.theoretical_gbps)
+    result = _result(session, sweeper, opts, rows, theoretical, note)
     gate_bytes = opts.gate_bytes or sizes[-1]
     result = result.with_gate(judge_gate(result.rows, gate_bytes, opts.min_busbw_gbps, theoretical))
     close_session(session)

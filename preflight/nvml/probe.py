@@ -14,13 +14,13 @@ import json
 import os
 import selectors
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from preflight import isolated
 from preflight.nvml.child import CALL_PREFIX
 
 DEFAULT_TIMEOUT_S = 5.0
@@ -97,7 +97,7 @@ class NvmlProbe:
         start = time.monotonic()
         deadline = start + self.timeout_s
         payload = json.dumps({"section": self.section} if self.section is not None else {})
-        cmd = [sys.executable, "-m", "preflight.nvml.child", "--deadline", f"{self.timeout_s:g}"]
+        cmd = isolated.command("preflight.nvml.child", ["--deadline", f"{self.timeout_s:g}"])
         proc = subprocess.Popen(
             cmd,
             stdin=subprocess.PIPE,
