@@ -25,11 +25,13 @@ numbers raises :class:`ParseError` (one line).
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 from dataclasses import dataclass, field
 from typing import Any
 
-from preflight.errors import ParseError
+from preflight.errors import ConfigError, ParseError
 
 MAX_TEXT = 4 * 1024 * 1024  # a sweep of -a prints 23 rows; 4 MiB is far beyond any real output
 MAX_ROWS = 4096
@@ -322,3 +324,95 @@ def connect_target(out: PerftestOutput) -> str | None:
         if m:
             return m.group(1)
     return None
+
+
+# --------------------------------------------------------------------------------------------
+# Command lines
+# --------------------------------------------------------------------------------------------
+# Test name → perftest binary. The *_lat tests have no --use_cuda in the perftest releases of
+# Debian/Ubuntu (SuperBench drops it for them); their buffers are in host memory.
+BINARIES = {
+    "write_bw": "ib_write_bw",
+    "read_bw": "ib_read_bw",
+    "send_bw": "ib_send_bw",
+    "write_lat": "ib_write_lat",
+    "send_lat": "ib_send_lat",
+}
+PACKAGE = "perftest"  # the Debian/Ubuntu (and RHEL) package that provides every binary above
+
+
+class PerftestMissing(ConfigError):
+    """A perftest binary is not on PATH (exit 3: nothing was run)."""
+
+    def __init__(self, binary: str) -> None:
+        super().__init__(
+            f"{binary} is not on PATH: install the package '{PACKAGE}' "
+            f"(apt-get install {PACKAGE} / dnf install {PACKAGE})"
+        )
+
+
+def is_bandwidth(test: str) -> bool:
+    return test.endswith("_bw")
+
+
+def find_binary(test: str, path: str | None) -> str:
+    """The absolute path of the test's perftest binary on PATH, or PerftestMissing."""
+    name = BINARIES[test]
+    found = shutil.which(name, path=path)
+    if found is None:
+        raise PerftestMissing(name)
+    return os.path.abspath(found)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One side of a test: the HCA port, its RoCE v2 GID index, and the GPU buffer (if any)."""
+
+    hca: str
+    ib_port: int = 1
+    gid_index: int | None = None  # RoCE only: the RoCE v2 entry of the port's GID table
+    cuda_bus_id: str | None = None  # GPUDirect: the GPU's PCI address
+    dmabuf: bool = False  # GPUDirect through DMA-BUF instead of nvidia-peermem
+
+
+@dataclass(frozen=True)
+class TestSpec:
+    """What one perftest run measures."""
+
+    test: str
+    size: int
+    duration_s: int | None = 5  # -D; None → iterations
+    iterations: int = 5000  # -n, when there is no duration (latency tests always)
+    qps: int = 1
+    bidirectional: bool = False
+
+
+def command(
+    binary: str, spec: TestSpec, end: Endpoint, tcp_port: int, server: str | None
+) -> list[str]:
+    """The argv of one side: the server when server is None, else the client connecting to it.
+
+    GPUDirect uses --use_cuda_bus_id: a CUDA ordinal depends on CUDA_DEVICE_ORDER, the PCI address
+    does not.
+    """
+    argv = [binary, "-d", end.hca, "-i", str(end.ib_port), "-p", str(tcp_port)]
+    if end.gid_index is not None:
+        argv += ["-x", str(end.gid_index)]
+    argv += ["-s", str(spec.size)]
+    if is_bandwidth(spec.test):
+        argv += ["--report_gbits", "-q", str(spec.qps)]
+        if spec.bidirectional:
+            argv.append("-b")
+        if spec.duration_s is not None:
+            argv += ["-D", str(spec.duration_s)]
+        else:
+            argv += ["-n", str(spec.iterations)]
+        if end.cuda_bus_id is not None:
+            argv.append(f"--use_cuda_bus_id={end.cuda_bus_id}")
+            if end.dmabuf:
+                argv.append("--use_cuda_dmabuf")
+    else:
+        argv += ["-n", str(spec.iterations)]
+    if server is not None:
+        argv.append(server)
+    return argv
