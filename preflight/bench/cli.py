@@ -329,3 +329,9 @@ def locate(
         else:
             _write(run.table(), output)
     raise typer.Exit(ExitCode.OK if run.judgement.passed else ExitCode.FAILED)
+
+
+# `bench rdma` and `bench rdma-plan` (perftest): preflight/bench/rdma_cli.py
+from preflight.bench.rdma_cli import register as _register_rdma  # noqa: E402
+
+_register_rdma(bench_app)

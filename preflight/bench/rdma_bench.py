@@ -94,7 +94,8 @@ def judge(
     if is_bandwidth(spec.test) and source.bw_rows:
         row = max(source.bw_rows, key=lambda r: r.bytes)
         result.average_gbps = round(row.average_gbps, 4)
-        result.peak_gbps = round(row.peak_gbps, 4) if source.peak_measured else None
+        measured = source.peak_measured and row.peak_gbps > 0  # -D runs print 0.00
+        result.peak_gbps = round(row.peak_gbps, 4) if measured else None
         result.msg_rate_mpps = row.msg_rate_mpps
         result.line_rate_gbps = line_rate_gbps(target, spec.bidirectional)
         j = judge_bandwidth(target, row.average_gbps, floor or 0.0, spec.bidirectional)
