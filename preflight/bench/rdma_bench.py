@@ -16,7 +16,7 @@ from typing import Any
 from preflight.bench.rdma_perftest import (
     Endpoint,
     PerftestOutput,
-    TestSpec,
+    PerftestSpec,
     command,
     is_bandwidth,
     parse_perftest,
@@ -72,7 +72,7 @@ class RdmaResult:
 def judge(
     result: RdmaResult,
     target: HcaPort,
-    spec: TestSpec,
+    spec: PerftestSpec,
     floor: float | None,
     outs: Sequence[PerftestOutput],
     problem: str | None,
@@ -169,7 +169,7 @@ def endpoint(p: HcaPort, memory: str) -> Endpoint:
 
 def run_loopback(
     plan: LoopbackPlan,
-    spec: TestSpec,
+    spec: PerftestSpec,
     binary: str,
     floor: float | None,
     timeout_s: float,
@@ -213,23 +213,33 @@ class RdmaRun:
     test: str
     host: str
     results: list[RdmaResult]
-    spec: TestSpec
+    spec: PerftestSpec
 
     @property
     def passed(self) -> bool:
         return bool(self.results) and all(r.status == PASS for r in self.results)
 
     def headline(self) -> str:
+        """PASS/FAIL and why; a stand-in's replays are named first: nothing was measured."""
         bad = [r for r in self.results if r.status in (FAIL, ERROR)]
-        if any(r.status == STANDIN for r in self.results):
-            return "STAND-IN: outputs replayed by a stand-in, nothing was measured"
+        prefix = (
+            "STAND-IN (outputs replayed, nothing measured); "
+            if any(r.standin for r in self.results)
+            else ""
+        )
         if not self.results:
-            return "FAIL: no active RDMA port to test"
+            return prefix + "FAIL: no active RDMA port to test"
         if not bad:
+            if prefix:
+                return prefix + "no run failed"
             return f"PASS: {len(self.results)} run(s) at or above the expected share of line rate"
-        return "FAIL: " + "; ".join(
-            f"{r.hca} {r.memory}: {r.problem or r.message}" if r.status == ERROR else r.message
-            for r in bad
+        return (
+            prefix
+            + "FAIL: "
+            + "; ".join(
+                f"{r.hca} {r.memory}: {r.problem or r.message}" if r.status == ERROR else r.message
+                for r in bad
+            )
         )
 
     def to_dict(self) -> dict[str, Any]:

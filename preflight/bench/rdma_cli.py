@@ -113,7 +113,7 @@ def rdma(
     """
     from preflight.bench.metrics import parse_size
     from preflight.bench.rdma_bench import RdmaRun, loopback_plans, run_loopback
-    from preflight.bench.rdma_perftest import BINARIES, TestSpec, find_binary, is_bandwidth
+    from preflight.bench.rdma_perftest import BINARIES, PerftestSpec, find_binary, is_bandwidth
     from preflight.bench.rdma_targets import EFFICIENCY_FLOOR, hca_ports
     from preflight.host import Host
 
@@ -133,7 +133,7 @@ def rdma(
         nbytes = parse_size(size) if size else (1 << 20 if is_bandwidth(test) else 2)
     except ValueError as exc:
         raise _usage(str(exc)) from None
-    spec = TestSpec(
+    spec = PerftestSpec(
         test, nbytes, duration if is_bandwidth(test) else None, iters, qps, bidirectional
     )
     try:

@@ -376,7 +376,7 @@ class Endpoint:
 
 
 @dataclass(frozen=True)
-class TestSpec:
+class PerftestSpec:
     """What one perftest run measures."""
 
     test: str
@@ -388,7 +388,7 @@ class TestSpec:
 
 
 def command(
-    binary: str, spec: TestSpec, end: Endpoint, tcp_port: int, server: str | None
+    binary: str, spec: PerftestSpec, end: Endpoint, tcp_port: int, server: str | None
 ) -> list[str]:
     """The argv of one side: the server when server is None, else the client connecting to it.
 
