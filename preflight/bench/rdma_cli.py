@@ -99,6 +99,23 @@ def rdma(
     profile: Annotated[
         str | None, typer.Option(help="Read the HCAs from this hardware profile, not the node.")
     ] = None,
+    peer: Annotated[
+        str | None,
+        typer.Option(
+            help="Pair mode: test rail k here against rail k of HOST (bench rdma --serve)."
+        ),
+    ] = None,
+    serve: Annotated[
+        bool, typer.Option(help="Serve perftest servers to a peer's `bench rdma --peer`.")
+    ] = False,
+    control_port: Annotated[int, typer.Option(help="TCP port of the pair-mode control.")] = 18600,
+    bind: Annotated[str, typer.Option(help="--serve: address to listen on.")] = "0.0.0.0",
+    serve_count: Annotated[
+        int | None, typer.Option(help="--serve: end after this many requests.")
+    ] = None,
+    serve_idle: Annotated[
+        float, typer.Option(help="--serve: end after this many seconds without a request.")
+    ] = 300.0,
     dry_run: Annotated[bool, typer.Option(help="Print the perftest command lines only.")] = False,
     fmt: Annotated[str, typer.Option("--format", help="table, json or prometheus.")] = "table",
     output: Annotated[Path | None, typer.Option(help="Write the report here.")] = None,
@@ -153,6 +170,27 @@ def rdma(
         raise _usage(f"no RDMA device {', '.join(sorted(unknown))} on this node")
     if wanted:
         ports = [p for p in ports if p.hca in wanted]
+    if serve:
+        from preflight.bench.rdma_serve import serve as serve_requests
+
+        if not 0 < control_port < 65536 or serve_idle <= 0:
+            raise _usage("--control-port must be 1..65535 and --serve-idle positive")
+        try:
+            served = serve_requests(
+                ports,
+                bind,
+                control_port,
+                serve_count,
+                serve_idle,
+                os.environ.get("PATH"),
+                os.environ,
+                listen_timeout,
+                log=lambda m: typer.echo(m, err=True),
+            )
+        except OSError as exc:
+            raise _usage(f"cannot listen on {bind}:{control_port}: {exc.strerror}") from None
+        typer.echo(f"served {served} request(s)", err=True)
+        raise typer.Exit(ExitCode.OK)
     plans = loopback_plans(ports, _partners(partner), gpudirect, dmabuf)
     floor = min_efficiency if min_efficiency is not None else EFFICIENCY_FLOOR.get(test)
     limit = timeout if timeout is not None else float(duration + 30)
@@ -167,10 +205,32 @@ def rdma(
             lines += [f"# {plan.target.hca} {plan.memory}", " ".join(server), " ".join(client)]
         _emit("\n".join(lines) + "\n", output)
         raise typer.Exit(ExitCode.OK)
-    results = [
-        run_loopback(plan, spec, binary, floor, limit, listen_timeout, os.environ) for plan in plans
-    ]
-    run = RdmaRun("loopback", test, host.hostname or socket.gethostname(), results, spec)
+    if peer is not None:
+        from preflight.bench.rdma_serve import run_peer
+
+        rails = {p.hca: i for i, p in enumerate(x for x in hca_ports(host) if x.active)}
+        results = [
+            run_peer(
+                peer,
+                control_port,
+                plan.target,
+                rails[plan.target.hca],
+                plan.memory,
+                spec,
+                binary,
+                floor,
+                limit,
+                os.environ,
+            )
+            for plan in plans
+        ]
+    else:
+        results = [
+            run_loopback(plan, spec, binary, floor, limit, listen_timeout, os.environ)
+            for plan in plans
+        ]
+    mode = "loopback" if peer is None else "pair"
+    run = RdmaRun(mode, test, host.hostname or socket.gethostname(), results, spec)
     if fmt == "json":
         _emit(json.dumps(run.to_dict(), indent=1) + "\n", output)
     elif fmt == "prometheus":

@@ -219,3 +219,40 @@ def run_one(
         if side.alive():
             side.kill(timed_out=False)
     return side.finish()
+
+
+class ServerHandle:
+    """A perftest server started for a peer's client (`bench rdma --serve`)."""
+
+    def __init__(self, argv: Sequence[str], env: Mapping[str, str]) -> None:
+        self._side = _Side("server", argv, env)
+
+    def wait_listening(
+        self, port: int, timeout_s: float, proc_net: str = "/proc/net"
+    ) -> str | None:
+        """None once it listens; else why not (it is killed then)."""
+        if self._side.outcome.start_error:
+            return self._side.outcome.describe()
+        limit = time.monotonic() + timeout_s
+        while not listening(port, proc_net):
+            if not self._side.alive():
+                return f"server exited before listening on port {port}"
+            if time.monotonic() >= limit:
+                self._side.kill(timed_out=True)
+                return f"server did not listen on port {port} within {timeout_s:g} s"
+            time.sleep(POLL_S)
+        return None
+
+    def finish(self, timeout_s: float) -> SideOutcome:
+        """Wait for it to end (killed with its group at the timeout) and return its outcome."""
+        try:
+            deadline = time.monotonic() + timeout_s
+            while self._side.alive():
+                if time.monotonic() >= deadline:
+                    self._side.kill(timed_out=True)
+                    break
+                time.sleep(POLL_S)
+        finally:
+            if self._side.alive():
+                self._side.kill(timed_out=False)
+        return self._side.finish()
