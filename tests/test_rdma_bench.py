@@ -20,7 +20,7 @@ from tests.rdma_sysroot import Device, Port, build
 STANDINS = str(Path(__file__).parent / "standins")
 
 # RoCE port GID table as mlx5 fills it: v1 and v2 of the link-local, then v1 and v2 of an IPv4.
-ROCE_GIDS = {
+ROCE_GIDS: dict[int, tuple[str, str | None, str | None]] = {
     0: ("fe80:0000:0000:0000:ba3f:d2ff:fe1c:5a10", "IB/RoCE v1", "eth2"),
     1: ("fe80:0000:0000:0000:ba3f:d2ff:fe1c:5a10", "RoCE v2", "eth2"),
     2: ("0000:0000:0000:0000:0000:ffff:c0a8:0102", "IB/RoCE v1", "eth2"),

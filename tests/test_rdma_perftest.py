@@ -83,14 +83,14 @@ def test_real_output(name: str, index: int, truth: dict[str, Any]) -> None:
     if "lat_rows" in truth:
         assert len(out.lat_rows) == truth.get("row_count", len(truth["lat_rows"]))
     for size, iters, tmin, tmax, typ, avg, sd, p99, p999 in truth.get("lat_rows", []):
-        row = lats[size]
-        assert (row.iterations, row.t_min_us, row.t_max_us, row.t_typical_us) == (
+        lrow = lats[size]
+        assert (lrow.iterations, lrow.t_min_us, lrow.t_max_us, lrow.t_typical_us) == (
             iters,
             tmin,
             tmax,
             typ,
         )
-        assert (row.t_avg_us, row.t_stdev_us, row.p99_us, row.p999_us) == (avg, sd, p99, p999)
+        assert (lrow.t_avg_us, lrow.t_stdev_us, lrow.p99_us, lrow.p999_us) == (avg, sd, p99, p999)
 
 
 def test_mib_is_two_to_the_twenty_bytes() -> None:

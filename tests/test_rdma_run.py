@@ -106,3 +106,16 @@ def test_client_without_a_server_reports_couldnt_connect() -> None:
 def test_a_missing_binary_is_named_not_raised() -> None:
     out = run_pair(["/nonexistent/ib_write_bw"], ["/nonexistent/ib_write_bw"], free_port(), 1, 1)
     assert out.problem is not None and out.problem.startswith("server did not start")
+
+
+def test_client_that_fails_takes_its_waiting_server_down() -> None:
+    port = free_port()
+    env = {**os.environ, "PREFLIGHT_STANDIN_MODE_mlx5_1": "no-device"}
+    server = [STANDIN, "-d", "mlx5_0", "-p", str(port), "-D", "1"]
+    client = [STANDIN, "-d", "mlx5_1", "-p", str(port), "-D", "1", "127.0.0.1"]
+    start = time.monotonic()
+    out = run_pair(server, client, port, 10.0, 2.0, env)
+    assert time.monotonic() - start < 5.0  # not the 10 s timeout: the server is not waited for
+    assert out.problem is not None
+    assert out.problem.startswith("client exited 1; server killed after")
+    assert not listening(port) and group_gone(out.server.pid)

@@ -45,6 +45,8 @@ class SideOutcome:
             return f"{self.role} did not start: {self.start_error}"
         if self.timed_out:
             return f"{self.role} killed after {self.elapsed_s:.1f} s (timeout)"
+        if self.killed:
+            return f"{self.role} killed after {self.elapsed_s:.1f} s (its peer had failed)"
         if self.returncode is None:
             return f"{self.role} not run"
         if self.returncode < 0:
