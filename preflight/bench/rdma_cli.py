@@ -121,10 +121,11 @@ def rdma(
     output: Annotated[Path | None, typer.Option(help="Write the report here.")] = None,
     chart: Annotated[bool, typer.Option(help="Bar chart of Gb/s under the table.")] = True,
 ) -> None:
-    """Loopback RDMA bandwidth or latency per HCA with perftest, judged against line rate.
+    """RDMA bandwidth or latency per HCA with perftest (loopback or --peer), against line rate.
 
-    Each active HCA port runs a perftest server and client on this node (to itself, or to
-    --partner), in host memory and with GPUDirect from the GPU nearest the HCA. Exit 0 when every
+    Loopback: each active HCA port runs a perftest server and client on this node (to itself, or
+    to --partner), in host memory and with GPUDirect from the GPU nearest the HCA. Pair: rail k
+    here against rail k of --peer, which runs `bench rdma --serve`. Exit 0 when every
     run reaches its share of line rate, 1 otherwise (a stand-in replay is never a pass), 2 for a
     bad command line, 3 when perftest is not installed.
     """
