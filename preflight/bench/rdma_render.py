@@ -56,7 +56,11 @@ def table_text(run: RdmaRun) -> str:
             )
     for r in run.results:
         if r.status != PASS:
-            lines.append(f"{r.status}: {r.message}" + (f" [{r.problem}]" if r.problem else ""))
+            where = f"port {r.port}, {r.memory} memory" + (f" of GPU {r.gpu}" if r.gpu else "")
+            lines.append(
+                f"{r.status}: {r.message} [{where}, peer {r.peer}]"
+                + (f" [{r.problem}]" if r.problem else "")
+            )
         lines += [f"  warning: {w}" for w in r.warnings]
     lines.append(run.headline())
     return "\n".join(lines) + "\n"
