@@ -252,6 +252,13 @@ def allreduce(
     ] = None,
     chart: Annotated[bool, typer.Option(help="Bar chart of busbw by size under the table.")] = True,
     deadline: DeadlineOpt = None,
+    per_rail: Annotated[
+        str | None,
+        typer.Option(
+            help="Sweep once per rail (comma-separated HCAs for nccl, interfaces for gloo) "
+            "and name the rail below its peers."
+        ),
+    ] = None,
 ) -> None:
     """All-reduce bus bandwidth by message size, as nccl-tests measures it, with #wrong checked.
 
@@ -276,6 +283,14 @@ def allreduce(
     if gate is not None and gate not in chosen:
         chosen.append(gate)
     _enter_rank(ctx, nproc, deadline)
+    from preflight.bench.rails import RAIL_ENV, per_rail_command
+
+    if per_rail and RAIL_ENV not in os.environ:  # this rank fans out: one child sweep per rail
+        drop = ("nproc", "deadline", "per_rail", "fmt", "output", "progress")
+        budget = init_timeout + op_timeout * (iters + warmup) * len(chosen) + 30
+        out = str(output) if output is not None else None
+        argv = child_argv(ctx, drop)
+        raise typer.Exit(per_rail_command(argv, per_rail, backend, fmt, out, budget))
     try:
         from preflight.bench.sweep import SweepOptions, run_sweep
     except ImportError as exc:
@@ -390,3 +405,9 @@ def locate(
         else:
             _write(run.table(), output)
     raise typer.Exit(ExitCode.OK if run.judgement.passed else ExitCode.FAILED)
+
+
+# `bench rdma` and `bench rdma-plan` (perftest): preflight/bench/rdma_cli.py
+from preflight.bench.rdma_cli import register as _register_rdma  # noqa: E402
+
+_register_rdma(bench_app)

@@ -131,12 +131,14 @@ def judge(
     slow_ratio: float = 0.75,
     min_busbw_gbps: float | None = None,
     confirm: int = 2,
+    unit: str = "GB/s",
 ) -> Judgement:
     """Verdicts from pair results alone.
 
     A pair is slow below slow_ratio × the reference (or below min_busbw_gbps). A node is ok
     when one of its pairs is not slow; slow when every pair is slow and `confirm` of its
     partners are ok (fewer when no untested ok partner is left); otherwise a suspect.
+    The figures may be any bandwidth (`bench rdma` passes Gb/s); unit only names them.
     """
     ref = reference(results)
     threshold = None if ref is None else slow_ratio * ref
@@ -160,7 +162,7 @@ def judge(
             continue
         ok_partners = sorted({p.other(n) for p in mine} & good)
         untried = sorted(good - {p.other(n) for p in mine} - {n})
-        limit = f"< {threshold:.2f} GB/s" if threshold is not None else ""
+        limit = f"< {threshold:.2f} {unit}" if threshold is not None else ""
         if not good:
             verdict = BELOW_FLOOR
             why = f"every pair in the job is slow ({limit}); no good node to compare with"
@@ -170,7 +172,7 @@ def judge(
         else:
             verdict = SUSPECT
             why = "slow so far, not yet paired with enough good nodes"
-        verdicts.append(NodeVerdict(n, verdict, mine, f"{why}: {listing} GB/s ({limit})"))
+        verdicts.append(NodeVerdict(n, verdict, mine, f"{why}: {listing} {unit} ({limit})"))
     bad = tuple(p for p in results if slow(p) and p.a in good and p.b in good)
     return Judgement(ref, threshold, tuple(verdicts), bad)
 

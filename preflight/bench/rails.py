@@ -1,0 +1,193 @@
+"""`bench allreduce --per-rail`: the sweep once per rail, and the rail below its peers.
+
+NCCL reads NCCL_IB_HCA once per process, so each rail needs processes of its own: every rank
+runs the sweep as a child per rail, in the same order, each rail with its own rendezvous port
+(MASTER_PORT + 1 + k). A rail is one HCA for NCCL (``NCCL_IB_HCA==mlx5_3``, network only:
+P2P, SHM and NVLS off, so the bytes cross the NIC even between GPUs of one node) and one socket
+interface for gloo (``GLOO_SOCKET_IFNAME``). No torch here: the children import it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess  # noqa: TID251  (the ranks' children: one sweep per rail)
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+RAIL_ENV = "PREFLIGHT_BENCH_RAIL"  # set in a rail's child: it sweeps, it does not fan out again
+
+
+def rail_environment(backend: str, rail: str) -> dict[str, str]:
+    """The variables that confine one run to one rail."""
+    if backend == "gloo":
+        return {"GLOO_SOCKET_IFNAME": rail, RAIL_ENV: rail}
+    return {
+        "NCCL_IB_HCA": f"={rail}",  # "=": exactly this HCA (mlx5_1 would also match mlx5_10)
+        "NCCL_P2P_DISABLE": "1",
+        "NCCL_SHM_DISABLE": "1",
+        "NCCL_NVLS_ENABLE": "0",
+        RAIL_ENV: rail,
+    }
+
+
+@dataclass
+class RailOutcome:
+    """One rail's sweep: its exit code and (on the leader) its JSON result."""
+
+    rail: str
+    code: int
+    result: dict[str, Any] | None
+    busbw_gbps: float | None = None
+    verdict: str = "error"
+
+
+def run_rails(
+    argv: Sequence[str],
+    rails: Sequence[str],
+    backend: str,
+    environ: Mapping[str, str],
+    master_port: int,
+    leader: bool,
+    timeout_s: float,
+) -> list[RailOutcome]:
+    """Run `python -m preflight ARGV --format json --output F` once per rail, one after another."""
+    out = []
+    with tempfile.TemporaryDirectory(prefix="preflight-rails-") as tmp:
+        for k, rail in enumerate(rails):
+            path = os.path.join(tmp, f"rail{k}.json")
+            env = dict(environ)
+            env.update(rail_environment(backend, rail))
+            env["MASTER_PORT"] = str(master_port + 1 + k)
+            cmd = [sys.executable, "-m", "preflight", *argv, "--format", "json", "--output", path]
+            proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, start_new_session=True)
+            try:
+                code = proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, 9)
+                proc.wait()
+                code = 1
+            result = None
+            if leader:
+                try:
+                    with open(path, encoding="utf-8") as f:
+                        result = json.load(f)
+                except (OSError, ValueError):
+                    result = None
+            out.append(RailOutcome(rail, code, result if isinstance(result, dict) else None))
+            time.sleep(0.2)  # the previous rail's sockets close before the next rendezvous
+    return out
+
+
+def judge_rails(outcomes: Sequence[RailOutcome], slow_ratio: float = 0.75) -> float | None:
+    """Mark each rail ok or slow against the typical rail (median of the upper half, as
+    `bench locate` takes the typical pair); returns that reference busbw."""
+    for o in outcomes:
+        rows = (o.result or {}).get("rows") or []
+        if rows:
+            o.busbw_gbps = float(max(rows, key=lambda r: r["bytes"])["busbw_gbps"])
+    values = sorted(o.busbw_gbps for o in outcomes if o.busbw_gbps is not None)
+    ref = statistics.median(values[len(values) // 2 :]) if values else None
+    for o in outcomes:
+        if o.busbw_gbps is None or o.code not in (0, 1):
+            o.verdict = "error"
+        elif ref is not None and o.busbw_gbps < slow_ratio * ref:
+            o.verdict = "slow"
+        else:
+            o.verdict = "ok"
+    return ref
+
+
+def report(outcomes: Sequence[RailOutcome], ref: float | None, backend: str) -> dict[str, Any]:
+    """The JSON document of `bench allreduce --per-rail --format json`."""
+    slow = [o.rail for o in outcomes if o.verdict == "slow"]
+    bad = [o.rail for o in outcomes if o.verdict == "error"]
+    parts = ([f"rail(s) below their peers: {', '.join(slow)}"] if slow else []) + (
+        [f"rail(s) without a result: {', '.join(bad)}"] if bad else []
+    )
+    return {
+        "schema": "preflight-bench-allreduce-rails/1",
+        "backend": backend,
+        "reference_busbw_gbps": ref,
+        "rails": [
+            {
+                "rail": o.rail,
+                "exit_code": o.code,
+                "busbw_gbps": o.busbw_gbps,
+                "verdict": o.verdict,
+                "sweep": o.result,
+            }
+            for o in outcomes
+        ],
+        "status": "fail" if parts else "pass",
+        "summary": ("FAIL: " + "; ".join(parts)) if parts else "PASS: every rail near its peers",
+    }
+
+
+def table(doc: Mapping[str, Any]) -> str:
+    """One line per rail with its busbw at the largest size, a bar, and the verdict."""
+    from preflight.bench.render import bar
+
+    ref = doc["reference_busbw_gbps"]
+    top = max([r["busbw_gbps"] or 0.0 for r in doc["rails"]] + [ref or 0.0])
+    lines = [
+        f"# preflight bench allreduce --per-rail ({doc['backend']}): busbw at the largest size; "
+        f"typical rail {ref if ref is None else f'{ref:.3f}'} GB/s"
+    ]
+    for r in doc["rails"]:
+        value = r["busbw_gbps"]
+        shown = "-" if value is None else f"{value:9.3f}"
+        lines.append(
+            f"{r['rail']:<12} {shown:>9} GB/s  {bar(value or 0.0, top, 40):<40}  {r['verdict']}"
+        )
+    lines.append(doc["summary"])
+    return "\n".join(lines) + "\n"
+
+
+def per_rail_command(
+    argv: Sequence[str],
+    rails_csv: str,
+    backend: str,
+    fmt: str,
+    output: str | None,
+    timeout_s: float,
+) -> int:
+    """This rank's part of `--per-rail`: the children, then (rank 0) the report. Exit code."""
+    from preflight.bench.env import rank_env
+    from preflight.errors import PreflightError
+
+    rails = [r.strip() for r in rails_csv.split(",") if r.strip()]
+    if backend not in ("nccl", "gloo") or len(rails) < 1 or len(set(rails)) != len(rails):
+        sys.stderr.write(
+            "preflight: error: --per-rail needs --backend nccl (HCA names) or gloo (interface "
+            "names) and distinct comma-separated rails\n"
+        )
+        return 2
+    try:
+        me = rank_env(os.environ)
+    except PreflightError as exc:
+        sys.stderr.write(f"preflight: error: {exc}\n")
+        return exc.exit_code
+    leader = me.rank == 0
+    outcomes = run_rails(argv, rails, backend, os.environ, me.master_port, leader, timeout_s)
+    if not leader:
+        return 0 if all(o.code in (0, 1) for o in outcomes) else 1
+    ref = judge_rails(outcomes)
+    doc = report(outcomes, ref, backend)
+    text = json.dumps(doc, indent=1) + "\n" if fmt == "json" else table(doc)
+    if output is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        try:
+            with open(output, "w", encoding="utf-8") as f:
+                f.write(text)
+        except OSError as exc:
+            sys.stderr.write(f"preflight: error: cannot write {output}: {exc.strerror}\n")
+            return 2
+    return 0 if doc["status"] == "pass" else 1
