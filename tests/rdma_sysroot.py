@@ -14,7 +14,8 @@ from pathlib import Path
 
 from preflight.host import Host
 from preflight.inventory import Inventory
-from preflight.inventory.rdma import PHYS_STATES, PORT_STATES, ToolOutput
+from preflight.inventory.rdma import PHYS_STATES, PORT_STATES
+from preflight.inventory.rdma_text import ToolOutput
 
 CAPTURES = Path("/work/shared/captures")
 # IB speed name per lane rate in Gb/s, for rendering ibstat's "Rate: N" of a 4X port in sysfs form.

@@ -16,8 +16,8 @@ from preflight.inventory.rdma import (
     IbDevice,
     IbPort,
     PortState,
-    parse_ibstat,
 )
+from preflight.inventory.rdma_text import parse_ibstat
 from preflight.model import Status, Verdict
 from preflight.registry import discover
 from preflight.runner import Planned, run_checks
@@ -32,7 +32,7 @@ from tests.rdma_sysroot import (
     from_ibstat,
     inventory,
 )
-from tests.test_rdma_parsers import IBSTAT_CX6
+from tests.test_rdma_text import IBSTAT_CX6
 
 REGISTRY = discover(include_plugins=False)
 
