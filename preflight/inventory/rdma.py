@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from preflight.errors import HostReadError, ParseError
 from preflight.host import Host
+from preflight.inventory.pci import is_software_rdma, pci_function
 from preflight.inventory.topology import gpu_nic_paths
 
 if TYPE_CHECKING:
@@ -363,7 +364,8 @@ class IbDevice:
     """One RDMA device (an HCA, or one function of a multi-port NIC)."""
 
     name: str
-    pci_bdf: str | None = None
+    pci_bdf: str | None = None  # None: not a PCI function (SCIF, virtual) or no device link
+    software: bool = False  # a software provider on top of a netdev (rxe), not an RDMA NIC
     node_type: str | None = None
     node_guid: int | None = None
     sys_image_guid: int | None = None
@@ -378,6 +380,11 @@ class IbDevice:
     def model(self) -> str:
         """hca_type (MT4129 = ConnectX-7), or '?' when the driver does not say."""
         return self.hca_type or "?"
+
+    @property
+    def is_nic(self) -> bool:
+        """A hardware RDMA device on a PCI function: what counts as an RDMA NIC."""
+        return self.pci_bdf is not None and not self.software
 
 
 @dataclass(frozen=True)
@@ -420,7 +427,7 @@ class RdmaInventory:
         """RDMA devices per PCI function."""
         out: dict[str, list[IbDevice]] = {}
         for d in self.devices.values():
-            if d.pci_bdf:
+            if d.pci_bdf and d.is_nic:
                 out.setdefault(d.pci_bdf, []).append(d)
         return out
 
@@ -449,10 +456,11 @@ class RdmaInventory:
     def _read_device(self, name: str) -> IbDevice:
         host, base = self.host, f"{IB_CLASS}/{name}"
         dev = IbDevice(name)
-        real = host.realpath(f"{base}/device")
-        dev.pci_bdf = real.rsplit("/", 1)[-1] if real else None
+        dev.pci_bdf = pci_function(host.realpath(f"{base}/device"))
+        dev.software = is_software_rdma(host, name)
         dev.node_type = self._line(f"{base}/node_type", dev.errors, "node_type")
-        dev.fw_ver = self._line(f"{base}/fw_ver", dev.errors, "fw_ver")
+        # Absent for drivers without firmware (ib_qib, rxe, siw); an empty file means the same.
+        dev.fw_ver = self._line(f"{base}/fw_ver", dev.errors, "fw_ver") or None
         dev.hca_type = self._line(f"{base}/hca_type", dev.errors, "hca_type")
         dev.board_id = self._line(f"{base}/board_id", dev.errors, "board_id")
         for attr in ("node_guid", "sys_image_guid"):
