@@ -9,6 +9,7 @@ import ctypes
 import importlib.util
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -256,6 +257,13 @@ def test_topo_file_read_through_the_inventory(tmp_path: Path) -> None:
 def test_topo_rejects(text: str) -> None:
     with pytest.raises(ParseError):
         parse_topo_xml(text)
+
+
+def test_topo_parse_is_linear_on_hostile_input() -> None:
+    start = time.monotonic()
+    with contextlib.suppress(ParseError):
+        parse_topo_xml(("<pci" + " " * 4000) * 250 + '<pci busid="0000:01:00.0"><gpu/>')
+    assert time.monotonic() - start < 5
 
 
 _TOPO_BITS = st.sampled_from(

@@ -233,7 +233,7 @@ def closest_name(name: str, extra: tuple[str, ...] = ()) -> str | None:
 # A GPU is a <gpu> inside a <pci>, a NIC a <net> inside a <pci> (through <nic>). NCCL's own
 # reader is a small tag scanner, not a full XML parser; so is this one: no entities, no DTD.
 TOPO_MAX_BYTES = 4 << 20
-_TAG_RE = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9_]{0,31})((?:\s+[^<>]{0,4096}?)?)\s*(/?)>")
+_TAG_RE = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9_]{0,31})([^<>]{0,4096})>")  # linear: no nesting
 _ATTR_RE = re.compile(r'([A-Za-z_][A-Za-z0-9_]{0,31})\s*=\s*"([^"<>]{0,256})"')
 _BUSID_RE = re.compile(r"[0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]")
 
@@ -257,7 +257,8 @@ def parse_topo_xml(text: str) -> TopoFile:
     nics: dict[str, list[str]] = {}
     seen_topology = False
     for m in _TAG_RE.finditer(text):
-        closing, tag, raw_attrs, empty = m.group(1), m.group(2), m.group(3), m.group(4)
+        closing, tag, raw_attrs = m.group(1), m.group(2), m.group(3)
+        empty = raw_attrs.rstrip().endswith("/")
         if closing:
             while stack and stack[-1][0] != tag:  # tolerate unclosed children, as NCCL does
                 stack.pop()
