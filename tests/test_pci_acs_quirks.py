@@ -10,6 +10,8 @@ import struct
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from preflight.checks import pcie
 from preflight.host import Host
@@ -161,3 +163,12 @@ def test_pcie_acs_judges_the_quirk(
     assert verdict.status is status, verdict.summary
     assert words in verdict.summary or words in verdict.findings[0].message
     assert "nothing can redirect" not in verdict.summary
+
+
+@given(st.lists(st.text(max_size=120), max_size=20))
+def test_quirk_log_never_raises(lines: list[str]) -> None:
+    events = quirk_log(lines)
+    assert all(
+        m in (PCH_ENABLED, "Failed to enable Intel PCH ACS quirk") or "SPT" in m
+        for m in events.values()
+    )
