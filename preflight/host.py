@@ -117,8 +117,8 @@ class Host:
         self._note(path)
         return os.path.isdir(self._map(path))
 
-    def read_bytes(self, path: str) -> bytes | None:
-        """The file's content, or None when it does not exist.
+    def read_bytes(self, path: str, limit: int | None = None) -> bytes | None:
+        """The file's content (at most `limit` bytes when given), or None when it does not exist.
 
         Raises HostReadError when the file exists but cannot be read (EACCES, EINVAL, EIO).
         """
@@ -127,7 +127,7 @@ class Host:
         self._inflight[ident] = path
         try:
             with open(self._map(path), "rb") as f:
-                data = f.read()
+                data = f.read() if limit is None else f.read(limit)
         except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError as exc:

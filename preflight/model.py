@@ -28,6 +28,11 @@ class Status(str, enum.Enum):
 _RANK = {Status.PASS: 0, Status.SKIP: 0, Status.WARN: 1, Status.ERROR: 2, Status.FAIL: 3}
 
 
+def passed(findings: Iterable[Finding]) -> int:
+    """How many findings passed: what an `ok` summary may count."""
+    return sum(f.status is Status.PASS for f in findings)
+
+
 def worst(statuses: Iterable[Status], default: Status = Status.PASS) -> Status:
     """The most severe status; SKIP only when everything skipped."""
     items = list(statuses)
@@ -97,9 +102,22 @@ class Verdict:
         if not items:
             return cls(empty_status, empty or "nothing to check on this node")
         status = worst(f.status for f in items)
-        bad = [f for f in items if f.status is status and status.rank > 0]
+        # A summary never claims what was not checked: when everything skipped, the skips are
+        # the summary; when some passed and some skipped, `ok` is followed by what was not.
+        bad = [
+            f for f in items if f.status is status and (status.rank > 0 or status is Status.SKIP)
+        ]
         if not bad:
-            return cls(status, ok, items)
+            skipped = [f for f in items if f.status is Status.SKIP]
+            if not skipped:
+                return cls(status, ok, items)
+            first = skipped[0]
+            more = "; …" if len(skipped) > 1 else ""
+            summary = (
+                f"{ok}; {len(skipped)} of {len(items)} not checked: "
+                f"{first.subject}: {first.message}{more}"
+            )
+            return cls(status, summary, items)
         if len(bad) == 1:
             summary = f"{bad[0].subject}: {bad[0].message}"
         else:

@@ -27,7 +27,10 @@ from preflight.model import Report
 ENV_NAMES = ("HOME", "NCCL_CONF_FILE")
 """Variables the checks read besides NCCL_* and CUDA_* ones."""
 
-KERNEL_LOG_WORDS = ("NVRM", "nvidia", "Xid", "mlx5", "ib_", "infiniband", "iommu", "DMAR", "AER")
+KERNEL_LOG_WORDS: tuple[str, ...] = (
+    *("NVRM", "nvidia", "Xid", "mlx5", "ib_", "infiniband", "iommu", "DMAR", "AER"),
+    "ACS",  # "Intel PCH root port ACS workaround enabled" (pcie.acs)
+)
 """Kernel log lines containing one of these are kept: what the checks and a reader need."""
 
 MAX_LINK_HOPS = 40

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from preflight.host import Host
 from preflight.inventory import Inventory
-from preflight.inventory.rdma import PHYS_STATES, PORT_STATES, ToolOutput
+from preflight.inventory.rdma import PHYS_STATES, PORT_STATES
+from preflight.inventory.rdma_text import ToolOutput
 
 # IB speed name per lane rate in Gb/s, for rendering ibstat's "Rate: N" of a 4X port in sysfs form.
 SPEED_BY_LANE = {2.5: "SDR", 5.0: "DDR", 10.0: "QDR", 25.0: "EDR", 50.0: "HDR", 100.0: "NDR"}

@@ -128,9 +128,21 @@ def test_from_findings_all_pass_uses_ok() -> None:
 
 
 def test_from_findings_pass_and_skip_is_pass() -> None:
-    v = Verdict.from_findings([finding("a", Status.SKIP), finding("b", Status.PASS)], ok="ok")
+    v = Verdict.from_findings(
+        [finding("a", Status.SKIP, "no link attributes"), finding("b", Status.PASS)], ok="ok"
+    )
     assert v.status is Status.PASS
-    assert v.summary == "ok"
+    # A summary never claims what was not checked.
+    assert v.summary == "ok; 1 of 2 not checked: a: no link attributes"
+
+
+def test_from_findings_all_skipped_says_why_not_ok() -> None:
+    items = [finding("gpu0", Status.SKIP, "no link attributes")] * 2
+    v = Verdict.from_findings(items, ok="2 links at full speed and width")
+    assert v.status is Status.SKIP
+    assert v.summary == "2 of 2 skip: gpu0: no link attributes; …"
+    one = Verdict.from_findings(items[:1], ok="1 links at full speed and width")
+    assert one.summary == "gpu0: no link attributes"
 
 
 def test_from_findings_one_failure_names_subject() -> None:

@@ -16,8 +16,8 @@ from preflight.inventory.rdma import (
     IbDevice,
     IbPort,
     PortState,
-    parse_ibstat,
 )
+from preflight.inventory.rdma_text import parse_ibstat
 from preflight.model import Status, Verdict
 from preflight.registry import discover
 from preflight.runner import Planned, run_checks
@@ -32,7 +32,7 @@ from tests.rdma_sysroot import (
     from_ibstat,
     inventory,
 )
-from tests.test_rdma_parsers import IBSTAT_CX6
+from tests.test_rdma_text import IBSTAT_CX6
 
 REGISTRY = discover(include_plugins=False)
 
@@ -267,11 +267,63 @@ def test_fw_version_mismatch(tmp_path: Path) -> None:
 
 def test_judge_fw_tie_prefers_the_newer_version() -> None:
     devs = [
-        IbDevice("a", fw_ver="28.39.2048", hca_type="MT4129"),
-        IbDevice("b", fw_ver="28.41.1000", hca_type="MT4129"),
+        IbDevice("a", "0000:20:00.0", fw_ver="28.39.2048", hca_type="MT4129"),
+        IbDevice("b", "0000:21:00.0", fw_ver="28.41.1000", hca_type="MT4129"),
     ]
     found = {f.subject: f.status for f in R.judge_fw(devs, ())}
     assert found == {"a": Status.FAIL, "b": Status.PASS}
+
+
+def test_judge_fw_unknown_firmware_and_non_nics() -> None:
+    """ib_qib has no fw_ver (SKIP, not ERROR); an unreadable one WARNs; rxe and a device without
+    a PCI function are not NICs: neither counted nor compared."""
+    devs = [
+        IbDevice("mlx5_0", "0000:20:00.0", fw_ver="28.41.1000", hca_type="MT4129"),
+        IbDevice("qib0", "0000:21:00.0", hca_type="InfiniPath_QLE7340"),
+        IbDevice("mlx5_1", "0000:22:00.0", hca_type="MT4129", errors={"fw_ver": "EIO"}),
+        IbDevice("rxe0", "0000:23:00.0", software=True),
+        IbDevice("scif0", None),
+    ]
+    found = {f.subject: (f.status, f.message) for f in R.judge_fw(devs, ())}
+    assert found["mlx5_0"][0] is Status.PASS
+    assert found["qib0"] == (
+        Status.SKIP,
+        "the driver exposes no firmware version (no fw_ver): not compared",
+    )
+    assert found["mlx5_1"][0] is Status.WARN and "EIO" in found["mlx5_1"][1]
+    assert found["rxe0"][0] is Status.SKIP and "Soft-RoCE" in found["rxe0"][1]
+    assert found["scif0"][0] is Status.SKIP and "no PCI function" in found["scif0"][1]
+    verdict = Verdict.from_findings(R.judge_fw(devs[:2], ()), ok="1 NICs")
+    assert verdict.status is Status.PASS
+    assert verdict.summary == (
+        "1 NICs; 1 of 2 not checked: qib0: the driver exposes no firmware version (no fw_ver): "
+        "not compared"
+    )
+
+
+def test_rdma_devices_do_not_count_software_or_non_pci_devices(tmp_path: Path) -> None:
+    root = build(tmp_path, [Device("mlx5_0", 0x20)])
+    # Soft-RoCE on the same host: its device link is the netdev's PCI parent, plus `parent`.
+    rxe = root / "sys/devices/virtual/infiniband/rxe0"
+    (rxe / "ports/1").mkdir(parents=True)
+    (rxe / "parent").write_text("eth0\n")
+    (rxe / "device").symlink_to("../../../pci0000:00/0000:20:00.0")
+    (root / "sys/class/infiniband/rxe0").symlink_to("../../devices/virtual/infiniband/rxe0")
+    # A SCIF RDMA device: not a PCI function.
+    scif = root / "sys/devices/virtual/scif/scif0/infiniband/scif0"
+    scif.mkdir(parents=True)
+    (scif / "device").symlink_to("../..")
+    (root / "sys/class/infiniband/scif0").symlink_to(
+        "../../devices/virtual/scif/scif0/infiniband/scif0"
+    )
+    inv = inventory(root)
+    assert [n.bdf for n in inv.pci.nics()] == ["0000:20:00.0"]
+    assert inv.pci.rdma_pci == {"0000:20:00.0": ["mlx5_0"]}
+    v = R.devices.func(inv, R.DevicesParams(expected=1))
+    assert v.status is Status.PASS, v.summary
+    assert v.summary.startswith("1 RDMA devices for 1 NIC functions; 2 of 3 not checked")
+    fw = R.fw_version.func(inv, R.FwParams())
+    assert fw.status is Status.PASS and fw.summary.startswith("1 NICs on firmware 28.41.1000")
 
 
 # -- rdma.counters -----------------------------------------------------------------------------

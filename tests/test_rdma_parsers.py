@@ -23,8 +23,6 @@ from preflight.inventory.rdma import (
     parse_gid,
     parse_gid_type,
     parse_guid,
-    parse_ibstat,
-    parse_ibv_devinfo,
     parse_kernel_release,
     parse_lid,
     parse_link_layer,
@@ -267,146 +265,8 @@ def test_net_parsers() -> None:
         parse_decimal("0x20")
 
 
-# -- tool output -------------------------------------------------------------------------------
-
-# ibstat_CX6-MT4123-HDR200-with-Down-Disabled-port_nccl-tests-issue128.txt (first two CAs).
-IBSTAT_CX6 = """\
-CA 'mlx5_0'
-        CA type: MT4123
-        Number of ports: 1
-        Firmware version: 20.33.1048
-        Hardware version: 0
-        Node GUID: 0x1070fd03008eb580
-        System image GUID: 0x1070fd03008eb580
-        Port 1:
-                State: Active
-                Physical state: LinkUp
-                Rate: 200
-                Base lid: 569
-                LMC: 0
-                SM lid: 393
-                Capability mask: 0xa651e848
-                Port GUID: 0x1070fd03008eb580
-                Link layer: InfiniBand
-CA 'mlx5_1'
-        CA type: MT4123
-        Number of ports: 1
-        Firmware version: 20.33.1048
-        Hardware version: 0
-        Node GUID: 0x1070fd03008ea7a4
-        System image GUID: 0x1070fd03008ea7a4
-        Port 1:
-                State: Down
-                Physical state: Disabled
-                Rate: 10
-                Base lid: 65535
-                LMC: 0
-                SM lid: 0
-                Capability mask: 0xa651e848
-                Port GUID: 0x1070fd03008ea7a4
-                Link layer: InfiniBand
-"""
-# ibstat_partial-with-ibpanic-error_gpud-pr752.txt (verbatim, values elided by its author).
-IBSTAT_PANIC = """\
-...
-
-CA 'mlx5_7'
-\tCA type: ...
-\tNumber of ports: 1
-\tFirmware version: ...
-\tHardware version: 0
-\tNode GUID: ...
-\tSystem image GUID: ...
-\tPort 1:
-\t\tState: Active
-\t\tPhysical state: LinkUp
-\t\tRate: 200
-\t\tBase lid: 13305
-\t\tLMC: 0
-\t\tSM lid: 1
-\t\tCapability mask: ...
-\t\tPort GUID: ...
-\t\tLink layer: InfiniBand
-ibpanic: [1323906] main: stat of IB device 'mlx5_8' failed: No such file or directory
-"""
-
-
-def test_ibstat_prints_a_bare_rate() -> None:
-    out = parse_ibstat(IBSTAT_CX6)
-    assert [ca.name for ca in out.cas] == ["mlx5_0", "mlx5_1"]
-    up, down = out.cas[0].ports[1], out.cas[1].ports[1]
-    assert (up.state, up.phys_state, up.rate_gbps, up.lid, up.sm_lid) == (4, 5, 200.0, 569, 393)
-    assert (down.state, down.phys_state, down.rate_gbps, down.lid) == (1, 3, 10.0, 65535)
-    assert out.cas[0].ca_type == "MT4123" and out.cas[0].fw_ver == "20.33.1048"
-    assert out.error is None
-    # The bare number is not a sysfs rate.
-    with pytest.raises(ParseError):
-        parse_rate(str(up.rate_gbps))
-
-
-def test_ibstat_ibpanic_ends_the_listing() -> None:
-    out = parse_ibstat(IBSTAT_PANIC)
-    assert [ca.name for ca in out.cas] == ["mlx5_7"]
-    assert out.cas[0].ca_type is None and out.cas[0].ports[1].lid == 13305
-    assert out.error is not None and "mlx5_8" in out.error
-
-
-# ibv_devinfo-vv_2xCX6-MT4123-HDR_active-and-disabled_ucx-issue.txt (port sections, verbatim).
-DEVINFO = """\
-hca_id:\tmlx5_0
-\ttransport:\t\t\tInfiniBand (0)
-\tfw_ver:\t\t\t\t20.37.1700
-\tvendor_part_id:\t\t\t4123
-\tphys_port_cnt:\t\t\t1
-\t\tport:\t1
-\t\t\tstate:\t\t\tPORT_ACTIVE (4)
-\t\t\tmax_mtu:\t\t4096 (5)
-\t\t\tsm_lid:\t\t\t1
-\t\t\tport_lid:\t\t4
-\t\t\tlink_layer:\t\tInfiniBand
-\t\t\tactive_width:\t\t4X (2)
-\t\t\tactive_speed:\t\t50.0 Gbps (64)
-\t\t\tphys_state:\t\tLINK_UP (5)
-\t\t\tGID[  0]:\t\tfe80:0000:0000:0000:88e9:a4ff:ff25:a462
-
-hca_id:\tmlx5_1
-\tfw_ver:\t\t\t\t20.37.1700
-\t\tport:\t1
-\t\t\tstate:\t\t\tPORT_DOWN (1)
-\t\t\tsm_lid:\t\t\t0
-\t\t\tport_lid:\t\t65535
-\t\t\tactive_width:\t\t4X (2)
-\t\t\tactive_speed:\t\tinvalid speed (0)
-\t\t\tphys_state:\t\tDISABLED (3)
-"""
-
-
-def test_ibv_devinfo_states_and_speeds() -> None:
-    out = parse_ibv_devinfo(DEVINFO)
-    a, d = out.cas[0].ports[1], out.cas[1].ports[1]
-    assert (a.state, a.phys_state, a.active_width, a.active_speed) == (4, 5, 4, "50.0 Gbps (64)")
-    assert a.gids == ["fe80:0000:0000:0000:88e9:a4ff:ff25:a462"]
-    assert (d.state, d.phys_state, d.lid, d.active_speed) == (1, 3, 65535, "invalid speed (0)")
-    assert out.cas[0].ca_type == "4123"
-
-
-def test_ibv_devinfo_starting_mid_output() -> None:
-    # Comment B of the DeepEP#38 capture starts inside a port section.
-    text = "                        max_mtu:                4096 (5)\n" + DEVINFO
-    assert [ca.name for ca in parse_ibv_devinfo(text).cas] == ["mlx5_0", "mlx5_1"]
-
-
 def _capture_files(pattern: str) -> list[Path]:
     return sorted(CAPTURES.glob(pattern))
-
-
-@pytest.mark.parametrize("path", _capture_files("ibstat_*.txt"), ids=lambda p: p.name[:40])
-def test_every_ibstat_capture_parses(path: Path) -> None:
-    out = parse_ibstat(path.read_text())
-    assert out.cas
-    for ca in out.cas:
-        for port in ca.ports.values():
-            assert port.state in (1, 4, None) and (port.rate_gbps or 0) >= 0
 
 
 @pytest.mark.parametrize("path", _capture_files("ibstatus_*.txt"), ids=lambda p: p.name[:40])
@@ -418,11 +278,6 @@ def test_every_ibstatus_capture_holds_sysfs_strings(path: Path) -> None:
         parse_phys_state(fields["phys_state"])
         if "rate" in fields:  # cut off by the index in one capture
             parse_rate(fields["rate"])
-
-
-@pytest.mark.parametrize("path", _capture_files("ibv_devinfo*.txt"), ids=lambda p: p.name[:40])
-def test_every_ibv_devinfo_capture_parses(path: Path) -> None:
-    assert parse_ibv_devinfo(path.read_text()).cas
 
 
 def test_counter_captures_parse() -> None:
@@ -460,8 +315,6 @@ PARSERS = [
     parse_fw_version,
     parse_link_layer,
     parse_kernel_release,
-    parse_ibstat,
-    parse_ibv_devinfo,
     parse_operstate,
     parse_decimal,
     parse_speed,

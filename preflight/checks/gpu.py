@@ -28,7 +28,7 @@ from preflight.inventory.gpu import (
     TwoStates,
 )
 from preflight.inventory.sysfs_text import link_speed_generation
-from preflight.model import Evidence, Finding, Status, Verdict
+from preflight.model import Evidence, Finding, Status, Verdict, passed
 from preflight.nvml.schema import ERROR_CODES, NODE_FAILURES, SYSTEM_FIELD_CALLS
 from preflight.registry import NoParams, check
 
@@ -569,7 +569,7 @@ def persistence(inv: Inventory, params: PersistenceParams) -> Verdict:
     findings = each_gpu(
         inv, lambda g, n: [judge_persistence(n, g.persistence_mode, params.required)]
     )
-    return Verdict.from_findings(findings, ok=f"persistence mode on, {len(findings)} GPUs")
+    return Verdict.from_findings(findings, ok=f"persistence mode on, {passed(findings)} GPUs")
 
 
 # -- ECC ---------------------------------------------------------------------------------------
@@ -695,7 +695,7 @@ def ecc(inv: Inventory, params: EccParams) -> Verdict:
     """
     findings = each_gpu(inv, lambda g, n: judge_ecc(n, g.ecc_mode, g.ecc_errors, params))
     return Verdict.from_findings(
-        findings, ok=f"ECC on, no uncorrectable errors, {len(findings)} GPUs"
+        findings, ok=f"ECC on, no uncorrectable errors, {passed(findings)} GPUs"
     )
 
 
@@ -815,7 +815,7 @@ def row_remap(inv: Inventory, params: RowRemapParams) -> Verdict:
         inv, lambda g, n: judge_row_remap(n, g.remapped_rows, g.retired_pages, params)
     )
     return Verdict.from_findings(
-        findings, ok=f"no row remap pending or failed, {len(findings)} GPUs"
+        findings, ok=f"no row remap pending or failed, {passed(findings)} GPUs"
     )
 
 
@@ -915,7 +915,7 @@ def clocks(inv: Inventory, params: ClocksParams) -> Verdict:
             f"unknown clock reason {unknown[0]!r} (known: {', '.join(CLOCK_REASONS)})",
         )
     findings = each_gpu(inv, lambda g, n: [judge_clocks(n, g.clock_event_reasons, params)])
-    return Verdict.from_findings(findings, ok=f"no clock slowdown, {len(findings)} GPUs")
+    return Verdict.from_findings(findings, ok=f"no clock slowdown, {passed(findings)} GPUs")
 
 
 # -- temperature and power ---------------------------------------------------------------------
@@ -1002,7 +1002,7 @@ def temperature(inv: Inventory, params: TemperatureParams) -> Verdict:
     a GPU that runs hotter than its neighbours.
     """
     findings = each_gpu(inv, lambda g, n: [judge_temperature(n, g.temperature, params)])
-    return Verdict.from_findings(findings, ok=f"{len(findings)} GPUs below slowdown temperature")
+    return Verdict.from_findings(findings, ok=f"{passed(findings)} GPUs below slowdown temperature")
 
 
 @dataclass(frozen=True)
@@ -1083,7 +1083,8 @@ def power(inv: Inventory, params: PowerParams) -> Verdict:
     majority = max(set(limits), key=limits.count) if limits else None
     findings = each_gpu(inv, lambda g, n: [judge_power(n, g.power, params, majority)])
     return Verdict.from_findings(
-        findings, ok=f"power limit {majority / 1000 if majority else 0:g} W on {len(findings)} GPUs"
+        findings,
+        ok=f"power limit {majority / 1000 if majority else 0:g} W on {passed(findings)} GPUs",
     )
 
 
@@ -1214,7 +1215,7 @@ def nvlink(inv: Inventory, params: NvlinkParams) -> Verdict:
     (NVSwitch tray, HGX board); growing error counters call for a service ticket.
     """
     findings = each_gpu(inv, lambda g, n: judge_nvlinks(n, g.nvlinks, params))
-    return Verdict.from_findings(findings, ok=f"NVLinks up and clean on {len(findings)} GPUs")
+    return Verdict.from_findings(findings, ok=f"NVLinks up and clean on {passed(findings)} GPUs")
 
 
 # -- PCIe via NVML -------------------------------------------------------------------------------
@@ -1356,7 +1357,7 @@ def pcie(inv: Inventory, params: GpuPcieParams) -> Verdict:
         return judge_gpu_pcie(name, gpu.pcie, (sys_gen, sys_width), cur_width, params)
 
     findings = each_gpu(inv, judge)
-    return Verdict.from_findings(findings, ok=f"{len(findings)} GPU links agree with sysfs")
+    return Verdict.from_findings(findings, ok=f"{passed(findings)} GPU links agree with sysfs")
 
 
 # -- fabric ------------------------------------------------------------------------------------
@@ -1472,7 +1473,7 @@ def fabric(inv: Inventory, params: FabricParams) -> Verdict:
     `/var/log/fabricmanager.log`, restart it; on DGX also check the NVSwitch trays.
     """
     findings = each_gpu(inv, lambda g, n: [judge_fabric(n, g.fabric, params.required)])
-    return Verdict.from_findings(findings, ok=f"fabric completed on {len(findings)} GPUs")
+    return Verdict.from_findings(findings, ok=f"fabric completed on {passed(findings)} GPUs")
 
 
 # -- MIG ---------------------------------------------------------------------------------------
@@ -1535,7 +1536,7 @@ def mig(inv: Inventory, params: MigParams) -> Verdict:
     """
     findings = each_gpu(inv, lambda g, n: [judge_mig(n, g.mig_mode, params.enabled)])
     state = "enabled" if params.enabled else "disabled"
-    return Verdict.from_findings(findings, ok=f"MIG {state} on {len(findings)} GPUs")
+    return Verdict.from_findings(findings, ok=f"MIG {state} on {passed(findings)} GPUs")
 
 
 # -- processes and memory in use ---------------------------------------------------------------
@@ -1619,4 +1620,4 @@ def processes(inv: Inventory, params: ProcessesParams) -> Verdict:
     end it; a process that cannot be killed (D state) needs a GPU reset or a reboot.
     """
     findings = each_gpu(inv, lambda g, n: [judge_processes(n, g.processes, g.memory, params)])
-    return Verdict.from_findings(findings, ok=f"{len(findings)} GPUs idle and free")
+    return Verdict.from_findings(findings, ok=f"{passed(findings)} GPUs idle and free")

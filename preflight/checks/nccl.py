@@ -7,15 +7,22 @@ from dataclasses import dataclass
 from preflight.errors import ParseError
 from preflight.inventory import Inventory
 from preflight.inventory.nccl_env import (
-    KNOWN_NAMES,
+    GRAMMARS,
+    LEVEL_VARIABLES,
     MAX_IB_ENTRIES,
     MAX_SOCKET_ENTRIES,
+    NAMES,
+    NCCL_VERSION,
     NOT_NCCL,
+    PLUGIN_NAMES,
     TORCH_ALIASES,
     DeviceList,
     Setting,
+    TopoFile,
     closest_name,
+    parse_algo_list,
     parse_device_list,
+    strtoll,
 )
 from preflight.inventory.rdma import IbPort
 from preflight.model import Evidence, Finding, Status, Verdict
@@ -269,22 +276,19 @@ DEBUG_ONLY: dict[str, tuple[tuple[str, ...], str]] = {
     "NCCL_IB_DISABLE": (("0",), "disables InfiniBand/RoCE: NCCL falls back to TCP sockets"),
     "NCCL_P2P_LEVEL": ((), "overrides NCCL's GPU-to-GPU peer-to-peer distance policy"),
     "NCCL_NET_GDR_READ": (("1",), "disables GPUDirect RDMA reads"),
-    "NCCL_IB_CUDA_SUPPORT": (("1",), "disables GPUDirect RDMA"),
     "NCCL_DMABUF_ENABLE": (("1",), "disables DMA-BUF (GPUDirect RDMA without nvidia-peermem)"),
     "NCCL_ALGO": ((), "forces the collective algorithm"),
     "NCCL_PROTO": ((), "forces the protocol"),
     "NCCL_MAX_NCHANNELS": ((), "overrides NCCL's channel tuning"),
     "NCCL_MIN_NCHANNELS": ((), "overrides NCCL's channel tuning"),
+    "NCCL_MAX_NRINGS": ((), "overrides NCCL's channel tuning"),
+    "NCCL_MIN_NRINGS": ((), "overrides NCCL's channel tuning"),
     "NCCL_NTHREADS": ((), "overrides NCCL's thread tuning"),
     "NCCL_BUFFSIZE": ((), "overrides NCCL's buffer size"),
-    "NCCL_LL_THRESHOLD": ((), "obsolete protocol threshold"),
-    "NCCL_TREE_THRESHOLD": ((), "obsolete algorithm threshold"),
-    "NCCL_SINGLE_RING_THRESHOLD": ((), "obsolete ring threshold"),
     "NCCL_NVLS_ENABLE": (("1", "2"), "disables NVLink SHARP (NVLS) all-reduce"),
     "NCCL_PXN_DISABLE": (("0",), "disables PXN (NVLink forwarding to the rail NIC)"),
     "NCCL_NVB_DISABLE": (("0",), "disables NVLink-bridge paths"),
     "NCCL_P2P_DIRECT_DISABLE": (("0",), "disables direct peer access within a process"),
-    "NCCL_CHECKS_DISABLE": (("0",), "disables argument checks"),
     "NCCL_CHECK_POINTERS": (("0",), "checks every pointer on each call (slow)"),
     "NCCL_LAUNCH_MODE": ((), "overrides the kernel launch mode"),
     "NCCL_CUMEM_ENABLE": ((), "overrides cuMem usage"),
@@ -297,6 +301,62 @@ class EnvParams:
 
     allow: tuple[str, ...] = ()
     extra_known: tuple[str, ...] = ()
+
+
+def judge_value(name: str, value: str, kind: str | None, default: str | None) -> Finding | None:
+    """A value NCCL would misread or reject, judged with NCCL's own parsing (its source, the
+    version in nccl_names.json); None when NCCL reads it as written."""
+    ev = (Evidence(f"env:{name}", value),)
+    if name in ("NCCL_ALGO", "NCCL_PROTO"):
+        elements = GRAMMARS["algorithms" if name == "NCCL_ALGO" else "protocols"]
+        try:
+            parse_algo_list(value, elements)
+        except ParseError as exc:
+            return Finding(
+                name,
+                Status.FAIL,
+                f"{value!r}: {exc}: NCCL fails communicator creation (ncclInvalidUsage)",
+                ev,
+            )
+        return None
+    if name in LEVEL_VARIABLES:
+        if value in GRAMMARS["levels"] or value[:1].isdigit():
+            return None
+        return Finding(
+            name,
+            Status.WARN,
+            f"{value!r} is ignored: NCCL accepts {', '.join(GRAMMARS['levels'])} "
+            "(case-sensitive) or a number",
+            ev,
+        )
+    if name == "NCCL_SOCKET_FAMILY":
+        if value in GRAMMARS["socket_families"]:
+            return None
+        return Finding(
+            name,
+            Status.WARN,
+            f"{value!r} is ignored: NCCL compares it with "
+            f"{' or '.join(GRAMMARS['socket_families'])} only",
+            ev,
+        )
+    if kind == "integer" and value != "":
+        number, rest = strtoll(value)
+        if number is None:
+            return Finding(
+                name,
+                Status.WARN,
+                f"{value!r} is out of range: NCCL keeps its default {default}",
+                ev,
+            )
+        if rest.strip(" \t\n\v\f\r") or rest == value:
+            return Finding(
+                name,
+                Status.WARN,
+                f"{value!r} is not a number: NCCL reads it as {number} (strtoll)"
+                + (f", not as its default {default}" if default != str(number) else ""),
+                ev,
+            )
+    return None
 
 
 def judge_setting(
@@ -316,10 +376,38 @@ def judge_setting(
             f"{name} is read by PyTorch (deprecated spelling of {TORCH_ALIASES[name]})",
             ev,
         )
-    if name not in KNOWN_NAMES and name not in params.extra_known:
+    if name in PLUGIN_NAMES:
+        return Finding(name, Status.PASS, f"read by {PLUGIN_NAMES[name]}, not by NCCL", ev)
+    info = NAMES.get(name)
+    if name in params.extra_known and (info is None or info.status == "removed"):
+        return None
+    if info is None:
         close = closest_name(name, params.extra_known)
         hint = f"; did you mean {close}?" if close else ""
-        return Finding(name, Status.WARN, f"not a variable NCCL reads{hint}", ev)
+        return Finding(
+            name,
+            Status.WARN,
+            f"not a variable NCCL reads (none of its releases 2.3 to {NCCL_VERSION}){hint}",
+            ev,
+        )
+    if info.status == "removed":
+        return Finding(
+            name,
+            Status.WARN,
+            f"NCCL {info.since}–{info.last} read it; NCCL {NCCL_VERSION} ignores it",
+            ev,
+        )
+    bad_value = judge_value(name, value, info.kind, info.default)
+    if bad_value is not None:
+        return bad_value
+    if info.status == "deprecated":
+        return Finding(
+            name,
+            Status.WARN,
+            f"set to {value!r}: legacy name NCCL {NCCL_VERSION} still reads, superseded by "
+            f"{info.use}",
+            ev,
+        )
     if name in DEBUG_ONLY:
         harmless, effect = DEBUG_ONLY[name]
         if value.strip() in harmless:
@@ -363,6 +451,70 @@ def judge_setting(
     return None
 
 
+def judge_topo_file(
+    path: str, topo: TopoFile, gpus: list[str], nics: dict[str, list[str]]
+) -> list[Finding]:
+    """The GPUs and NICs an NCCL_TOPO_FILE names against this node's, by PCI bus id. NCCL
+    trusts the file: a GPU or NIC it names at an address this node does not have is a stale
+    file (copied from another node type, or from before a hardware change)."""
+    var = "NCCL_TOPO_FILE"
+    source = f"file:{path}"
+    findings = []
+    node_gpus = {g.lower() for g in gpus}
+    node_nics = {b.lower(): names for b, names in nics.items()}
+    for busid in topo.gpus:
+        if busid not in node_gpus:
+            findings.append(
+                Finding(
+                    var,
+                    Status.FAIL,
+                    f"{path} names a GPU at {busid}, which is no GPU on this node: a stale "
+                    "topology file",
+                    (Evidence(source, busid, f"one of {', '.join(sorted(node_gpus)) or 'none'}"),),
+                )
+            )
+    for busid, names in topo.nics:
+        if busid not in node_nics:
+            findings.append(
+                Finding(
+                    var,
+                    Status.FAIL,
+                    f"{path} names a NIC at {busid} ({', '.join(names)}), which is no RDMA NIC "
+                    "on this node: a stale topology file",
+                    (Evidence(source, busid, f"one of {', '.join(sorted(node_nics)) or 'none'}"),),
+                )
+            )
+        elif node_nics[busid] and not set(names) & set(node_nics[busid]):
+            findings.append(
+                Finding(
+                    var,
+                    Status.WARN,
+                    f"{path}: the NIC at {busid} is {', '.join(node_nics[busid])} here, "
+                    f"the file calls it {', '.join(names)}",
+                    (Evidence(source, ", ".join(names), ", ".join(node_nics[busid])),),
+                )
+            )
+    missing = sorted(node_gpus - set(topo.gpus)) if topo.gpus else []
+    if missing:
+        findings.append(
+            Finding(
+                var,
+                Status.WARN,
+                f"{path} leaves out {len(missing)} GPUs of this node ({', '.join(missing[:4])})",
+            )
+        )
+    if not findings:
+        findings.append(
+            Finding(
+                var,
+                Status.PASS,
+                f"{path} matches this node: {len(topo.gpus)} GPUs and {len(topo.nics)} NICs at "
+                "their bus ids",
+            )
+        )
+    return findings
+
+
 @check(
     "nccl.env",
     title="No debug-only, unknown or broken NCCL settings",
@@ -384,10 +536,16 @@ def env(inv: Inventory, params: EnvParams) -> Verdict:
 
     ## Verdicts
     - pass: no setting of concern (also when none is set).
-    - fail: `NCCL_TOPO_FILE` names a file that does not exist.
+    - fail: `NCCL_TOPO_FILE` names a file that does not exist, or a GPU or NIC at a PCI bus id
+      this node does not have (a stale topology file); an `NCCL_ALGO`/`NCCL_PROTO` value NCCL
+      rejects (communicator creation fails).
     - warn: a debug-only setting other than its default; an unknown `NCCL_*` name (with the
-      closest known one); `NCCL_IB_GID_INDEX` on RoCE; a config line whose name has
-      whitespace; a config file that cannot be read.
+      closest known one) or one NCCL no longer reads; a legacy name (`NCCL_MIN_NRINGS`); a
+      value NCCL misreads (`NCCL_IB_DISABLE=true` is 0, `NCCL_SOCKET_FAMILY=ipv4` and
+      `NCCL_NET_GDR_LEVEL=pix` are ignored); `NCCL_IB_GID_INDEX` on RoCE; a config line whose
+      name has whitespace; a config file that cannot be read.
+    The names, their defaults and value grammars come from NCCL's source
+    (`preflight/inventory/nccl_names.json`, made by `tools/nccl_env_names.py`).
 
     ## Fix
     Remove the setting from the job script, the container image's environment or
@@ -400,6 +558,19 @@ def env(inv: Inventory, params: EnvParams) -> Verdict:
         finding = judge_setting(setting, roce, nccl.topo_file_exists, params)
         if finding is not None:
             findings.append(finding)
+    topo_path = nccl.get("NCCL_TOPO_FILE")
+    if topo_path is not None and nccl.topo is not None:
+        pci = inv.pci
+        nics = {n.bdf: pci.rdma_pci.get(n.bdf, []) for n in pci.nics()}
+        findings.extend(judge_topo_file(topo_path, nccl.topo, [g.bdf for g in pci.gpus()], nics))
+    elif topo_path is not None and nccl.topo_error is not None:
+        findings.append(
+            Finding(
+                "NCCL_TOPO_FILE",
+                Status.WARN,
+                f"cannot check {topo_path} against this node: {nccl.topo_error}",
+            )
+        )
     for s in nccl.suspicious_names:
         findings.append(
             Finding(

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from preflight.inventory import Inventory
 from preflight.inventory.topology import gpu_nic_paths
-from preflight.model import Evidence, Finding, Status, Verdict
+from preflight.model import Evidence, Finding, Status, Verdict, passed
 from preflight.registry import NoParams, check
 
 
@@ -160,4 +160,6 @@ def gpu_nic_affinity(inv: Inventory, params: NoParams) -> Verdict:
                 pci.label(gpu), gpu.numa_node, pci.label(nearest), nearest.numa_node, distance.name
             )
         )
-    return Verdict.from_findings(findings, ok=f"{len(findings)} GPUs with a NIC on their NUMA node")
+    return Verdict.from_findings(
+        findings, ok=f"{passed(findings)} GPUs with a NIC on their NUMA node"
+    )

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 from preflight.inventory import Inventory
 from preflight.inventory.pci import PciDevice, PciInventory
+from preflight.inventory.pci_config import acs_control_names
 from preflight.inventory.sysfs_text import format_link_speed
-from preflight.model import Evidence, Finding, Status, Verdict
+from preflight.model import Evidence, Finding, Status, Verdict, passed
 from preflight.registry import check
 
 SYSFS = "sysfs:/sys/bus/pci/devices/"
@@ -189,7 +190,7 @@ def link(inv: Inventory, params: LinkParams) -> Verdict:
         )
     return Verdict.from_findings(
         findings,
-        ok=f"{len(findings)} links at full speed and width",
+        ok=f"{passed(findings)} links at full speed and width",
         empty="no GPU or RDMA NIC on this node",
     )
 
@@ -245,6 +246,44 @@ def judge_acs(
     return Finding(subject, Status.PASS, f"ACSCtl {observed}", evidence)
 
 
+def judge_quirk_acs(
+    subject: str,
+    kind: str,
+    control: int | None,
+    how: str,
+    allow_redirect: bool,
+    source: str,
+) -> Finding:
+    """A root port whose ACS the kernel provides by quirk: judged by what the quirk sets."""
+    if control is None:
+        return Finding(
+            subject,
+            Status.WARN,
+            f"ACS by {kind}, state unknown: {how}; when enabled it redirects P2P upstream",
+            (Evidence(source, None, "ReqRedir- CmpltRedir- EgressCtrl-"),),
+        )
+    enabled = acs_control_names(control)
+    redirect = [n for n in enabled if n in ACS_REDIRECT_NAMES]
+    observed = f"0x{control:04x} ({' '.join(enabled) or 'all off'})"
+    evidence = (Evidence(f"{source} ({how})", observed, "ReqRedir- CmpltRedir- EgressCtrl-"),)
+    if redirect and not allow_redirect:
+        return Finding(
+            subject,
+            Status.FAIL,
+            f"{kind} sets the equivalent of {'+ '.join(redirect)}+ ({how}): P2P traffic is "
+            "redirected to the root complex",
+            evidence,
+        )
+    if redirect:
+        return Finding(
+            subject,
+            Status.PASS,
+            f"{kind}: {'+ '.join(redirect)}+ (allowed: virtualized node)",
+            evidence,
+        )
+    return Finding(subject, Status.PASS, f"{kind}: ACSCtl {observed} ({how})", evidence)
+
+
 @check(
     "pcie.acs",
     title="No ACS redirect on the bridges between GPUs and NICs",
@@ -264,12 +303,17 @@ def acs(inv: Inventory, params: AcsParams) -> Verdict:
     ## Reads
     The ACS extended capability (id 0x0D, Control register at +6) in
     `/sys/bus/pci/devices/<bdf>/config` of every root port and switch port above a GPU or NIC.
-    Needs root: unprivileged reads stop at 64 bytes.
+    Needs root: unprivileged reads stop at 64 bytes. Root ports whose ACS the kernel provides
+    by quirk (drivers/pci/quirks.c) are judged by what the quirk sets: Intel PCH root ports
+    (no ACS capability; the kernel logs "Intel PCH root port ACS workaround enabled" and then
+    blocks peer decode, the equivalent of SrcValid ReqRedir CmpltRedir UpstreamFwd) and Intel
+    Sunrise/Union Point root ports (ACS Control is the dword at +8, which lspci misreads).
 
     ## Verdicts
     - pass: no bridge has ReqRedir, CmpltRedir or EgressCtrl set (or `allow_redirect`).
     - fail: a bridge has one of them set.
-    - warn: a bridge's extended config space is not readable, so its ACS state is unknown.
+    - warn: a bridge's extended config space is not readable, so its ACS state is unknown; an
+      Intel PCH root port with the IOMMU on and no kernel log line saying whether the quirk ran.
     - skip: not root.
 
     ## Fix
@@ -285,6 +329,19 @@ def acs(inv: Inventory, params: AcsParams) -> Verdict:
         bad = unreadable(pci, dev, ("config",))
         if bad:
             findings.append(bad)
+            continue
+        quirk = dev.acs_quirk
+        if quirk is not None:
+            findings.append(
+                judge_quirk_acs(
+                    pci.label(dev),
+                    quirk.kind,
+                    quirk.control,
+                    quirk.source,
+                    params.allow_redirect,
+                    SYSFS + f"{dev.bdf}/config",
+                )
+            )
             continue
         cfg = dev.config
         if cfg is None:
@@ -302,7 +359,7 @@ def acs(inv: Inventory, params: AcsParams) -> Verdict:
         )
     return Verdict.from_findings(
         findings,
-        ok=f"{len(findings)} bridges, no ACS redirect",
+        ok=f"{passed(findings)} bridges, no ACS redirect",
         empty="no bridge above a GPU or RDMA NIC",
     )
 
@@ -423,7 +480,9 @@ def devctl(inv: Inventory, params: DevCtlParams) -> Verdict:
             )
         )
     return Verdict.from_findings(
-        findings, ok=f"{len(findings)} devices as expected", empty="no GPU or RDMA NIC on this node"
+        findings,
+        ok=f"{passed(findings)} devices as expected",
+        empty="no GPU or RDMA NIC on this node",
     )
 
 
@@ -523,7 +582,7 @@ def aer(inv: Inventory, params: AerParams) -> Verdict:
         )
     return Verdict.from_findings(
         findings,
-        ok=f"{len(findings)} devices without uncorrectable errors",
+        ok=f"{passed(findings)} devices without uncorrectable errors",
         empty="the kernel exposes no AER counters for these devices",
     )
 
@@ -607,4 +666,4 @@ def bar1(inv: Inventory, params: Bar1Params) -> Verdict:
                     SYSFS + f"{gpu.bdf}/resource",
                 )
             )
-    return Verdict.from_findings(findings, ok=f"{len(findings)} GPUs with full BAR1")
+    return Verdict.from_findings(findings, ok=f"{passed(findings)} GPUs with full BAR1")

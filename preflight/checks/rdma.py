@@ -20,7 +20,7 @@ from preflight.inventory.rdma import (
     counter_saturated,
     parse_fw_version,
 )
-from preflight.model import Evidence, Finding, Status, Verdict
+from preflight.model import Evidence, Finding, Status, Verdict, passed
 from preflight.registry import check
 
 SYSFS = "sysfs:"
@@ -61,10 +61,14 @@ class DevicesParams:
 
 
 def judge_devices(
-    nic_functions: list[tuple[str, str]], devices: list[tuple[str, str | None]], expected: int
+    nic_functions: list[tuple[str, str]],
+    devices: list[tuple[str, str | None]],
+    expected: int,
+    not_nics: Sequence[tuple[str, str]] = (),
 ) -> list[Finding]:
-    """NIC functions (label, bdf) against RDMA devices (name, bdf)."""
-    findings = []
+    """NIC functions (label, bdf) against RDMA devices (name, bdf) of RDMA NICs; `not_nics` are
+    RDMA devices that are no NIC (name, why): listed, never counted."""
+    findings = [Finding(name, Status.SKIP, f"not counted: {why}") for name, why in not_nics]
     by_bdf = {bdf: name for name, bdf in devices if bdf}
     for label, bdf in nic_functions:
         if bdf in by_bdf:
@@ -113,7 +117,8 @@ def devices(inv: Inventory, params: DevicesParams) -> Verdict:
     ## Verdicts
     - pass: each NIC function has an RDMA device (and the count equals `expected` when set).
     - fail: a NIC without an RDMA device, or a different number of devices than `expected`.
-    - skip: no RDMA NIC on the node.
+    - skip: no RDMA NIC on the node. RDMA devices that are no NIC (Soft-RoCE `rxe` on a netdev,
+      a device without a PCI function such as SCIF) are listed as skipped and not counted.
 
     ## Fix
     `modprobe mlx5_ib` (and `ib_uverbs`); check `dmesg | grep mlx5` for firmware or driver
@@ -121,11 +126,19 @@ def devices(inv: Inventory, params: DevicesParams) -> Verdict:
     """
     pci = inv.pci
     nics = [(pci.label(n), n.bdf) for n in pci.nics()]
-    devs = [(d.name, d.pci_bdf) for d in inv.rdma.devices.values()]
+    devs = [(d.name, d.pci_bdf) for d in inv.rdma.devices.values() if d.is_nic]
+    others = [(d.name, not_a_nic(d)) for d in inv.rdma.devices.values() if not d.is_nic]
     return Verdict.from_findings(
-        judge_devices(nics, devs, params.expected),
+        judge_devices(nics, devs, params.expected, others),
         ok=f"{len(devs)} RDMA devices for {len(nics)} NIC functions",
     )
+
+
+def not_a_nic(dev: IbDevice) -> str:
+    """Why an RDMA device is not an RDMA NIC."""
+    if dev.software:
+        return "software RDMA (Soft-RoCE) on a netdev, not an RDMA NIC"
+    return "no PCI function behind this RDMA device (virtual, SCIF or platform device)"
 
 
 # -- port state ------------------------------------------------------------------------------
@@ -196,9 +209,10 @@ def port_state(inv: Inventory, params: PortStateParams) -> Verdict:
     (`sminfo`). Ports deliberately unused belong in `ignore`.
     """
     ports = judged_ports(inv, params.ignore)
+    findings = [judge_port_state(p) for p in ports]
     return Verdict.from_findings(
-        [judge_port_state(p) for p in ports],
-        ok=f"{len(ports)} ports ACTIVE, LinkUp",
+        findings,
+        ok=f"{passed(findings)} ports ACTIVE, LinkUp",
         empty=NO_IB_DEVICE,
     )
 
@@ -436,9 +450,10 @@ def subnet_manager(inv: Inventory, params: SubnetManagerParams) -> Verdict:
     and that this port's switch is in its subnet (partition keys).
     """
     ports = judged_ports(inv, params.ignore)
+    findings = [judge_subnet_manager(p) for p in ports]
     return Verdict.from_findings(
-        [judge_subnet_manager(p) for p in ports],
-        ok=f"{sum(p.is_ib for p in ports)} InfiniBand ports with a LID and a subnet manager",
+        findings,
+        ok=f"{passed(findings)} InfiniBand ports with a LID and a subnet manager",
         empty=NO_IB_DEVICE,
     )
 
@@ -467,9 +482,12 @@ def judge_fw(devs: list[IbDevice], pinned: Sequence[str]) -> list[Finding]:
         model, sep, version = entry.partition("=")
         pins[model.strip() if sep else "*"] = (version if sep else model).strip()
     by_model: dict[str, list[IbDevice]] = {}
-    for d in devs:
-        by_model.setdefault(d.model, []).append(d)
     findings = []
+    for d in devs:
+        if not d.is_nic:
+            findings.append(Finding(d.name, Status.SKIP, f"not judged: {not_a_nic(d)}"))
+        else:
+            by_model.setdefault(d.model, []).append(d)
     for model, group in by_model.items():
         counts = Counter(d.fw_ver for d in group if d.fw_ver)
         common = max(counts, key=lambda v: (counts[v], _version_key(v))) if counts else None
@@ -478,10 +496,7 @@ def judge_fw(devs: list[IbDevice], pinned: Sequence[str]) -> list[Finding]:
         for d in group:
             source = f"sysfs:/sys/class/infiniband/{d.name}/fw_ver"
             if d.fw_ver is None:
-                why = d.errors.get("fw_ver", "no fw_ver file")
-                findings.append(
-                    Finding(d.name, Status.ERROR, f"firmware version unknown: {why}", ())
-                )
+                findings.append(unknown_fw(d, source))
                 continue
             ev = (Evidence(source, d.fw_ver, want),)
             if pin and d.fw_ver != pin:
@@ -497,6 +512,24 @@ def judge_fw(devs: list[IbDevice], pinned: Sequence[str]) -> list[Finding]:
             else:
                 findings.append(Finding(d.name, Status.PASS, f"{model} firmware {d.fw_ver}", ev))
     return findings
+
+
+def unknown_fw(dev: IbDevice, source: str) -> Finding:
+    """A device whose firmware version cannot be known: the driver has none (ib_qib, the rxe and
+    siw software providers) or the file could not be read."""
+    if "fw_ver" in dev.errors:
+        return Finding(
+            dev.name,
+            Status.WARN,
+            f"firmware version unknown: {dev.errors['fw_ver']}",
+            (Evidence(source, None, "readable"),),
+        )
+    return Finding(
+        dev.name,
+        Status.SKIP,
+        "the driver exposes no firmware version (no fw_ver): not compared",
+        (Evidence(source, None, None),),
+    )
 
 
 @check(
@@ -520,17 +553,20 @@ def fw_version(inv: Inventory, params: FwParams) -> Verdict:
     ## Verdicts
     - pass: every NIC of a model on the same version (equal to `pinned` when set).
     - fail: a NIC on a version other than its model's most common one, or than `pinned`.
-    - skip: no RDMA device.
+    - warn: a device's fw_ver file could not be read.
+    - skip: no RDMA device; per device, a driver without a firmware version (ib_qib, rxe,
+      siw) or an RDMA device that is no NIC.
 
     ## Fix
     Update the NIC with the fleet's firmware (`mlxfwmanager -u`, or `flint -d <dev> -i
     <image> burn`), then a firmware reset (`mlxfwreset`) or a cold reboot.
     """
     devs = list(inv.rdma.devices.values())
-    versions = sorted({d.fw_ver for d in devs if d.fw_ver})
+    versions = sorted({d.fw_ver for d in devs if d.fw_ver and d.is_nic})
+    findings = judge_fw(devs, params.pinned)
     return Verdict.from_findings(
-        judge_fw(devs, params.pinned),
-        ok=f"{len(devs)} NICs on firmware {', '.join(versions)}",
+        findings,
+        ok=f"{passed(findings)} NICs on firmware {', '.join(versions)}",
         empty=NO_IB_DEVICE,
     )
 
@@ -719,7 +755,8 @@ def counters(inv: Inventory, params: CountersParams) -> Verdict:
     window = last.taken_at - first.taken_at
     return Verdict.from_findings(
         findings,
-        ok=f"{len(ports)} ports: error counters low, none grew in {window:.2f} s",
+        ok=f"{len({f.subject for f in findings if f.status is Status.PASS})} ports: error counters "
+        f"low, none grew in {window:.2f} s",
         empty=NO_IB_DEVICE,
     )
 
@@ -802,9 +839,10 @@ def roce_gid(inv: Inventory, params: RoceGidParams) -> Verdict:
     """
     family = inv.nccl.get("NCCL_IB_ADDR_FAMILY")
     ports = [p for p in judged_ports(inv, params.ignore) if p.is_roce and p.active]
+    findings = [judge_roce_gid(p, family) for p in ports]
     return Verdict.from_findings(
-        [judge_roce_gid(p, family) for p in ports],
-        ok=f"{len(ports)} RoCE ports with a RoCE v2 GID",
+        findings,
+        ok=f"{passed(findings)} RoCE ports with a RoCE v2 GID",
         empty="no active RoCE (Ethernet link layer) port",
     )
 
@@ -897,6 +935,6 @@ def roce_ecn(inv: Inventory, params: RoceEcnParams) -> Verdict:
         )
     return Verdict.from_findings(
         findings,
-        ok=f"ECN on priority {params.priority} on {len(findings)} RoCE ports",
+        ok=f"ECN on priority {params.priority} on {passed(findings)} RoCE ports",
         empty="no active RoCE (Ethernet link layer) port",
     )

@@ -8,7 +8,7 @@ from preflight.inventory import Inventory
 from preflight.inventory.pci import PciDevice
 from preflight.inventory.rdma import nic_label
 from preflight.inventory.topology import PathType, gpu_nic_paths
-from preflight.model import Evidence, Finding, Status, Verdict
+from preflight.model import Evidence, Finding, Status, Verdict, passed
 from preflight.registry import check
 
 
@@ -94,5 +94,5 @@ def gpu_nic_distance(inv: Inventory, params: DistanceParams) -> Verdict:
         for gpu, paths in gpu_nic_paths(pci.gpus(), pci.nics())
     ]
     return Verdict.from_findings(
-        findings, ok=f"{len(findings)} GPUs with a NIC within {limit.name}"
+        findings, ok=f"{passed(findings)} GPUs with a NIC within {limit.name}"
     )

@@ -23,8 +23,10 @@ is ignored.
 from __future__ import annotations
 
 import difflib
+import json
 import re
 from dataclasses import dataclass, field
+from importlib import resources
 
 from preflight.errors import HostReadError, ParseError
 from preflight.host import Host
@@ -118,51 +120,46 @@ def parse_device_list(text: str, max_entries: int = MAX_IB_ENTRIES) -> DeviceLis
 
 
 # --------------------------------------------------------------------------------------------
-# Names NCCL reads (docs env.rst, System configuration and Debugging sections, NCCL 2.x), for
-# telling a typo (NCCL_IB_HCAS, NCCL_SOCKET_IFNAMES) from a real setting.
+# Names NCCL reads, and the grammar of their values: nccl_names.json, generated from NCCL's
+# source by tools/nccl_env_names.py (its "source" records the NCCL version and commit).
 # --------------------------------------------------------------------------------------------
-_KNOWN = """
-    NCCL_ALGO NCCL_ALLOC_P2P_NET_LL_BUFFERS NCCL_BUFFSIZE NCCL_CGA_CLUSTER_SIZE
-    NCCL_CHECK_POINTERS NCCL_CHECKS_DISABLE NCCL_COLLNET_ENABLE NCCL_COLLNET_NODE_THRESHOLD
-    NCCL_COMM_BLOCKING NCCL_COMM_ID NCCL_COMM_SPLIT_SHARE_RESOURCES NCCL_CONF_FILE
-    NCCL_CREATE_THREAD_CONTEXT NCCL_CROSS_NIC NCCL_CTA_POLICY NCCL_CUMEM_ENABLE
-    NCCL_CUMEM_HOST_ENABLE NCCL_DEBUG NCCL_DEBUG_FILE NCCL_DEBUG_SUBSYS
-    NCCL_DEBUG_TIMESTAMP_FORMAT NCCL_DEBUG_TIMESTAMP_LEVELS NCCL_DMABUF_ENABLE
-    NCCL_ENV_PLUGIN NCCL_GDRCOPY_ENABLE NCCL_GDRCOPY_FIFO_ENABLE NCCL_GDRCOPY_FLUSH_ENABLE
-    NCCL_GDRCOPY_SYNC_ENABLE NCCL_GRAPH_DUMP_FILE NCCL_GRAPH_DUMP_FILE_RANK NCCL_GRAPH_FILE
-    NCCL_GRAPH_MIXING_SUPPORT NCCL_GRAPH_REGISTER NCCL_HOSTID NCCL_IB_ADAPTIVE_ROUTING
-    NCCL_IB_ADDR_FAMILY NCCL_IB_ADDR_RANGE NCCL_IB_AR_THRESHOLD NCCL_IB_CUDA_SUPPORT
-    NCCL_IB_DATA_DIRECT NCCL_IB_DISABLE NCCL_IB_ECE_ENABLE NCCL_IB_FIFO_TC
-    NCCL_IB_GDR_FLUSH_DISABLE NCCL_IB_GID_INDEX NCCL_IB_HCA NCCL_IB_MERGE_NICS
-    NCCL_IB_MERGE_VFS NCCL_IB_MQP_RETRY_ALL NCCL_IB_MQP_RETRY_CNT NCCL_IB_MQP_RETRY_SLEEP_MSEC
-    NCCL_IB_OOO_RQ NCCL_IB_PCI_RELAXED_ORDERING NCCL_IB_PKEY NCCL_IB_QPS_PER_CONNECTION
-    NCCL_IB_RETRY_CNT NCCL_IB_RETURN_ASYNC_EVENTS NCCL_IB_ROCE_VERSION_NUM NCCL_IB_SL
-    NCCL_IB_SPLIT_DATA_ON_QPS NCCL_IB_TC NCCL_IB_TIMEOUT NCCL_IB_USE_INLINE
-    NCCL_IB_DEVICE_PCI_ORDER NCCL_IGNORE_CPU_AFFINITY NCCL_IGNORE_DISABLED_P2P
-    NCCL_LAUNCH_MODE NCCL_LAUNCH_ORDER_IMPLICIT NCCL_LAUNCH_RACE_FATAL
-    NCCL_LEGACY_CUDA_REGISTER NCCL_LL128_BUFFSIZE NCCL_LL128_NTHREADS NCCL_LL_BUFFSIZE
-    NCCL_LL_THRESHOLD NCCL_LOCAL_REGISTER NCCL_MAX_CTAS NCCL_MAX_NCHANNELS
-    NCCL_MAX_P2P_NCHANNELS NCCL_MEM_SYNC_DOMAIN NCCL_MIN_CTAS NCCL_MIN_NCHANNELS
-    NCCL_MIN_P2P_NCHANNELS NCCL_MNNVL_CLIQUE_ID NCCL_MNNVL_ENABLE NCCL_MNNVL_UUID
-    NCCL_NCHANNELS_PER_NET_PEER NCCL_NET NCCL_NET_DISABLE_INTRA NCCL_NET_FORCE_FLUSH
-    NCCL_NET_GDR_C2C NCCL_NET_GDR_LEVEL NCCL_NET_GDR_READ NCCL_NET_MERGE_LEVEL
-    NCCL_NET_OVERHEAD NCCL_NET_PLUGIN NCCL_NET_SHARED_BUFFERS NCCL_NET_SHARED_COMMS
-    NCCL_NO_CACHE NCCL_NSOCKS_PERTHREAD NCCL_NTHREADS NCCL_NVB_DISABLE NCCL_NVB_PRECONNECT
-    NCCL_NVLS_CHUNKSIZE NCCL_NVLS_ENABLE NCCL_NVLS_NCHANNELS NCCL_NVLSTREE_MAX_CHUNKSIZE
-    NCCL_OOB_NET_ENABLE NCCL_OOB_NET_IFNAME NCCL_P2P_DIRECT_DISABLE NCCL_P2P_DISABLE
-    NCCL_P2P_LEVEL NCCL_P2P_LL_THRESHOLD NCCL_P2P_NET_CHUNKSIZE NCCL_P2P_NVL_CHUNKSIZE
-    NCCL_P2P_PCI_CHUNKSIZE NCCL_P2P_PXN_LEVEL NCCL_P2P_READ_ENABLE NCCL_P2P_USE_CUDA_MEMCPY
-    NCCL_PAT_ENABLE NCCL_PROFILER_PLUGIN NCCL_PROGRESS_APPENDOP_FREQ NCCL_PROTO
-    NCCL_PROXY_APPEND_BATCH_SIZE NCCL_PROXY_DUMP_SIGNAL NCCL_PXN_C2C NCCL_PXN_DISABLE
-    NCCL_RAS_ADDR NCCL_RAS_ENABLE NCCL_RAS_TIMEOUT_FACTOR NCCL_RUNTIME_CONNECT
-    NCCL_SET_STACK_SIZE NCCL_SET_THREAD_NAME NCCL_SHARP_DISABLE NCCL_SHM_DISABLE
-    NCCL_SHM_LOCALITY NCCL_SHM_MEMCPY_MODE NCCL_SHM_USE_CUDA_MEMCPY NCCL_SINGLE_RING_THRESHOLD
-    NCCL_SOCKET_FAMILY NCCL_SOCKET_IFNAME NCCL_SOCKET_NTHREADS NCCL_SOCKET_RETRY_CNT
-    NCCL_SOCKET_RETRY_SLEEP_MSEC NCCL_TOPO_DUMP_FILE NCCL_TOPO_DUMP_FILE_RANK NCCL_TOPO_FILE
-    NCCL_TREE_THRESHOLD NCCL_TUNER_CONFIG_FILE NCCL_TUNER_PLUGIN NCCL_UID_STAGGER_RATE
-    NCCL_UID_STAGGER_THRESHOLD NCCL_WIN_ENABLE NCCL_WORK_ARGS_BYTES NCCL_WORK_FIFO_BYTES
-"""
-KNOWN_NAMES = frozenset(_KNOWN.split())
+NCCL_DATA = json.loads((resources.files("preflight.inventory") / "nccl_names.json").read_text())
+NCCL_SOURCE: dict[str, str] = NCCL_DATA["source"]
+NCCL_VERSION: str = NCCL_SOURCE["version"]
+GRAMMARS: dict[str, list[str]] = NCCL_DATA["grammars"]
+
+
+@dataclass(frozen=True)
+class NameInfo:
+    """What NCCL's source says about one variable."""
+
+    name: str
+    status: str  # "current" | "deprecated" (still read; `use` supersedes it) | "removed"
+    kind: str | None  # "integer" (NCCL_PARAM, strtoll), "string", "typed"; None when removed
+    default: str | None = None
+    since: str | None = None  # first release (>= 2.3) that read it
+    last: str | None = None  # last release that read it, for a removed name
+    use: str | None = None  # the replacement of a deprecated name
+
+
+NAMES: dict[str, NameInfo] = {
+    name: NameInfo(
+        name,
+        entry["status"],
+        entry.get("kind"),
+        entry.get("default"),
+        entry.get("since"),
+        entry.get("last"),
+        entry.get("use"),
+    )
+    for name, entry in NCCL_DATA["names"].items()
+}
+KNOWN_NAMES = frozenset(n for n, info in NAMES.items() if info.status != "removed")
+# Names read by NCCL plugins, not by NCCL itself.
+PLUGIN_NAMES = {
+    "NCCL_SHARP_DISABLE": "the SHARP plugin (nccl-rdma-sharp-plugins)",
+    "NCCL_TUNER_CONFIG_FILE": "NCCL's example tuner plugin (plugins/tuner/example)",
+}
 # Names PyTorch (not NCCL) reads; the NCCL_ spellings are deprecated aliases of TORCH_NCCL_*.
 TORCH_ALIASES = {
     "NCCL_ASYNC_ERROR_HANDLING": "TORCH_NCCL_ASYNC_ERROR_HANDLING",
@@ -176,12 +173,116 @@ NOT_NCCL = {
     "NCCL_TIMEOUT": "NCCL has no such variable: the collective timeout is torch's "
     "init_process_group(timeout=...); NCCL_IB_TIMEOUT is the InfiniBand retransmit timeout",
 }
+LEVEL_VARIABLES = ("NCCL_NET_GDR_LEVEL", "NCCL_P2P_LEVEL")
+
+
+def strtoll(text: str) -> tuple[int | None, str]:
+    """What C's strtoll(text, NULL, 0) returns, as NCCL_PARAM reads a value, and the part of the
+    text it ignored. None for a number out of range (NCCL then keeps the default)."""
+    s = text.lstrip(" \t\n\v\f\r")
+    m = re.match(r"([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)", s)
+    if m is None:
+        return 0, text  # no digits: 0, not the default
+    digits = m.group(2)
+    base = 16 if digits[:2].lower() == "0x" else 8 if digits.startswith("0") else 10
+    value = int(digits, base) * (-1 if m.group(1) == "-" else 1)
+    rest = s[m.end() :]
+    if not -(1 << 63) <= value < 1 << 63:
+        return None, rest
+    return value, rest
+
+
+def parse_algo_list(text: str, elements: list[str]) -> None:
+    """Check an NCCL_ALGO / NCCL_PROTO value as NCCL's parseList() (src/graph/tuning.cc) reads
+    it: ``[^]a,b`` or ``Func:[^]a,b;Func:…`` (names case-insensitive). ParseError for what NCCL
+    rejects with ncclInvalidUsage, failing communicator creation."""
+    funcs = [f.lower() for f in GRAMMARS["functions"]]
+    known = [e.lower() for e in elements]
+    entries = [e for e in text.split(";") if e]
+    for i, entry in enumerate(entries):
+        parts = [p for p in entry.split(":") if p]
+        if not parts:
+            continue
+        if len(parts) == 1:
+            if i > 0:
+                raise ParseError(f"every entry but the first needs a 'Function:' prefix: {entry!r}")
+            prefix, items = None, parts[0]
+        else:
+            prefix, items = parts[0], parts[1]
+        if prefix is not None and prefix.lower() not in funcs:
+            raise ParseError(
+                f"unknown function {prefix!r} (NCCL knows {', '.join(GRAMMARS['functions'])})"
+            )
+        for item in (x for x in items.removeprefix("^").split(",") if x):
+            if item.lower() not in known:
+                raise ParseError(f"unknown element {item!r} (NCCL knows {', '.join(elements)})")
 
 
 def closest_name(name: str, extra: tuple[str, ...] = ()) -> str | None:
     """The known NCCL variable a misspelt name most likely meant."""
     close = difflib.get_close_matches(name, sorted(KNOWN_NAMES | set(extra)), n=1, cutoff=0.75)
     return close[0] if close else None
+
+
+# --------------------------------------------------------------------------------------------
+# NCCL_TOPO_FILE: NCCL's topology XML (src/graph/xml.cc; what NCCL_TOPO_DUMP_FILE writes)
+# --------------------------------------------------------------------------------------------
+#
+# <system version="1"><cpu …><pci busid="0000:07:00.0" class="0x030200" …><gpu dev="0" …/>
+# </pci><pci busid="0000:0c:00.0" class="0x020700"><nic><net name="mlx5_0" …/></nic></pci>
+# A GPU is a <gpu> inside a <pci>, a NIC a <net> inside a <pci> (through <nic>). NCCL's own
+# reader is a small tag scanner, not a full XML parser; so is this one: no entities, no DTD.
+TOPO_MAX_BYTES = 4 << 20
+_TAG_RE = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9_]{0,31})([^<>]{0,4096})>")  # linear: no nesting
+_ATTR_RE = re.compile(r'([A-Za-z_][A-Za-z0-9_]{0,31})\s*=\s*"([^"<>]{0,256})"')
+_BUSID_RE = re.compile(r"[0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]")
+
+
+@dataclass(frozen=True)
+class TopoFile:
+    """The GPUs and NICs a topology file names, by PCI bus id (lower case)."""
+
+    gpus: tuple[str, ...]
+    nics: tuple[tuple[str, tuple[str, ...]], ...]  # (bus id, net names)
+
+
+def parse_topo_xml(text: str) -> TopoFile:
+    """The GPUs and NICs of an NCCL topology XML; ParseError when it is not one."""
+    if not isinstance(text, str):
+        raise ParseError(f"expected topology XML as text, got {type(text).__name__}")
+    if "<!DOCTYPE" in text or "<!ENTITY" in text:
+        raise ParseError("topology XML with a DTD or entities: NCCL's reader has none")
+    stack: list[tuple[str, dict[str, str]]] = []
+    gpus: list[str] = []
+    nics: dict[str, list[str]] = {}
+    seen_topology = False
+    for m in _TAG_RE.finditer(text):
+        closing, tag, raw_attrs = m.group(1), m.group(2), m.group(3)
+        empty = raw_attrs.rstrip().endswith("/")
+        if closing:
+            while stack and stack[-1][0] != tag:  # tolerate unclosed children, as NCCL does
+                stack.pop()
+            if stack:
+                stack.pop()
+            continue
+        attrs = dict(_ATTR_RE.findall(raw_attrs))
+        seen_topology |= tag in ("system", "cpu", "pci")
+        pci = next((a for t, a in reversed(stack) if t == "pci"), None)
+        if tag in ("gpu", "net") and pci is not None:
+            busid = pci.get("busid", "")
+            if not _BUSID_RE.fullmatch(busid):
+                raise ParseError(f"<{tag}> inside a <pci> without a bus id: {busid[:40]!r}")
+            if tag == "gpu" and busid.lower() not in gpus:
+                gpus.append(busid.lower())
+            if tag == "net":
+                nics.setdefault(busid.lower(), []).append(attrs.get("name", ""))
+        if not empty:
+            stack.append((tag, attrs))
+        if len(stack) > 64:
+            raise ParseError("topology XML nested deeper than 64 elements")
+    if not seen_topology:
+        raise ParseError("not an NCCL topology XML (no <system>, <cpu> or <pci> element)")
+    return TopoFile(tuple(gpus), tuple((b, tuple(n)) for b, n in nics.items()))
 
 
 # --------------------------------------------------------------------------------------------
@@ -232,6 +333,8 @@ class NcclEnv:
     files: list[ConfFile]
     topo_file_exists: bool | None  # NCCL_TOPO_FILE: does the file exist (None: not set)
     suspicious_names: list[Setting] = field(default_factory=list)  # names NCCL cannot mean
+    topo: TopoFile | None = None  # NCCL_TOPO_FILE parsed
+    topo_error: str | None = None  # why NCCL_TOPO_FILE could not be read or parsed
 
     def get(self, name: str) -> str | None:
         s = self.settings.get(name)
@@ -285,6 +388,26 @@ class NcclEnv:
                     settings[s.name] = s
         topo = settings.get("NCCL_TOPO_FILE")
         topo_exists = None
+        parsed: TopoFile | None = None
+        topo_error = None
         if topo is not None:
             topo_exists = topo.value.startswith("/") and host.exists(topo.value)
-        return cls(settings, shadowed, files, topo_exists, suspicious)
+            if topo_exists:
+                parsed, topo_error = read_topo_file(host, topo.value)
+        return cls(settings, shadowed, files, topo_exists, suspicious, parsed, topo_error)
+
+
+def read_topo_file(host: Host, path: str) -> tuple[TopoFile | None, str | None]:
+    """Parse the file NCCL_TOPO_FILE names: (topology, None) or (None, why not)."""
+    try:
+        data = host.read_bytes(path, limit=TOPO_MAX_BYTES + 1)
+    except HostReadError as exc:
+        return None, exc.reason
+    if data is None:
+        return None, "not found"
+    if len(data) > TOPO_MAX_BYTES:
+        return None, f"larger than {TOPO_MAX_BYTES >> 20} MiB"
+    try:
+        return parse_topo_xml(data.decode("utf-8", "replace")), None
+    except ParseError as exc:
+        return None, str(exc)

@@ -25,6 +25,7 @@ from typing import TypeVar
 from preflight.errors import ParseError
 from preflight.host import Host
 from preflight.inventory.attrs import read_attr
+from preflight.inventory.pci import pci_function
 from preflight.inventory.sortkeys import natural_key
 
 NET_CLASS = "/sys/class/net"
@@ -113,8 +114,7 @@ class NetInventory:
         # not a fault of this tool: keep them unknown without an error.
         dev.errors.pop("speed", None)
         dev.errors.pop("carrier", None)
-        real = self.host.realpath(f"{dev.path}/device")
-        dev.pci_bdf = real.rsplit("/", 1)[-1] if real else None
+        dev.pci_bdf = pci_function(self.host.realpath(f"{dev.path}/device"))
         if self.host.is_dir(f"{dev.path}/ecn"):
             dev.ecn = {}
             for role in ECN_ROLES:

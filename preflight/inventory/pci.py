@@ -10,6 +10,7 @@ from typing import TypeVar
 from preflight.errors import HostReadError, ParseError
 from preflight.host import Host
 from preflight.inventory.attrs import read_attr
+from preflight.inventory.pci_acs_quirks import QuirkAcs, acs_quirk_kind, quirk_acs, quirk_log
 from preflight.inventory.pci_config import PciConfig, parse_config_space
 from preflight.inventory.sysfs_text import (
     Bar,
@@ -63,6 +64,7 @@ class PciDevice:
     bars: list[Bar] | None = None
     driver: str | None = None
     is_virtfn: bool = False
+    acs_quirk: QuirkAcs | None = None  # ACS the kernel provides by quirk (Intel PCH root ports)
     upstream: tuple[str, ...] = ()  # bridges from the root port down to the parent
     host_bridge: str | None = None  # e.g. "pci0000:15"
     errors: dict[str, str] = field(default_factory=dict)  # sysfs attribute -> why it is unusable
@@ -98,6 +100,28 @@ class PciDevice:
         return f"{self.vendor or 0:04x}:{self.device or 0:04x}"
 
 
+def pci_function(real: str | None) -> str | None:
+    """The PCI address a canonical sysfs device path ends in, or None for a device that is not a
+    PCI function (a SCIF or platform device, a virtual device, no path at all)."""
+    if not real:
+        return None
+    parts = [p for p in real.split("/") if p]
+    if not parts or not BDF_RE.match(parts[-1]) or not any(HOST_BRIDGE_RE.match(p) for p in parts):
+        return None
+    return parts[-1]
+
+
+# Soft-RoCE (rxe) names the netdev it rides on in this file, which no hardware RDMA driver has
+# (drivers/infiniband/sw/rxe/rxe_verbs.c parent_show). Its `device` link points at that netdev's
+# parent: a plain Ethernet function is then not an RDMA NIC.
+SOFT_ROCE_PARENT = "parent"
+
+
+def is_software_rdma(host: Host, ibdev: str) -> bool:
+    """True for an RDMA device a software provider created on top of a netdev (rxe)."""
+    return host.exists(f"/sys/class/infiniband/{ibdev}/{SOFT_ROCE_PARENT}")
+
+
 def parse_device_path(real: str) -> tuple[str | None, tuple[str, ...]]:
     """Host bridge and the chain of bridges above a device, from its canonical sysfs path.
 
@@ -118,15 +142,17 @@ class PciInventory:
         self.host = host
         self.devices: dict[str, PciDevice] = {}
         self.rdma_pci: dict[str, list[str]] = {}  # bdf -> RDMA device names (mlx5_0 …)
+        self._quirk_log: dict[str, str] | None = None
+        self._quirk_log_read = False
         self._scan()
 
     # -- gathering ---------------------------------------------------------------------------
     def _scan(self) -> None:
         host = self.host
         for ib in host.listdir("/sys/class/infiniband"):
-            real = host.realpath(f"/sys/class/infiniband/{ib}/device")
-            if real:
-                self.rdma_pci.setdefault(real.rsplit("/", 1)[-1], []).append(ib)
+            bdf = pci_function(host.realpath(f"/sys/class/infiniband/{ib}/device"))
+            if bdf and not is_software_rdma(host, ib):
+                self.rdma_pci.setdefault(bdf, []).append(ib)
         relevant: dict[str, PciDevice] = {}
         for bdf in host.listdir(PCI_DEVICES):
             if not BDF_RE.match(bdf):
@@ -198,6 +224,20 @@ class PciInventory:
         driver = host.readlink(f"{base}/driver")
         dev.driver = driver.rstrip("/").rsplit("/", 1)[-1] if driver else None
         dev.is_virtfn = host.readlink(f"{base}/physfn") is not None
+        port_type = dev.config.pcie.port_type if dev.config and dev.config.pcie else None
+        quirk = acs_quirk_kind(dev.vendor, dev.device, port_type)
+        if quirk is not None:
+            dev.acs_quirk = quirk_acs(
+                quirk, dev.bdf, dev.config, data, self._acs_quirk_log(), dev.iommu_group is not None
+            )
+
+    def _acs_quirk_log(self) -> dict[str, str] | None:
+        """The kernel's ACS-quirk messages, read once and only for a quirked port."""
+        if not self._quirk_log_read:
+            self._quirk_log_read = True
+            lines = self.host.kernel_log()
+            self._quirk_log = quirk_log(lines) if lines is not None else None
+        return self._quirk_log
 
     # -- views -------------------------------------------------------------------------------
     def gpus(self) -> list[PciDevice]:

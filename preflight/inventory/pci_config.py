@@ -134,6 +134,11 @@ class PcieCapability:
         return _PORT_TYPE_NAMES.get(self.port_type, f"Unknown type {self.port_type}")
 
 
+def acs_control_names(control: int) -> list[str]:
+    """lspci names of the ACS Control bits set in `control`, in lspci order."""
+    return [name for bit, name in _ACS_NAMES if control & bit]
+
+
 @dataclass(frozen=True)
 class AcsCapability:
     """Access Control Services extended capability (ID 0x0D)."""
@@ -144,7 +149,7 @@ class AcsCapability:
 
     def enabled(self) -> list[str]:
         """lspci names of the control bits that are set, in lspci order."""
-        return [name for bit, name in _ACS_NAMES if self.control & bit]
+        return acs_control_names(self.control)
 
     @property
     def redirect_bits(self) -> int:

@@ -1,16 +1,8 @@
 """RDMA devices from /sys/class/infiniband: ports, rates, GIDs, counters; GPUDirect prerequisites.
 
-Two kinds of parsers live here:
-
-* sysfs parsers (``parse_port_state``, ``parse_rate``, ``parse_counter`` …): the exact strings the
-  kernel prints in ``/sys/class/infiniband/<dev>/ports/<n>/*`` (drivers/infiniband/core/sysfs.c).
-  ``ibstatus`` is a shell script that prints these files, so its output shows the same strings
-  (``rate: 400 Gb/sec (4X NDR)``).
-* tool-output parsers (``parse_ibstat``, ``parse_ibv_devinfo``): what the infiniband-diags and
-  rdma-core tools print, which is NOT the sysfs text. ``ibstat`` prints ``Rate: 400`` (an integer
-  of Gb/s) and ``State: Active``; ``ibv_devinfo`` prints ``PORT_ACTIVE (4)``. They exist so that
-  tool captures from a node can be read and compared, never to run the tools: `preflight run`
-  reads sysfs only.
+The parsers here read the exact strings the kernel prints in
+``/sys/class/infiniband/<dev>/ports/<n>/*`` (drivers/infiniband/core/sysfs.c). What the tools print
+(``ibstat``, ``ibv_devinfo``, ``ibstatus``) is parsed in :mod:`preflight.inventory.rdma_text`.
 
 Every public parser returns a typed value or raises :class:`ParseError` with a one-line message;
 nothing else escapes, whatever the input (tested with hypothesis).
@@ -26,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from preflight.errors import HostReadError, ParseError
 from preflight.host import Host
+from preflight.inventory.pci import is_software_rdma, pci_function
 from preflight.inventory.sortkeys import natural_key
 from preflight.inventory.topology import gpu_nic_paths
 
@@ -367,7 +360,8 @@ class IbDevice:
     """One RDMA device (an HCA, or one function of a multi-port NIC)."""
 
     name: str
-    pci_bdf: str | None = None
+    pci_bdf: str | None = None  # None: not a PCI function (SCIF, virtual) or no device link
+    software: bool = False  # a software provider on top of a netdev (rxe), not an RDMA NIC
     node_type: str | None = None
     node_guid: int | None = None
     sys_image_guid: int | None = None
@@ -382,6 +376,11 @@ class IbDevice:
     def model(self) -> str:
         """hca_type (MT4129 = ConnectX-7), or '?' when the driver does not say."""
         return self.hca_type or "?"
+
+    @property
+    def is_nic(self) -> bool:
+        """A hardware RDMA device on a PCI function: what counts as an RDMA NIC."""
+        return self.pci_bdf is not None and not self.software
 
 
 @dataclass(frozen=True)
@@ -424,7 +423,7 @@ class RdmaInventory:
         """RDMA devices per PCI function."""
         out: dict[str, list[IbDevice]] = {}
         for d in self.devices.values():
-            if d.pci_bdf:
+            if d.pci_bdf and d.is_nic:
                 out.setdefault(d.pci_bdf, []).append(d)
         return out
 
@@ -453,10 +452,11 @@ class RdmaInventory:
     def _read_device(self, name: str) -> IbDevice:
         host, base = self.host, f"{IB_CLASS}/{name}"
         dev = IbDevice(name)
-        real = host.realpath(f"{base}/device")
-        dev.pci_bdf = real.rsplit("/", 1)[-1] if real else None
+        dev.pci_bdf = pci_function(host.realpath(f"{base}/device"))
+        dev.software = is_software_rdma(host, name)
         dev.node_type = self._line(f"{base}/node_type", dev.errors, "node_type")
-        dev.fw_ver = self._line(f"{base}/fw_ver", dev.errors, "fw_ver")
+        # Absent for drivers without firmware (ib_qib, rxe, siw); an empty file means the same.
+        dev.fw_ver = self._line(f"{base}/fw_ver", dev.errors, "fw_ver") or None
         dev.hca_type = self._line(f"{base}/hca_type", dev.errors, "hca_type")
         dev.board_id = self._line(f"{base}/board_id", dev.errors, "board_id")
         for attr in ("node_guid", "sys_image_guid"):
@@ -626,186 +626,6 @@ class GpuDirectInfo:
                 VerbsDevice(name, ibdev, dev_path, present, present and host.access(dev_path))
             )
         return cls(peermem, verbs, host.listdir(DEV_INFINIBAND))
-
-
-# --------------------------------------------------------------------------------------------
-# Tool output: ibstat, ibv_devinfo (captures, not what `preflight run` reads)
-# --------------------------------------------------------------------------------------------
-
-# ibstat (infiniband-diags) prints the state names with only the first letter capitalized.
-IBSTAT_STATES = {"Down": 1, "Initializing": 2, "Armed": 3, "Active": 4}
-IBSTAT_PHYS = {
-    "Sleep": 1,
-    "Polling": 2,
-    "Disabled": 3,
-    "PortConfigurationTraining": 4,
-    "LinkUp": 5,
-    "LinkErrorRecovery": 6,
-    "Phy Test": 7,
-}
-
-
-@dataclass
-class ToolPort:
-    """One port as a tool printed it."""
-
-    num: int
-    state: int | None = None
-    phys_state: int | None = None
-    rate_gbps: float | None = None  # ibstat "Rate: 400"
-    lid: int | None = None
-    sm_lid: int | None = None
-    link_layer: str | None = None
-    active_width: int | None = None  # ibv_devinfo "4X (2)"
-    active_speed: str | None = None  # ibv_devinfo "50.0 Gbps (64)"
-    gids: list[str] = field(default_factory=list)
-
-
-@dataclass
-class ToolCa:
-    """One CA / hca_id as a tool printed it."""
-
-    name: str
-    ca_type: str | None = None  # ibstat "MT4129"; ibv_devinfo vendor_part_id "4129"
-    fw_ver: str | None = None
-    ports: dict[int, ToolPort] = field(default_factory=dict)
-
-
-@dataclass
-class ToolOutput:
-    """Parsed tool output: the CAs read, and the error line the tool ended with, if any."""
-
-    cas: list[ToolCa]
-    error: str | None = None
-
-
-def _int_field(value: str, what: str, line: str) -> int:
-    v = value.strip()
-    try:
-        return int(v, 0)
-    except ValueError:
-        raise ParseError(f"expected {what} as a number, got {_quote(line)}") from None
-
-
-def parse_ibstat(text: str) -> ToolOutput:
-    """``ibstat`` output: ``CA 'mlx5_0'`` blocks with ``Port N:`` sections.
-
-    Lines with a value elided as ``...`` are skipped; an ``ibpanic:`` line (ibstat aborts when a
-    device vanishes mid-listing) ends the output and is returned as ``error``.
-    """
-    _require_str(text, "ibstat output")
-    cas: list[ToolCa] = []
-    port: ToolPort | None = None
-    error = None
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line == "..." or line.startswith("#"):
-            continue
-        if line.startswith("ibpanic:") or line.startswith("ibwarn:"):
-            error = line
-            break
-        m = re.fullmatch(r"CA '([^']{1,64})'", line)
-        if m:
-            cas.append(ToolCa(m.group(1)))
-            port = None
-            continue
-        if not cas:
-            continue  # prompt or command line before the first CA
-        ca = cas[-1]
-        m = re.fullmatch(r"Port ([0-9]{1,3}):", line)
-        if m:
-            port = ToolPort(int(m.group(1)))
-            ca.ports[port.num] = port
-            continue
-        key, sep, value = line.partition(":")
-        value = value.strip()
-        if not sep or value == "...":
-            continue
-        if port is None:
-            if key == "CA type":
-                ca.ca_type = value
-            elif key == "Firmware version":
-                ca.fw_ver = value
-            continue
-        if key == "State":
-            if value not in IBSTAT_STATES:
-                raise ParseError(f"expected an ibstat port state, got {_quote(line)}")
-            port.state = IBSTAT_STATES[value]
-        elif key == "Physical state":
-            if value not in IBSTAT_PHYS:
-                raise ParseError(f"expected an ibstat physical state, got {_quote(line)}")
-            port.phys_state = IBSTAT_PHYS[value]
-        elif key == "Rate":
-            try:
-                port.rate_gbps = float(value)
-            except ValueError:
-                raise ParseError(f"expected 'Rate: <Gb/s>', got {_quote(line)}") from None
-        elif key == "Base lid":
-            port.lid = _int_field(value, "a base LID", line)
-        elif key == "SM lid":
-            port.sm_lid = _int_field(value, "an SM LID", line)
-        elif key == "Link layer":
-            port.link_layer = value
-    return ToolOutput(cas, error)
-
-
-_DEVINFO_STATE_RE = re.compile(r"[A-Z_]{1,24} \(([0-9]{1,2})\)")
-
-
-def parse_ibv_devinfo(text: str) -> ToolOutput:
-    """``ibv_devinfo [-v]`` output: ``hca_id:`` blocks with ``port:`` sections.
-
-    States print as ``PORT_ACTIVE (4)`` / ``LINK_UP (5)``; ``active_speed`` is kept as printed
-    (``50.0 Gbps (64)``, ``invalid speed (0)`` on a disabled port). Lines before the first
-    ``hca_id`` (a capture that starts mid-output) are ignored.
-    """
-    _require_str(text, "ibv_devinfo output")
-    cas: list[ToolCa] = []
-    port: ToolPort | None = None
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        key, sep, value = line.partition(":")
-        key, value = key.strip(), value.strip()
-        if key == "hca_id" and sep:
-            cas.append(ToolCa(value))
-            port = None
-            continue
-        if not cas or not sep:
-            continue
-        ca = cas[-1]
-        if key == "port":
-            port = ToolPort(_int_field(value, "a port number", line))
-            ca.ports[port.num] = port
-            continue
-        if port is None:
-            if key == "fw_ver":
-                ca.fw_ver = value or None
-            elif key == "vendor_part_id":
-                ca.ca_type = value or None
-            continue
-        if key in ("state", "phys_state"):
-            m = _DEVINFO_STATE_RE.fullmatch(value)
-            if m is None:
-                raise ParseError(f"expected a state like 'PORT_ACTIVE (4)', got {_quote(line)}")
-            setattr(port, key, int(m.group(1)))
-        elif key == "port_lid":
-            port.lid = _int_field(value, "a port LID", line)
-        elif key == "sm_lid":
-            port.sm_lid = _int_field(value, "an SM LID", line)
-        elif key == "link_layer":
-            port.link_layer = value
-        elif key == "active_width":
-            m = re.fullmatch(r"([0-9]{1,2})X \([0-9]{1,2}\)", value)
-            if m is None:
-                raise ParseError(f"expected an active width like '4X (2)', got {_quote(line)}")
-            port.active_width = int(m.group(1))
-        elif key == "active_speed":
-            port.active_speed = value
-        elif key.startswith("GID["):
-            port.gids.append(parse_gid(value))
-    return ToolOutput(cas)
 
 
 # --------------------------------------------------------------------------------------------
