@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 from preflight.host import Host
 from preflight.inventory.pci import PciDevice, PciInventory
-from preflight.inventory.rdma import ROCE_V2, IbPort, LinkRate, RdmaInventory, natural_key
+from preflight.inventory.rdma import ROCE_V2, IbPort, LinkRate, RdmaInventory
+from preflight.inventory.sortkeys import natural_key
 from preflight.inventory.topology import PathType, pci_distance
 
 # Share of the line rate a large-message bandwidth test should reach. Azure's aznhc expects
