@@ -50,6 +50,7 @@ IPV6_RE = re.compile(
     rf"(?<![\w:.])(?:(?:{_H}(?::{_H}){{0,5}})?::(?:{_H}:){{0,5}}{_IPV4}"
     rf"|(?:{_H}(?::{_H}){{0,6}})?::(?:{_H}(?::{_H}){{0,6}})?)(?![\w:])(?!\.\d)"
 )
+IPV6_FULL_RE = re.compile(rf"(?<![\w:.])(?:{_H}:){{7}}{_H}(?![\w:])")
 DSN_RE = re.compile(rf"(?<![0-9A-Fa-f-])(?:{_HH}-){{7}}{_HH}(?![0-9A-Fa-f-])")
 MAC_RE = re.compile(rf"(?<![0-9A-Fa-f:])(?:{_HH}:){{5}}{_HH}(?![0-9A-Fa-f:])")
 MAC_DASH_RE = re.compile(rf"(?<![0-9A-Fa-f-])(?:{_HH}-)?(?:{_HH}-){{5}}{_HH}(?![0-9A-Fa-f-])")
@@ -65,6 +66,7 @@ _STRUCTURAL = (
     ("hwaddr", HWADDR20_RE),
     ("gid", GID_RE),
     ("ip6", IPV6_RE),
+    ("ip6full", IPV6_FULL_RE),
     ("dsn", DSN_RE),
     ("mac", MAC_RE),
     ("macdash", MAC_DASH_RE),
@@ -150,6 +152,7 @@ PUBLIC_DIRS = frozenset(
         "boot",
         "efi",
         "conda",
+        "venvs",
         "miniconda",
         "miniconda3",
         "anaconda",
@@ -474,7 +477,7 @@ class Masker:
             value = _parse(kind, token)
             if value is None:
                 continue
-            if kind in ("gid", "ip6"):
+            if kind in ("gid", "ip6", "ip6full"):
                 self._note_ipv6(value)
             elif kind == "hwaddr":
                 self._note_ipv6(value & ((1 << 128) - 1))
@@ -517,6 +520,9 @@ class Masker:
         if kind == "gid":
             new = self.ipv6(value)
             return _same_case(token, _groups(f"{new:032x}", 4, ":"))
+        if kind == "ip6full":  # eight groups, no zero compression, as written
+            groups = _groups(f"{self.ipv6(value):032x}", 4, ":").split(":")
+            return _same_case(token, ":".join(f"{int(g, 16):x}" for g in groups))
         if kind == "ip6":
             if "." in token:  # ::ffff:a.b.c.d: the mapping head stays, the IPv4 changes
                 head, _, tail = token.rpartition(":")
@@ -566,7 +572,7 @@ class Masker:
 def _parse(kind: str | None, token: str) -> int | None:
     """The number a token of a structured format writes, or None where it is not one."""
     try:
-        if kind in ("gid", "ip6"):
+        if kind in ("gid", "ip6", "ip6full"):
             return int(ipaddress.IPv6Address(token))
         if kind == "ip4":
             return int(ipaddress.IPv4Address(token))
@@ -659,6 +665,8 @@ def register(masker: Masker, profile: dict[str, Any]) -> None:
             name = str(path).rsplit("/", 1)[-1]
             if name in SERIAL_FILES:
                 masker.serial(content)
+            elif name == "node_desc" and content.split():  # "<hostname> <HCA name>"
+                masker.hostname(content.split()[0])
             elif name.endswith("nccl.conf"):
                 masker.path(str(path), is_dir=False)
                 for line in content.splitlines():
