@@ -14,10 +14,10 @@ from typer.testing import CliRunner
 
 from preflight.app import RunOptions, execute
 from preflight.cli import app
+from preflight.mask import Masker, mask, masked_patterns
 from preflight.model import Report
 from preflight.output import RenderOptions, renderers
 from preflight.profile import host_from_profile
-from preflight.mask import Masker, mask, masked_patterns
 from preflight.snapshot import capture, profile_from, write
 
 runner = CliRunner()
