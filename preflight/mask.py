@@ -199,6 +199,9 @@ _PUBLIC_DIR_RE = re.compile(r"(?:python|cuda|cuda-|nccl)?[0-9][0-9.]*|lib[a-z0-9
 SYSTEM_TREES = ("/sys", "/proc", "/dev")
 """Paths the checks read: never renamed, or the replay would not find them."""
 
+PATH_KEYED = frozenset({"files", "symlinks"})
+"""Profile sections keyed by paths."""
+
 VERSION_KEY_RE = re.compile(r"version|vbios|fw_ver|firmware|bios", re.IGNORECASE)
 """Keys and file names holding versions, where a.b.c.d is a version, not an IPv4 address."""
 
@@ -252,7 +255,7 @@ class Masker:
 
     def __init__(self) -> None:
         self.literals: dict[str, str] = {}  # exact text → placeholder (case-insensitive: hosts)
-        self._hosts: set[str] = set()  # lower case
+        self._hosts: dict[str, str] = {}  # lower case → as written
         self._paths: set[str] = set()
         self._words: set[str] = set()  # users and serials: whole words, case as written
         self._maps: dict[str, dict[Any, Any]] = {}
@@ -280,7 +283,7 @@ class Masker:
         key = text.lower()
         if not key or key in self._hosts:
             return
-        self._hosts.add(key)
+        self._hosts[key] = text
         self.literals[key] = placeholder or self._placeholder(kind, key)
         self._pattern = None
 
@@ -348,7 +351,7 @@ class Masker:
 
     def _placeholder(self, kind: str, key: str) -> str:
         template = _LITERAL_PLACEHOLDERS[kind]
-        taken = set(self.literals) | self._hosts
+        taken = set(self.literals) | set(self._hosts)
         while True:
             value = template.format(self._next(kind))
             if value.lower() not in taken and value not in taken:
@@ -457,8 +460,13 @@ class Masker:
                 alts = "|".join(re.escape(p) for p in sorted(self._paths, key=len, reverse=True))
                 parts.insert(0, rf"(?P<path>(?<![\w./-])(?:{alts})(?![\w.-]))")
             if self._hosts:
-                alts = "|".join(re.escape(h) for h in sorted(self._hosts, key=len, reverse=True))
-                parts.append(rf"(?P<host>(?<![\w-])(?i:{alts})(?![\w-]))")
+                # Any letter case (NODE01) where the name has a digit, dot or hyphen; a name that
+                # is a plain word (gpu) only as written, or it would replace that word in text.
+                alts = "|".join(
+                    f"(?i:{re.escape(h)})" if re.search(r"[\d.-]", h) else re.escape(self._hosts[h])
+                    for h in sorted(self._hosts, key=len, reverse=True)
+                )
+                parts.append(rf"(?P<host>(?<![\w-])(?:{alts})(?![\w-]))")
             if self._words:
                 alts = "|".join(re.escape(w) for w in sorted(self._words, key=len, reverse=True))
                 parts.append(rf"(?P<word>(?<![\w.-])(?:{alts})(?![\w-]))")
@@ -665,8 +673,6 @@ def register(masker: Masker, profile: dict[str, Any]) -> None:
             name = str(path).rsplit("/", 1)[-1]
             if name in SERIAL_FILES:
                 masker.serial(content)
-            elif name == "node_desc" and content.split():  # "<hostname> <HCA name>"
-                masker.hostname(content.split()[0])
             elif name.endswith("nccl.conf"):
                 masker.path(str(path), is_dir=False)
                 for line in content.splitlines():
@@ -714,7 +720,8 @@ def _walk(masker: Masker, value: Any, key: str, collect: bool) -> Any:
         out = {}
         for k, v in value.items():
             name = str(k)
-            new_key = _walk(masker, name, key, collect)
+            # Paths name users and hosts; other keys are the profile's and NVML's own names.
+            new_key = _walk(masker, name, key, collect) if key in PATH_KEYED else name
             out[new_key] = _walk(masker, v, name, collect)
         return out
     if isinstance(value, list):

@@ -3,6 +3,7 @@ profile replays to the same verdicts as the original."""
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import re
@@ -39,9 +40,14 @@ def statuses(profile: str) -> list[tuple[str, str, list[tuple[str, str]]]]:
     ]
 
 
+@functools.cache
+def masked_text(profile: str) -> str:
+    return json.dumps(mask(resolve(profile)))
+
+
 def masked_copy(profile: str, tmp_path: Path) -> Path:
     path = tmp_path / "masked.json"
-    path.write_text(json.dumps(mask(resolve(profile))))
+    path.write_text(masked_text(profile))
     return path
 
 
@@ -139,8 +145,8 @@ def _appears(value: str, text: str) -> bool:
 @pytest.mark.parametrize("profile", PROFILES, ids=lambda p: Path(p).name)
 def test_no_identifying_value_survives_masking(profile: str) -> None:
     original = resolve(profile)
-    masked = mask(original)
-    text = json.dumps(masked)
+    text = masked_text(profile)
+    masked = json.loads(text)
     found = identifying_values(original)
     assert found["host"] and found["guid"] and found["serial"]
     left = {kind: {v for v in values if _appears(v, text)} for kind, values in found.items()}
@@ -336,3 +342,52 @@ def test_every_identifier_in_text_is_replaced_in_its_format(
         assert _FORMATS[kind].fullmatch(new), (kind, value, new)
         assert new not in originals, (kind, value, new)
     assert masked[-1] == tail
+
+
+# -- what stays ---------------------------------------------------------------------------------
+
+KEPT = [
+    ("loopback and unspecified", "127.0.0.1 0.0.0.0 ::1 ::"),
+    ("netmask and broadcast", "255.255.255.0 255.255.255.255"),
+    ("multicast", "224.0.0.251 ff02::1 01:00:5e:00:00:fb 33:33:00:00:00:01"),
+    ("IPoIB broadcast GID", "ff12:401b:ffff:0000:0000:0000:ffff:ffff"),
+    ("zero values", "00:00:00:00:00:00 0000:0000:0000:0000 00000000-0000-0000-0000-000000000000"),
+    ("PCI addresses", "0000:18:00.0 PCI:0000:18:00 pci0000:15"),
+    ("versions and times", "28.41.1000 5.15.0-1067.68 12:24:51 96.00.74.00.01"),
+    ("C++ and Rust paths", "std::vector core::fmt"),
+]
+
+
+@pytest.mark.parametrize(("what", "text"), KEPT, ids=[k for k, _ in KEPT])
+def test_what_names_nobody_stays(what: str, text: str) -> None:
+    assert mask_text(text) == text
+
+
+def test_a_four_part_version_stays_where_a_version_is_written() -> None:
+    masked = mask({"files": {"/sys/class/dmi/id/bios_version": "1.2.3.4\n", "/x": "1.2.3.4"}})
+    assert masked["files"]["/sys/class/dmi/id/bios_version"] == "1.2.3.4\n"
+    assert masked["files"]["/x"] != "1.2.3.4"
+
+
+def test_a_hostname_that_is_a_plain_word_is_masked_only_as_written() -> None:
+    masker = Masker()
+    masker.hostname("gpu")
+    assert masker.apply("gpu: GPU at gpus, gpu-1") == "node-0001: GPU at gpus, gpu-1"
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=40),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4)
+    ),
+    max_leaves=30,
+)
+_keys = st.sampled_from(["hostname", "env", "files", "symlinks", "dirs", "kernel_log", "nvml"])
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(_keys, _json, max_size=7))
+def test_mask_takes_any_json_without_an_exception(profile: dict[str, Any]) -> None:
+    masked = mask(profile)
+    assert masked["description"] == "masked snapshot"
+    assert masked.keys() == {*profile, "description"}
