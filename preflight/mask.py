@@ -56,7 +56,7 @@ MAC_RE = re.compile(rf"(?<![0-9A-Fa-f:])(?:{_HH}:){{5}}{_HH}(?![0-9A-Fa-f:])")
 MAC_DASH_RE = re.compile(rf"(?<![0-9A-Fa-f-])(?:{_HH}-)?(?:{_HH}-){{5}}{_HH}(?![0-9A-Fa-f-])")
 GUID_RE = re.compile(rf"(?<![0-9A-Fa-f:]){_H4}(?::{_H4}){{3}}(?![0-9A-Fa-f:])")
 GUID_HEX_RE = re.compile(
-    r"(?:(?i:guid)[^\S\n]{0,3}[:=]?[^\S\n]{0,8}0x[0-9A-Fa-f]{16}(?![0-9A-Fa-f])"
+    r"(?:(?i:guid)[^\S\n]{0,3}[:=]?[^\S\n]{0,8}(?:0x)?[0-9A-Fa-f]{16}(?![0-9A-Fa-f])"
     r"|(?<![^\n])[ \t]*0x[0-9A-Fa-f]{16}(?=[ \t]*(?:\n|$)))"
 )
 IPV4_RE = re.compile(rf"(?<![\w.]){_IPV4}(?!\w)(?!\.\d)")
@@ -552,8 +552,7 @@ class Masker:
             new = self.eui64(value, flip=False)
             return _same_case(token, _groups(f"{new:016x}", 4, ":"))
         if kind == "guidhex":
-            head = token[: token.rindex("0x") + 2]
-            digits = token[len(head) :]
+            head, digits = token[:-16], token[-16:]
             return head + _same_case(digits, f"{self.eui64(value, flip=False):016x}")
         if kind == "ip4":
             return str(ipaddress.IPv4Address(self.ipv4(value)))
@@ -589,7 +588,7 @@ def _parse(kind: str | None, token: str) -> int | None:
         if kind in ("dsn", "macdash"):
             return int("".join(token.split("-")[-8 if kind == "dsn" else -6 :]), 16)
         if kind == "guidhex":
-            return int(token[token.rindex("0x") + 2 :], 16)
+            return int(token[-16:], 16)
     except ValueError:
         return None
     return None
