@@ -298,7 +298,13 @@ class Masker:
 
     def user(self, name: str) -> None:
         """A user name, replaced as a whole word (in paths too)."""
-        if not name or name in COMMON_USERS or name in self.literals or name.startswith("."):
+        if (
+            not name
+            or name in COMMON_USERS
+            or name in PUBLIC_DIRS
+            or name in self.literals
+            or name.startswith(".")
+        ):
             return
         self.literals[name] = self._placeholder("user", name)
         self._words.add(name)
@@ -310,7 +316,9 @@ class Masker:
         Each prefix that ends in a private directory is replaced wherever a path starts with
         it; the file name of a file path stays.
         """
-        if not path.startswith("/") or len(path) > 4096 or path.startswith(SYSTEM_TREES):
+        if not path.startswith("/") or len(path) > 4096:
+            return
+        if any(path == tree or path.startswith(tree + "/") for tree in SYSTEM_TREES):
             return
         parts = [p for p in path.split("/") if p]
         if not is_dir:
