@@ -228,9 +228,18 @@ def snapshot(
     mask: Annotated[
         bool,
         typer.Option(
-            help="Replace serials, GUIDs, MACs, UUIDs and the hostname with placeholders."
+            help="Replace what identifies the node, its networks and its users (hostname, "
+            "serials, UUIDs, GUIDs, MACs, IP addresses, user names) with placeholders of the "
+            "same format."
         ),
     ] = False,
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            help="Built-in profile name or profile path to write again (with --mask: "
+            "masked) instead of capturing this node."
+        ),
+    ] = None,
     timeout: Annotated[
         float, typer.Option(help="Seconds each check may take before it is abandoned.")
     ] = 10.0,
@@ -238,28 +247,32 @@ def snapshot(
         float, typer.Option(help="Seconds NVML (queried in a child process) may take.")
     ] = 5.0,
 ) -> None:
-    """Capture what every check reads on this node into a profile that `run --profile` replays."""
+    """Capture what every check reads on this node into a profile that `run --profile` replays
+    (or, with --profile, write an existing profile again, masked with --mask)."""
     import time
 
     from preflight import snapshot as snap
+    from preflight.mask import mask as mask_profile
+    from preflight.profile import resolve
 
     if timeout <= 0 or nvml_timeout <= 0:
         typer.echo("preflight: error: --timeout and --nvml-timeout must be positive", err=True)
         raise typer.Exit(ExitCode.USAGE)
     t0 = time.monotonic()
     try:
-        profile, _ = snap.capture(timeout, nvml_timeout)
+        data = resolve(profile) if profile else snap.capture(timeout, nvml_timeout)[0]
     except PreflightError as exc:
         raise _fail(exc) from None
     if mask:
-        profile = snap.mask(profile)
+        data = mask_profile(data)
     try:
-        size = snap.write(profile, output)
+        size = snap.write(data, output)
     except OSError as exc:
         typer.echo(f"preflight: error: cannot write {output}: {exc.strerror}", err=True)
         raise typer.Exit(ExitCode.USAGE) from None
     typer.echo(
-        f"wrote {output}: {len(profile['files'])} files, {len(profile['symlinks'])} symlinks, "
+        f"wrote {output}: {len(data.get('files', {}))} files, "
+        f"{len(data.get('symlinks', {}))} symlinks, "
         f"{size} bytes in {time.monotonic() - t0:.2f} s",
         err=True,
     )

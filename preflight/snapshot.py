@@ -14,9 +14,8 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import re
 import stat
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -175,115 +174,6 @@ class _Tree:
             self.files[path] = ""
 
 
-# -- masking ---------------------------------------------------------------------------------
-
-UUID_RE = re.compile(
-    r"(?<![0-9a-fA-F])[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-    r"(?![0-9a-fA-F])"
-)
-MAC_RE = re.compile(r"(?<![0-9a-fA-F:])(?:[0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}(?![0-9a-fA-F:])")
-HWADDR20_RE = re.compile(r"(?<![0-9a-fA-F:])(?:[0-9a-fA-F]{2}:){19}[0-9a-fA-F]{2}(?![0-9a-fA-F:])")
-GUID_RE = re.compile(r"^[0-9a-fA-F]{4}(?::[0-9a-fA-F]{4}){3}$")
-SERIAL_FILES = ("product_serial", "board_serial", "chassis_serial", "serial_number", "serial")
-GUID_FILES = ("node_guid", "sys_image_guid", "port_guid")
-ZERO_VALUES = {"00:00:00:00:00:00", "0000:0000:0000:0000", "00000000-0000-0000-0000-000000000000"}
-
-
-class Masker:
-    """Same secret → same placeholder, numbered in the order first met; formats are kept."""
-
-    def __init__(self, hostname: str) -> None:
-        self.mapping: dict[str, str] = {}
-        self.hostname = hostname
-        self._counts: dict[str, int] = {}
-
-    def _next(self, kind: str) -> int:
-        self._counts[kind] = self._counts.get(kind, 0) + 1
-        return self._counts[kind]
-
-    def secret(self, value: str, kind: str) -> None:
-        """Register a value to be replaced everywhere."""
-        if not value or value in self.mapping or value.lower() in ZERO_VALUES:
-            return
-        n = self._next(kind)
-        if kind == "uuid":
-            self.mapping[value] = f"00000000-0000-4000-8000-{n:012x}"
-        elif kind == "mac":
-            self.mapping[value] = "02:00:" + ":".join(f"{b:02x}" for b in n.to_bytes(4, "big"))
-        elif kind == "hwaddr":
-            head = value[:36]  # flags, QPN and the GID prefix: not identifying
-            tail = ":".join(f"{b:02x}" for b in n.to_bytes(8, "big"))
-            self.mapping[value] = head + tail
-        elif kind == "guid":
-            self.mapping[value] = "0000:0000:0000:" + f"{n:04x}"
-        elif kind == "host":
-            self.mapping[value] = f"node-{n:04d}"
-        else:
-            self.mapping[value] = f"SERIAL{n:06d}"
-
-    def scan(self, text: str) -> None:
-        """Register every UUID and MAC in a text."""
-        for m in UUID_RE.finditer(text):
-            self.secret(m.group(0), "uuid")
-        for m in HWADDR20_RE.finditer(text):
-            self.secret(m.group(0), "hwaddr")
-        for m in MAC_RE.finditer(text):
-            self.secret(m.group(0), "mac")
-
-    def apply(self, text: str) -> str:
-        """The text with every registered secret replaced (longest first); the hostname only
-        as a whole word (a short hostname is also part of other words)."""
-        for value in sorted(self.mapping, key=len, reverse=True):
-            if value not in text:
-                continue
-            if value == self.hostname:
-                pattern = r"(?<![\w-])" + re.escape(value) + r"(?![\w-])"
-                text = re.sub(pattern, self.mapping[value], text)
-            else:
-                text = text.replace(value, self.mapping[value])
-        return text
-
-
-def mask(profile: dict[str, Any]) -> dict[str, Any]:
-    """The profile with serials, GUIDs, MACs, UUIDs and the hostname replaced."""
-    hostname = str(profile.get("hostname", ""))
-    masker = Masker(hostname)
-    if hostname:
-        masker.secret(hostname, "host")
-    files: dict[str, Any] = profile.get("files", {})
-    for path, content in sorted(files.items()):
-        if not isinstance(content, str):
-            continue
-        name = path.rsplit("/", 1)[-1]
-        value = content.strip()
-        if name in SERIAL_FILES and value:
-            masker.secret(value, "serial")
-        elif name in GUID_FILES and GUID_RE.match(value):
-            masker.secret(value, "guid")
-        masker.scan(content)
-    nvml = profile.get("nvml")
-    if isinstance(nvml, dict):
-        for gpu in (nvml.get("gpus") or {}).values():
-            if isinstance(gpu, dict) and isinstance(gpu.get("serial"), str):
-                masker.secret(gpu["serial"], "serial")
-    for line in profile.get("kernel_log", []):
-        masker.scan(line)
-    masker.scan(json.dumps(nvml or {}))
-
-    def walk(value: Any) -> Any:
-        if isinstance(value, str):
-            return masker.apply(value)
-        if isinstance(value, dict):
-            return {masker.apply(k): walk(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [walk(v) for v in value]
-        return value
-
-    out: dict[str, Any] = walk(profile)
-    out["description"] = "masked snapshot"
-    return out
-
-
 def write(profile: Mapping[str, Any], output: Path) -> int:
     """Write the profile as JSON (gzip-compressed when the name ends .gz); the bytes written."""
     data = json.dumps(profile, indent=1, sort_keys=True).encode("utf-8") + b"\n"
@@ -291,8 +181,3 @@ def write(profile: Mapping[str, Any], output: Path) -> int:
         data = gzip.compress(data, mtime=0)
     output.write_bytes(data)
     return len(data)
-
-
-def masked_patterns() -> Iterable[re.Pattern[str]]:
-    """The patterns --mask replaces wherever they occur (tests compare messages without them)."""
-    return (UUID_RE, HWADDR20_RE, MAC_RE)
