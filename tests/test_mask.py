@@ -123,11 +123,11 @@ def identifying_values(profile: dict[str, Any]) -> dict[str, set[str]]:
         found["serial"].add("-".join(f"{value:016x}"[i : i + 2] for i in range(0, 16, 2)))
     cmdline = files.get("/proc/cmdline", "")
     for m in re.finditer(r"(?<!\S)(ip|nfsroot|BOOTIF)=(\S+)", cmdline):
-        key, value = m.groups()
+        key, arg = m.group(1), m.group(2)
         if key == "BOOTIF":
-            found["mac"].add(value[3:])
+            found["mac"].add(arg[3:])
         else:
-            found["ip"] |= set(re.findall(r"\d+\.\d+\.\d+\.\d+", value))
+            found["ip"] |= set(re.findall(r"\d+\.\d+\.\d+\.\d+", arg))
     home = profile["env"].get("HOME", "")
     if home.startswith("/home/"):
         found["user"].add(home.split("/")[2])
@@ -264,7 +264,7 @@ def test_device_serial_numbers_of_real_config_spaces_are_replaced(name: str) -> 
     masked = mask({"files": files})["files"]
     for bdf, dsn in TRUTH[name]["dsn"].items():
         path = f"/sys/bus/pci/devices/0000:{bdf}/config"
-        before = bytes.fromhex(files[path]["hex"])
+        before = bytes.fromhex(str(files[path]["hex"]))
         after = bytes.fromhex(masked[path]["hex"]).ljust(len(before), b"\0")
         caps = parse_config_space(before).extended_capabilities
         assert parse_config_space(after).extended_capabilities == caps
