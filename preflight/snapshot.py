@@ -27,7 +27,13 @@ from preflight.model import Report
 ENV_NAMES = ("HOME", "NCCL_CONF_FILE")
 """Variables the checks read besides NCCL_* and CUDA_* ones."""
 
-KERNEL_LOG_WORDS = ("NVRM", "nvidia", "Xid", "mlx5", "ib_", "infiniband", "iommu", "DMAR", "AER")
+KERNEL_LOG_WORDS = (
+    *("NVRM", "nvidia", "Xid", "mlx5", "ib_", "infiniband", "iommu", "DMAR", "AER"),
+    # what kernel.events catalogues (preflight.inventory.kernel_events)
+    *("PCIe Bus Error", "PCIe bandwidth", "EDAC", "Hardware Error", "Memory failure"),
+    *("blocked for more than", "soft lockup", "detected stall", "I/O error", "I/O Error"),
+    *("nvme", "Remounting filesystem read-only"),
+)
 """Kernel log lines containing one of these are kept: what the checks and a reader need."""
 
 MAX_LINK_HOPS = 40

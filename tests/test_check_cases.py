@@ -120,6 +120,18 @@ CASES: list[Case] = [
     Case("host.stack", PASS, H100),
     Case("host.stack", WARN, H100, extra_profile={"limits": {"stack": ["unlimited", "unlimited"]}}),
     Case("iommu.mode", PASS, H100),
+    # kernel log beyond Xids
+    Case("kernel.events", PASS, H100),
+    Case(
+        "kernel.events",
+        FAIL,
+        H100,
+        extra_profile={
+            "kernel_log": [
+                "nvidia-nvswitch1: SXid (PCI:0000:aa:00.0): 24007, Severity 1 Engine instance 12"
+            ]
+        },
+    ),
     Case("iommu.mode", FAIL, "dgx-h100-iommu-translated"),
     # NCCL environment
     Case("nccl.env", PASS, H100),
