@@ -14,7 +14,7 @@ from preflight.checks.kernel import judge_kernel_events
 from preflight.host import Host
 from preflight.inventory import Inventory
 from preflight.inventory.kernel_events import PATTERNS, KernelLog, match_line, scan
-from preflight.inventory.kernel_log import split_records, timestamp_s
+from preflight.inventory.kernel_log import MAX_LINE, split_records, timestamp_s
 from preflight.inventory.log_actions import ACTIONS
 from preflight.inventory.xid import parse_lost_gpus, parse_xid_line, parse_xids
 from preflight.model import Status
@@ -91,7 +91,7 @@ def test_check_fails_on_a_cable_error_and_skips_unreadable_log(tmp_path: Path) -
 
 
 def test_split_records_and_timestamps() -> None:
-    assert split_records(["a\\x0ab", "c\nd", "x" * 10000]) == ["a", "b", "c", "d", "x" * 4096]
+    assert split_records(["a\\x0ab", "c\nd", "x" * 10000]) == ["a", "b", "c", "d", "x" * MAX_LINE]
     assert timestamp_s("<4>[16450.076098] NVRM: x") == pytest.approx(16450.076098)
     assert timestamp_s("[Sun Feb 23 16:24:18 2025] NVRM") is None
 

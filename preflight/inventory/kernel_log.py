@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-MAX_LINE = 4096
-"""Longer lines are cut: the kernel's own records are shorter (printk caps them at 1024)."""
+MAX_LINE = 2048
+"""Longer lines are cut: printk caps a record at 1024 bytes, a syslog prefix adds little."""
 
 # "[  123.456789] ", "<4>[123.4] " (/proc/kmsg), "[+0.000004] " (dmesg -d) after any syslog or
 # journal prefix; captured only at the start of the text the parsers see.

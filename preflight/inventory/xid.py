@@ -120,6 +120,8 @@ LOST_LINE_RES = (
     re.compile(rf"NVRM: GPU at (?:PCI:)?(?P<bdf>{BDF}) has fallen off the bus"),
 )
 LOST_WORDS = "fallen off the bus"
+SEVERITY_SPAN = 96
+"""The unit mnemonic and severity word come first; longer units are not the driver's."""
 LOST_MEANING = "GPU has fallen off the bus (driver message, no Xid)"
 
 
@@ -152,7 +154,7 @@ class XidEvent:
 
 def severity_word(message: str) -> str | None:
     """`fatal`, `link fatal` or `nonfatal` when the message starts with one (after a unit)."""
-    m = SEVERITY_RE.match(message)
+    m = SEVERITY_RE.match(message[:SEVERITY_SPAN])
     if m is None:
         return None
     return m.group("sev").lower().replace("-", "")
@@ -184,7 +186,7 @@ def classify(xid: int, message: str) -> tuple[str, str]:
 
 def parse_xid_line(line: str) -> XidEvent | None:
     """The Xid of one kernel log line (dmesg, journalctl or /dev/kmsg form), or None."""
-    m = XID_RE.search(line)
+    m = XID_RE.search(line) if "NVRM: Xid (" in line else None
     if m is None:
         return None
     rest = m.group("rest").strip()
@@ -227,6 +229,8 @@ def parse_lost_gpus(lines: Sequence[str]) -> list[XidEvent]:
     """GPUs the driver says fell off the bus in messages that carry no Xid, in log order."""
     events = []
     for i, line in enumerate(lines):
+        if "NVRM: " not in line:
+            continue
         for regex in LOST_LINE_RES:
             m = regex.search(line)
             if m:
@@ -241,7 +245,7 @@ def parse_lost_gpus(lines: Sequence[str]) -> list[XidEvent]:
 
 
 def parse_xids(lines: Sequence[str]) -> list[XidEvent]:
-    """Every Xid and every no-Xid fallen-off-the-bus message in the log, in log order."""
+    """Every Xid in the log in log order, then every no-Xid fallen-off-the-bus message."""
     printed = split_records(lines)
     xids = [e for e in (parse_xid_line(line) for line in printed) if e is not None]
     return xids + parse_lost_gpus(printed)
