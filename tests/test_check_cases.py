@@ -214,6 +214,8 @@ CASES: list[Case] = [
     Case("topology.gpu_nic_distance", FAIL, "dgx-h100-gpu-nic-cross-socket"),
     Case("xid.events", PASS, H100),
     Case("xid.events", FAIL, "dgx-h100-xid-79"),
+    # A GPU that fell off the bus at a driver probe: the driver's message, no Xid line.
+    Case("xid.events", FAIL, "dgx-h100-gpu-lost-no-xid"),
 ]
 
 # (check id, "pass" or "fail") that no profile run can show, each with the test covering it.

@@ -75,7 +75,7 @@ def events(inv: Inventory, params: XidParams) -> Verdict:
     until it is reset or the node rebooted (79 fallen off the bus, 48/95 uncorrectable memory
     errors, 74 and fatal 144-150 NVLink, 119/120 GSP timeouts, 154 with a reset or reboot
     action, a GPU that fell off the bus without an Xid); a node that
-    logged one must not take the next job. Application Xids (13, 31, 43, 45) are the job's own
+    logged one must not take the next job. Application Xids (13, 31, 45) are the job's own
     faults but worth knowing.
 
     ## Reads
@@ -87,7 +87,8 @@ def events(inv: Inventory, params: XidParams) -> Verdict:
     "The NVIDIA GPU 0000:b3:00.0 ... has fallen off the bus" messages that carry no Xid.
 
     ## Verdicts
-    - pass: no Xid, or only informational ones (63, 92, 154 back to None).
+    - pass: no Xid, or only informational ones (43, 63, 92, non-fatal 144-150, 154 back to
+      None).
     - fail: an Xid whose action is to reset the GPU, reboot the node or service it (an Xid the
       catalogue calls unused: contact support), or a GPU that fell off the bus without an Xid.
     - warn: an application Xid (restart the app), or an Xid this catalogue does not know.
