@@ -32,7 +32,8 @@ KERNEL_LOG_WORDS = (
     # what kernel.events catalogues (preflight.inventory.kernel_events)
     *("PCIe Bus Error", "PCIe bandwidth", "EDAC", "Hardware Error", "Memory failure"),
     *("blocked for more than", "soft lockup", "detected stall", "I/O error", "I/O Error"),
-    *("nvme", "Remounting filesystem read-only"),
+    *("nvme", "Remounting filesystem read-only", "error, dev ", "SXid", "insufficient power"),
+    "Uncorrected hardware memory error",
 )
 """Kernel log lines containing one of these are kept: what the checks and a reader need."""
 

@@ -19,6 +19,7 @@ from preflight.inventory.log_actions import ACTIONS
 from preflight.inventory.xid import parse_lost_gpus, parse_xid_line, parse_xids
 from preflight.model import Status
 from preflight.registry import discover
+from preflight.snapshot import KERNEL_LOG_WORDS
 
 # Synthetic (no public sample found): mlx5e netdev link messages at boot and after a flap.
 LINK_UP = "mlx5_core 0000:19:00.0 enp25s0np0: Link up"
@@ -32,6 +33,55 @@ def test_catalogue_rows_are_well_formed() -> None:
         assert p.action in ACTIONS, p.id
         assert p.after is None or p.after in ids, p.id
         assert p.keyword and p.meaning, p.id
+
+
+# Synthetic lines, one per catalogue row, filled in from the format strings the module
+# docstring names (real samples of most rows are in tests/data/real/kernel-log/).
+ROW_EXAMPLES = {
+    "nvswitch.sxid_data": "nvidia-nvswitch0: SXid (PCI:0000:05:00.0): 12028, Data {0x1, 0x2}",
+    "nvswitch.sxid_fatal": "nvidia-nvswitch0: SXid (PCI:0000:05:00.0): 22013, Fatal, Link 04 x",
+    "nvswitch.sxid_nonfatal": "nvidia-nvswitch0: SXid (PCI:0000:05:00.0): 12028, Non-fatal, L",
+    "nvswitch.sxid": "nvidia-nvswitch0: SXid (PCI:0000:05:00.0): 10001, Unexpected something",
+    "gpu.init_failed": "NVRM: GPU 0000:ba:00.0: RmInitAdapter failed! (0x25:0x65:1457)",
+    "nic.module_error": "mlx5_core 0000:19:00.0: Port module event[error]: module 0, Cable "
+    "error, Bad or shorted cable/module",
+    "nic.module_unplugged": "mlx5_core 0000:19:00.0: Port module event: module 0, Cable unplugged",
+    "nic.insufficient_power": "mlx5_core 0000:19:00.0: mlx5_pcie_event:299:(pid 1): Detected "
+    "insufficient power on the PCIe slot (27W).",
+    "nic.health": "mlx5_core 0000:19:00.0: mlx5_health_check:1:(pid 0): device's health "
+    "compromised - reached miss count",
+    "nic.link_up": LINK_UP,
+    "nic.link_flap": LINK_DOWN,
+    "pcie.aer_fatal": "pcieport 0000:00:01.0: PCIe Bus Error: severity=Uncorrectable (Fatal), x",
+    "pcie.aer_nonfatal": "pcieport 0000:00:01.0: AER: Uncorrected (Non-Fatal) error received: "
+    "0000:01:00.0",
+    "pcie.aer_recovery_failed": "pcieport 0000:00:01.0: AER: device recovery failed",
+    "pcie.aer_corrected": "pcieport 0000:00:01.0: PCIe Bus Error: severity=Corrected, type=x",
+    "pcie.bandwidth_limited": "nvidia 0000:18:00.0: 126.016 Gb/s available PCIe bandwidth, "
+    "limited by 8.0 GT/s PCIe x16 link at 0000:17:00.0 (capable of 504.112 Gb/s with 32.0 GT/s "
+    "PCIe x16 link)",
+    "memory.uncorrected": "EDAC MC0: 1 UE memory read error on CPU_SrcID#0_MC#0_Chan#0_DIMM#0 (x)",
+    "memory.corrected": "EDAC skx MC1: 3 CE memory read error on CPU_SrcID#1_MC#0 (x)",
+    "memory.poison": "mce: Uncorrected hardware memory error in user-access at 1e16677000",
+    "machine_check.fatal": "{1}[Hardware Error]: event severity: fatal",
+    "machine_check.recoverable": "{1}[Hardware Error]: event severity: recoverable",
+    "machine_check.logged": "mce: [Hardware Error]: Machine check events logged",
+    "kernel.hung_task": "INFO: task pt_main_thread:4242 blocked for more than 245 seconds.",
+    "kernel.soft_lockup": "watchdog: BUG: soft lockup - CPU#18 stuck for 27s! [python3:2254956]",
+    "kernel.rcu_stall": "rcu: INFO: rcu_preempt self-detected stall on CPU",
+    "storage.io_error": "I/O error, dev nvme1n1, sector 2048 op 0x1:(WRITE) flags 0x0",
+    "storage.nvme_failed": "nvme nvme1: controller is down; will reset: CSTS=0xffffffff",
+    "storage.nvme_timeout": "nvme nvme1: I/O 12 QID 3 timeout, aborting",
+    "storage.read_only": "EXT4-fs (nvme1n1p1): Remounting filesystem read-only",
+}
+
+
+def test_every_row_has_an_example_that_matches_it_and_survives_a_snapshot() -> None:
+    assert ROW_EXAMPLES.keys() == {p.id for p in PATTERNS}
+    for row, line in ROW_EXAMPLES.items():
+        found = match_line(line)
+        assert found is not None and found[0].id == row, (row, found)
+        assert any(w in line for w in KERNEL_LOG_WORDS), row
 
 
 def test_link_down_counts_only_after_link_up() -> None:
