@@ -29,6 +29,11 @@ ENV_NAMES = ("HOME", "NCCL_CONF_FILE")
 KERNEL_LOG_WORDS: tuple[str, ...] = (
     *("NVRM", "nvidia", "Xid", "mlx5", "ib_", "infiniband", "iommu", "DMAR", "AER"),
     "ACS",  # "Intel PCH root port ACS workaround enabled" (pcie.acs)
+    # what kernel.events catalogues (preflight.inventory.kernel_events)
+    *("PCIe Bus Error", "PCIe bandwidth", "EDAC", "Hardware Error", "Memory failure"),
+    *("blocked for more than", "soft lockup", "detected stall", "I/O error", "I/O Error"),
+    *("nvme", "Remounting filesystem read-only", "error, dev ", "SXid", "insufficient power"),
+    "Uncorrected hardware memory error",
 )
 """Kernel log lines containing one of these are kept: what the checks and a reader need."""
 

@@ -53,6 +53,13 @@ GPU = ("--only", "gpu.*", "--only", "xid.*", "--only", "node.gpu_count")
             "dgx-h100-gpu-missing",
             {"gpu.nvml_devices": ("fail", "NVML sees 7 GPUs, 8 on the PCI bus: 0000:ba:00.0")},
         ),
+        (
+            "dgx-h100-gpu-lost-no-xid",
+            {
+                "gpu.nvml_devices": ("fail", "NVML sees 7 GPUs, 8 on the PCI bus: 0000:ab:00.0"),
+                "xid.events": ("fail", "GPU5 0000:ab:00.0: GPU has fallen off the bus"),
+            },
+        ),
     ],
 )
 def test_gpu_fault_profiles_fail_where_the_fault_is(

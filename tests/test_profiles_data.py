@@ -36,6 +36,7 @@ EXPECTED = {
     "dgx-h100-ecc-uncorrected",
     "dgx-h100-gpu-missing",
     "dgx-h100-nvml-hang",
+    "dgx-h100-gpu-lost-no-xid",
     # network variants (tools/profile_network.py)
     "dgx-h100-ib-port-down",
     "dgx-h100-ib-rate-hdr",

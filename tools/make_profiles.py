@@ -1534,6 +1534,12 @@ VARIANTS = (
         Faults(gpu_fault=profile_nvml.GPU_MISSING),
     ),
     (
+        "dgx-h100-gpu-lost-no-xid",
+        "dgx-h100 whose GPU5 (0000:ab:00.0) fell off the bus at a driver probe: the driver's "
+        "'has fallen off the bus' message and no Xid; NVML sees 7 GPUs of 8",
+        Faults(gpu_fault=profile_nvml.GPU_LOST_NO_XID),
+    ),
+    (
         "dgx-h100-nvml-hang",
         "dgx-h100 whose NVML call nvmlDeviceGetRemappedRows blocks forever on GPU4 "
         "(0000:9a:00.0) after an Xid 119 GSP timeout",

@@ -22,7 +22,11 @@ NVLINK_DOWN = "nvlink-down"
 ECC_UNCORRECTED = "ecc-uncorrected"
 GPU_MISSING = "gpu-missing"
 NVML_HANG = "nvml-hang"
-GPU_FAULTS = (ROW_REMAP_PENDING, XID_79, NVLINK_DOWN, ECC_UNCORRECTED, GPU_MISSING, NVML_HANG)
+GPU_LOST_NO_XID = "gpu-lost-no-xid"
+GPU_FAULTS = (
+    *(ROW_REMAP_PENDING, XID_79, NVLINK_DOWN, ECC_UNCORRECTED, GPU_MISSING, NVML_HANG),
+    GPU_LOST_NO_XID,
+)
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,7 @@ FAULT_GPU = {
     ECC_UNCORRECTED: 2,
     GPU_MISSING: 6,
     NVML_HANG: 4,
+    GPU_LOST_NO_XID: 5,
 }
 DOWN_LINKS = ("4", "5")
 
@@ -258,9 +263,9 @@ def apply_fault(section: dict[str, Any], fault: str, bdfs: list[str]) -> None:
             "index": FAULT_GPU[fault],
             "handle": {"error": "GpuIsLost"},
         }
-    elif fault == GPU_MISSING:
-        # The GPU enumerates on PCI but the driver failed to initialise it (RmInitAdapter), so
-        # NVML sees 7 GPUs, renumbered in bus order.
+    elif fault in (GPU_MISSING, GPU_LOST_NO_XID):
+        # The GPU enumerates on PCI but the driver failed to initialise it (RmInitAdapter, or
+        # a probe that found it off the bus), so NVML sees 7 GPUs, renumbered in bus order.
         del section["gpus"][bdf]
         section["device_count"] = len(bdfs) - 1
         for i, key in enumerate(sorted(section["gpus"])):
@@ -312,6 +317,17 @@ def kernel_log_lines(spec: Any, gpu_bdfs: Sequence[str]) -> list[str]:
         return [
             _log(17.004512, f"NVRM: GPU {bdf}: RmInitAdapter failed! (0x25:0x65:1457)"),
             _log(17.004577, f"NVRM: GPU {bdf}: rm_init_adapter failed, device minor number 6"),
+        ]
+    if fault == GPU_LOST_NO_XID:
+        # The probe's message of NVIDIA/NVSentinel#155 (driver 570.158.01), as /dev/kmsg keeps
+        # it: one record, its three printed lines joined by escaped newlines; no Xid.
+        return [
+            _log(
+                1843.308145,
+                f"NVRM: The NVIDIA GPU {bdf}\\x0aNVRM: (PCI ID: 10de:2330) installed in this "
+                "system has\\x0aNVRM: fallen off the bus and is not responding to commands.",
+            ),
+            _log(1843.439662, "NVRM: The NVIDIA probe routine failed for 1 device(s)."),
         ]
     if fault == NVML_HANG:
         return [

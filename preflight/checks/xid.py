@@ -22,15 +22,21 @@ class XidParams:
 def judge_xids(
     events: list[XidEvent], labels: dict[str, str], ignore: tuple[int, ...]
 ) -> list[Finding]:
-    """One finding per (GPU, Xid): drain classes FAIL, application classes WARN, informational
-    and unknown Xids PASS and WARN."""
+    """One finding per (GPU, Xid): drain classes FAIL, application and unknown Xids WARN,
+    informational ones PASS. A no-Xid "fallen off the bus" message counts only when the GPU
+    logged no Xid 79 for it."""
     groups: dict[tuple[str, int], list[XidEvent]] = {}
+    fell_off = {e.bdf for e in events if e.xid == 79}
     for event in events:
-        if event.xid in ignore:
+        if event.xid is None:
+            if event.bdf in fell_off:
+                continue
+        elif event.xid in ignore:
             continue
-        groups.setdefault((event.bdf, event.xid), []).append(event)
+        key = (event.bdf, -1 if event.xid is None else event.xid)
+        groups.setdefault(key, []).append(event)
     findings = []
-    for (bdf, xid), items in sorted(groups.items()):
+    for (bdf, _), items in sorted(groups.items()):
         last = items[-1]
         # Xid 154's action depends on its text; the last line is the GPU's current state.
         action = last.action
@@ -41,9 +47,15 @@ def judge_xids(
         else:
             status = Status.WARN
         times = f" {len(items)} times" if len(items) > 1 else ""
-        message = f"Xid {xid}{times} ({last.meaning}): {ACTION_TEXT[action]}"
-        if action == RESTART_APP:
-            message = f"Xid {xid}{times} ({last.meaning}): application error; {ACTION_TEXT[action]}"
+        head = f"{last.label}{times} ({last.meaning})"
+        if last.xid is None:
+            message = f"{last.meaning}{times}: {ACTION_TEXT[action]}; replace it if it recurs"
+        elif action == RESTART_APP:
+            message = f"{head}: application error; {ACTION_TEXT[action]}"
+        else:
+            message = f"{head}: {ACTION_TEXT[action]}"
+        if last.gpu_instance is not None:
+            message += f" (MIG GPU instance {last.gpu_instance})"
         evidence = tuple(Evidence(SOURCE, e.line, "no Xid of this class") for e in items[-3:])
         findings.append(Finding(labels.get(bdf, f"PCI {bdf}"), status, message, evidence))
     return findings
@@ -61,18 +73,24 @@ def events(inv: Inventory, params: XidParams) -> Verdict:
     ## Why
     The driver logs every GPU fault as an Xid. Some leave the GPU unusable or untrustworthy
     until it is reset or the node rebooted (79 fallen off the bus, 48/95 uncorrectable memory
-    errors, 74 NVLink, 119/120 GSP timeouts, 154 with a reset or reboot action); a node that
-    logged one must not take the next job. Application Xids (13, 31, 43, 45) are the job's own
+    errors, 74 and fatal 144-150 NVLink, 119/120 GSP timeouts, 154 with a reset or reboot
+    action, a GPU that fell off the bus without an Xid); a node that
+    logged one must not take the next job. Application Xids (13, 31, 45) are the job's own
     faults but worth knowing.
 
     ## Reads
     The kernel log of the current boot (`/dev/kmsg`), lines
-    `NVRM: Xid (PCI:0000:5d:00): 79, ...`, attributed to the GPU by PCI address and mapped to
-    the action class of NVIDIA's Xid catalogue (reset GPU / reboot / restart app / ignore).
+    `NVRM: Xid (PCI:0000:5d:00): 79, ...` (also with a MIG `GPU-I:`/`GPU-CI:` attribution, or
+    without `PCI:` from old drivers), attributed to the GPU by PCI address and mapped to the
+    action class of NVIDIA's Xid catalogue (reset GPU / reboot / drain for service / restart app
+    / ignore); NVLink5 Xids 144-150 by the severity word in the line. Also the driver's
+    "The NVIDIA GPU 0000:b3:00.0 ... has fallen off the bus" messages that carry no Xid.
 
     ## Verdicts
-    - pass: no Xid, or only informational ones (63, 92, 154 back to None).
-    - fail: an Xid whose action is to reset the GPU or reboot the node.
+    - pass: no Xid, or only informational ones (43, 63, 92, non-fatal 144-150, 154 back to
+      None).
+    - fail: an Xid whose action is to reset the GPU, reboot the node or service it (an Xid the
+      catalogue calls unused: contact support), or a GPU that fell off the bus without an Xid.
     - warn: an application Xid (restart the app), or an Xid this catalogue does not know.
     - skip: the kernel log is not readable (`kernel.dmesg_restrict=1` without root).
 

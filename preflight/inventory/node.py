@@ -10,6 +10,7 @@ from typing import TypeVar
 
 from preflight.host import Host
 from preflight.inventory.gpu import NvmlState, ProcGpu, gpu_facts, read_proc_gpus
+from preflight.inventory.kernel_events import KernelLog
 from preflight.inventory.kernel_modules import KernelModules
 from preflight.inventory.mounts import MountProbe, MountTable, probe_mounts
 from preflight.inventory.nccl_env import NcclEnv
@@ -127,6 +128,11 @@ class Inventory:
     def xid(self) -> XidLog:
         """GPU Xid errors in the kernel log of the current boot."""
         return self._once("xid", XidLog.read)
+
+    @property
+    def kernel_events(self) -> KernelLog:
+        """Catalogued kernel log events beyond Xids (SXid, NIC, PCIe, memory, disks)."""
+        return self._once("kernel_events", KernelLog.read)
 
     @property
     def rdma(self) -> RdmaInventory:

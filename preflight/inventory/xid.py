@@ -1,18 +1,24 @@
 """XID events in the kernel log: `NVRM: Xid (PCI:0000:5d:00): 79, ...`, with NVIDIA's action.
 
-The NVIDIA driver logs every GPU error it detects as an Xid with a number. NVIDIA's Xid catalogue
-(docs.nvidia.com/deploy/xid-errors, "Resolution Bucket (Immediate Action)", Ampere and newer)
-says what each one calls for; `CATALOGUE` maps the ones a training node meets to four action
-classes. Log shapes (hardware-facts §4.1):
+The NVIDIA driver logs every GPU error it detects as an Xid with a number; NVIDIA's Xid catalogue
+(`xid_catalogue`) says what each one calls for. The driver prints (kernel_rc.c, open GPU kernel
+modules 595.45.04)
 
-    NVRM: Xid (PCI:0000:10:1c): 63, pid=1896, Row Remapper: New row marked for remapping, ...
-    NVRM: Xid (PCI:0000:2b:00): 79, pid='<unknown>', name=<unknown>, GPU has fallen off the bus.
-    NVRM: Xid (PCI:0000:61:00): 45, pid=1496200, name=distprovers-gpu, Ch 0000000a
-    NVRM: Xid (PCI:0000:9a:00): 154, GPU recovery action changed from 0x0 (None) to 0x2 (Node
-    Reboot Required)
+    NVRM: Xid (PCI:%04x:%02x:%02x): %d, pid=%s, name=%s, %s%s
+    NVRM: Xid (PCI:%04x:%02x:%02x): %d, %s%s                      (no process)
 
-The address has no function number (GPUs are function 0). /dev/kmsg holds the current boot only,
-so every Xid read from it happened since boot.
+with ` GPU-I:%02u` and ` GPU-CI:%02u` inside the parentheses when the error belongs to a MIG GPU
+or compute instance, and " caused by previous Xid %d" after an Xid 45's message. Drivers before
+the R4xx series print no `PCI:` prefix (`NVRM: Xid (0000:03:00): 14, Channel 00000001`). The
+address has no function number (GPUs are function 0). NVLink5 Xids 144-150 name the unit and a
+severity word (`149, NETIR_LINK_EVT Fatal XC0 i0 Link 00 (...)`); where the catalogue leaves the
+action to that word, or has no row, the word decides.
+
+A GPU can also fall off the bus with no Xid line: the driver's probe prints "The NVIDIA GPU
+0000:b3:00.0 (PCI ID: 10de:2330) installed in this system has fallen off the bus and is not
+responding to commands." (osapi.c, three printed lines), older drivers "GPU at 0000:01:00.0 has
+fallen off the bus."; those become events without an Xid number. /dev/kmsg holds the current
+boot only, so every event read from it happened since boot.
 """
 
 from __future__ import annotations
@@ -22,65 +28,62 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from preflight.host import Host
+from preflight.inventory.kernel_log import split_records, timestamp_s
+from preflight.inventory.log_actions import (
+    ACTION_TEXT,
+    DRAIN,
+    DRAIN_RMA,
+    IGNORE,
+    INVESTIGATE,
+    REBOOT,
+    RESET_GPU,
+    RESTART_APP,
+    UNKNOWN,
+)
+from preflight.inventory.xid_catalogue import (
+    BUCKET_ACTION,
+    PREFLIGHT_ACTIONS,
+    RECOVERY,
+    ROWS,
+    SEVERITY,
+)
 
-RESET_GPU = "reset_gpu"
-REBOOT = "reboot"
-RESTART_APP = "restart_app"
-IGNORE = "ignore"
-UNKNOWN = "unknown"
-DRAIN = frozenset({RESET_GPU, REBOOT})
-"""Action classes that take the GPU (and so the node) out of service until acted on."""
-
-ACTION_TEXT = {
-    RESET_GPU: "reset the GPU (or reboot the node)",
-    REBOOT: "reboot the node",
-    RESTART_APP: "restart the application; the GPU stays usable",
-    IGNORE: "informational",
-    UNKNOWN: "not in the catalogue this tool knows: look it up in NVIDIA's Xid catalogue",
-}
+__all__ = [
+    "ACTION_TEXT",
+    "CATALOGUE",
+    "DRAIN",
+    "DRAIN_RMA",
+    "IGNORE",
+    "INVESTIGATE",
+    "REBOOT",
+    "RESET_GPU",
+    "RESTART_APP",
+    "UNKNOWN",
+    "XidEvent",
+    "XidInfo",
+    "XidLog",
+    "classify",
+    "parse_xid_line",
+    "parse_xids",
+]
 
 
 @dataclass(frozen=True)
 class XidInfo:
-    """One catalogue row: what the Xid means and its immediate action class."""
+    """One catalogue row: the Xid's mnemonic and description and NVIDIA's immediate action."""
 
+    mnemonic: str
     meaning: str
-    action: str
+    bucket: str  # NVIDIA's "Resolution Bucket (Immediate Action)", "" where it has none
+
+    @property
+    def action(self) -> str:
+        """The action class of the bucket (SEVERITY / RECOVERY: the line decides)."""
+        return BUCKET_ACTION.get(self.bucket, UNKNOWN)
 
 
-# NVIDIA Xid catalogue, immediate action column (hardware-facts §4.1, VERIFIED rows), with the
-# catalogue's workflow buckets mapped to the action they end in: WORKFLOW_XID_48 (DBE: "a GPU
-# reset or node reboot is needed") and WORKFLOW_NVLINK_ERR ("GPU reset or node reboot is
-# needed") -> reset; WORKFLOW_XID_45 (preemptive cleanup after another fault or an abort) ->
-# restart the app; RESTART_BM (bare-metal restart) -> reboot.
 CATALOGUE: dict[int, XidInfo] = {
-    8: XidInfo("GPU stopped processing (idle timeout)", RESTART_APP),
-    13: XidInfo("graphics engine exception (application error)", RESTART_APP),
-    31: XidInfo("GPU memory page fault (application error)", RESTART_APP),
-    41: XidInfo("copy engine exception", RESTART_APP),
-    43: XidInfo("GPU stopped processing: the GPU remains in a healthy state", RESTART_APP),
-    45: XidInfo("preemptive cleanup after an abort or another fault", RESTART_APP),
-    46: XidInfo("GPU stopped processing", RESET_GPU),
-    48: XidInfo("double bit ECC error", RESET_GPU),
-    62: XidInfo("internal micro-controller halt", RESET_GPU),
-    63: XidInfo("GPU memory remapping event (a pending remap is judged by gpu.row_remap)", IGNORE),
-    64: XidInfo("GPU memory remapping failure", RESET_GPU),
-    68: XidInfo("video processor exception (application error)", RESTART_APP),
-    74: XidInfo("NVLink error", RESET_GPU),
-    79: XidInfo("GPU has fallen off the bus", REBOOT),
-    92: XidInfo("high single-bit ECC error rate", IGNORE),
-    94: XidInfo("contained memory error: reset the GPU when convenient", RESTART_APP),
-    95: XidInfo("uncontained memory error", RESET_GPU),
-    109: XidInfo("context switch timeout", RESET_GPU),
-    119: XidInfo("GSP RPC timeout", RESET_GPU),
-    120: XidInfo("GSP error", RESET_GPU),
-    136: XidInfo("link training failed", RESET_GPU),
-    140: XidInfo("ECC unrecovered error", RESET_GPU),
-    143: XidInfo("GPU initialization error", RESET_GPU),
-    154: XidInfo("GPU recovery action changed", UNKNOWN),  # the line says which action
-    156: XidInfo("resource retirement event", RESET_GPU),
-    158: XidInfo("GPU fatal timeout", RESET_GPU),
-    167: XidInfo("PCIe fatal timeout", RESET_GPU),
+    xid: XidInfo(mnemonic, description, bucket) for xid, mnemonic, description, bucket in ROWS
 }
 
 # Xid 154 names the new recovery action (nvmlDeviceGpuRecoveryAction_t names).
@@ -92,50 +95,98 @@ RECOVERY_ACTIONS = {
     "drain and reset": RESET_GPU,
 }
 
+# Severity words the driver prints: "Fatal" / "Nonfatal" (NVLink5), "Non-fatal" (SXid style).
+SEVERITY_ACTIONS = {"fatal": RESET_GPU, "link fatal": RESET_GPU, "nonfatal": IGNORE}
+
+HEX = "[0-9A-Fa-f]"
 XID_RE = re.compile(
-    r"NVRM: Xid \(PCI:(?P<pci>[0-9A-Fa-f]{4}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2})(?:\.[0-7])?\): "
-    r"(?P<xid>\d+),\s*(?P<rest>.*)$"
+    rf"NVRM: Xid \((?:PCI:)?(?P<pci>{HEX}{{4}}:{HEX}{{2}}:{HEX}{{2}})(?:\.[0-7])?"
+    r"(?: GPU-I:(?P<gi>\d{1,3}))?(?: GPU-CI:(?P<ci>\d{1,3}))?\): "
+    r"(?P<xid>\d{1,6}),?[ \t]*(?P<rest>.*)$"
 )
-TIMESTAMP_RE = re.compile(r"^\[\s*(?P<ts>\d+\.\d+)\]")
 # "pid=1896, " / "pid='<unknown>', " / "name=python3, " before the message.
 PREFIX_FIELD_RE = re.compile(r"^(?:pid|name)=(?:'[^']*'|[^,]*),\s*")
 RECOVERY_RE = re.compile(r"recovery action changed from .*? to 0x[0-9a-fA-F]+ \((?P<to>[^)]*)\)")
+CAUSE_RE = re.compile(r" caused by previous Xid (?P<xid>\d{1,6})\s*$")
+# The unit mnemonic, then the severity: "SAW_MVB Nonfatal XC0", "NETIR Fatal XC0".
+SEVERITY_RE = re.compile(
+    r"^(?:[A-Z][A-Z0-9_]*(?:/[A-Z0-9_]+)*\s+)?(?P<sev>Link Fatal|Fatal|Non-?fatal)\b", re.I
+)
+
+BDF = rf"{HEX}{{4}}:{HEX}{{2}}:{HEX}{{2}}\.[0-7]"
+LOST_PROBE_RE = re.compile(rf"NVRM: The NVIDIA GPU (?P<bdf>{BDF})\b")
+LOST_LINE_RES = (
+    re.compile(rf"NVRM: GPU (?P<bdf>{BDF}): GPU has fallen off the bus"),
+    re.compile(rf"NVRM: GPU at (?:PCI:)?(?P<bdf>{BDF}) has fallen off the bus"),
+)
+LOST_WORDS = "fallen off the bus"
+SEVERITY_SPAN = 96
+"""The unit mnemonic and severity word come first; longer units are not the driver's."""
+LOST_MEANING = "GPU has fallen off the bus (driver message, no Xid)"
 
 
 @dataclass(frozen=True)
 class XidEvent:
-    """One Xid line."""
+    """One Xid line, or a driver message that a GPU fell off the bus (`xid` None)."""
 
     bdf: str  # the GPU, function 0: 0000:5d:00.0
-    xid: int
+    xid: int | None
     message: str  # the text after the number, pid= and name= fields removed
     line: str
     timestamp_s: float | None  # seconds since boot, when the line carries dmesg's stamp
     action: str
     meaning: str
+    gpu_instance: int | None = None  # MIG attribution: GPU-I
+    compute_instance: int | None = None  # MIG attribution: GPU-CI
+    severity: str | None = None  # the line's own severity word, lower case
+    cause_xid: int | None = None  # Xid 45: "caused by previous Xid N"
 
     @property
     def drain(self) -> bool:
-        """Whether the GPU must be reset or the node rebooted."""
+        """Whether the GPU must be reset, the node rebooted or serviced."""
         return self.action in DRAIN
+
+    @property
+    def label(self) -> str:
+        """`Xid 79`, or `no Xid` for a driver message."""
+        return f"Xid {self.xid}" if self.xid is not None else "no Xid"
+
+
+def severity_word(message: str) -> str | None:
+    """`fatal`, `link fatal` or `nonfatal` when the message starts with one (after a unit)."""
+    m = SEVERITY_RE.match(message[:SEVERITY_SPAN])
+    if m is None:
+        return None
+    return m.group("sev").lower().replace("-", "")
 
 
 def classify(xid: int, message: str) -> tuple[str, str]:
-    """(action class, meaning) of an Xid, reading Xid 154's new recovery action."""
+    """(action class, meaning) of an Xid and its message."""
     info = CATALOGUE.get(xid)
-    if xid == 154:
+    severity = severity_word(message)
+    if info is not None and info.action == RECOVERY:
         m = RECOVERY_RE.search(message)
         action = RECOVERY_ACTIONS.get(m.group("to").strip().lower(), UNKNOWN) if m else UNKNOWN
         target = m.group("to") if m else "unreadable"
         return action, f"GPU recovery action changed to {target}"
-    if info is None:
-        return UNKNOWN, "an Xid this tool does not know"
-    return info.action, info.meaning
+    if info is not None and info.action not in (SEVERITY, UNKNOWN):
+        meaning = info.meaning
+        cause = CAUSE_RE.search(message)
+        if cause:
+            meaning = f"{meaning}: caused by Xid {cause.group('xid')}"
+        return info.action, meaning
+    meaning = info.meaning if info is not None else "an Xid this tool does not know"
+    if severity is not None:
+        return SEVERITY_ACTIONS[severity], f"{meaning}, {severity} by the line"
+    if xid in PREFLIGHT_ACTIONS:
+        action, reason = PREFLIGHT_ACTIONS[xid]
+        return action, f"{meaning} ({reason})"
+    return UNKNOWN, meaning
 
 
 def parse_xid_line(line: str) -> XidEvent | None:
     """The Xid of one kernel log line (dmesg, journalctl or /dev/kmsg form), or None."""
-    m = XID_RE.search(line)
+    m = XID_RE.search(line) if "NVRM: Xid (" in line else None
     if m is None:
         return None
     rest = m.group("rest").strip()
@@ -144,23 +195,60 @@ def parse_xid_line(line: str) -> XidEvent | None:
         if stripped == rest:
             break
         rest = stripped
-    ts = TIMESTAMP_RE.match(line.strip())
     xid = int(m.group("xid"))
     action, meaning = classify(xid, rest)
+    cause = CAUSE_RE.search(rest)
     return XidEvent(
         bdf=f"{m.group('pci').lower()}.0",
         xid=xid,
         message=rest,
         line=line.strip(),
-        timestamp_s=float(ts.group("ts")) if ts else None,
+        timestamp_s=timestamp_s(line),
         action=action,
         meaning=meaning,
+        gpu_instance=int(m.group("gi")) if m.group("gi") else None,
+        compute_instance=int(m.group("ci")) if m.group("ci") else None,
+        severity=severity_word(rest),
+        cause_xid=int(cause.group("xid")) if cause else None,
     )
 
 
+def _lost(bdf: str, line: str) -> XidEvent:
+    return XidEvent(
+        bdf=f"{bdf[:-2].lower()}.0",
+        xid=None,
+        message=LOST_MEANING,
+        line=line.strip(),
+        timestamp_s=timestamp_s(line),
+        action=REBOOT,
+        meaning=LOST_MEANING,
+    )
+
+
+def parse_lost_gpus(lines: Sequence[str]) -> list[XidEvent]:
+    """GPUs the driver says fell off the bus in messages that carry no Xid, in log order."""
+    events = []
+    for i, line in enumerate(lines):
+        if "NVRM: " not in line:
+            continue
+        for regex in LOST_LINE_RES:
+            m = regex.search(line)
+            if m:
+                events.append(_lost(m.group("bdf"), line))
+                break
+        else:
+            m = LOST_PROBE_RE.search(line)
+            # The probe message spans three printed lines: address, PCI ID, "fallen off".
+            if m and any(LOST_WORDS in later for later in lines[i : i + 3]):
+                events.append(_lost(m.group("bdf"), line))
+    return events
+
+
 def parse_xids(lines: Sequence[str]) -> list[XidEvent]:
-    """Every Xid in the log, in log order."""
-    return [e for e in (parse_xid_line(line) for line in lines) if e is not None]
+    """Every Xid in the log in log order, then every no-Xid fallen-off-the-bus message."""
+    printed = split_records(lines)
+    xids = [e for e in (parse_xid_line(line) for line in printed) if e is not None]
+    return xids + parse_lost_gpus(printed)
 
 
 @dataclass(frozen=True)
