@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -135,9 +135,17 @@ def _maybe_launch(ctx: typer.Context, nproc: int | None, deadline: float | None)
         if sys.stderr.isatty():
             # Rank 0 hides the cursor while its progress bar runs; a killed rank leaves it so.
             sys.stderr.write(SHOW_CURSOR)
-            sys.stderr.flush()
-        raise typer.Exit(exc.exit_code) from None
+        _leave(exc.exit_code)
     raise typer.Exit(code)
+
+
+def _leave(code: int) -> NoReturn:
+    """Exit now, skipping the interpreter's shutdown: it puts back the default action of the
+    signals the handlers absorb, and a second Ctrl-C in that window would kill the process."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)
 
 
 def _torch_missing(exc: ImportError) -> BaseException:
@@ -155,7 +163,7 @@ def _end_rank(exc: PreflightError) -> typer.Exit:
 
     signum = interrupt.received()
     if signum is not None:  # a peer stopped by the same signal made this rank's wait fail
-        return _end_interrupted(BenchInterrupted(signum), "table", None)
+        _end_interrupted(BenchInterrupted(signum), "table", None)
     typer.echo(f"preflight: error: {exc}", err=True)
     try:
         many = rank_env(os.environ).world_size > 1
@@ -168,9 +176,9 @@ def _end_rank(exc: PreflightError) -> typer.Exit:
     return typer.Exit(exc.exit_code)
 
 
-def _end_interrupted(exc: BenchInterrupted, fmt: str, output: Path | None) -> typer.Exit:
+def _end_interrupted(exc: BenchInterrupted, fmt: str, output: Path | None) -> NoReturn:
     """An interrupted rank: the leader writes what was measured (no verdict); every rank leaves
-    with 128 + the signal's number, at once when the world has more than one rank."""
+    at once with 128 + the signal's number."""
     from preflight.bench.env import rank_env
 
     try:
@@ -200,11 +208,7 @@ def _end_interrupted(exc: BenchInterrupted, fmt: str, output: Path | None) -> ty
             with contextlib.suppress(typer.Exit):
                 _write(text, output)
         typer.echo(f"preflight: interrupted by {name}", err=True)
-    if env is not None and env.world_size > 1:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(exc.exit_code)
-    return typer.Exit(exc.exit_code)
+    _leave(exc.exit_code)
 
 
 def _write(text: str, output: Path | None) -> None:
@@ -312,7 +316,7 @@ def allreduce(
     try:
         result, leader = run_sweep(opts, os.environ)
     except BenchInterrupted as exc:
-        raise _end_interrupted(exc, fmt, output) from None
+        _end_interrupted(exc, fmt, output)
     except PreflightError as exc:
         raise _end_rank(exc) from None
     if leader:
@@ -396,7 +400,7 @@ def locate(
     try:
         run, leader = run_locate(opts, os.environ)
     except BenchInterrupted as exc:
-        raise _end_interrupted(exc, fmt, output) from None
+        _end_interrupted(exc, fmt, output)
     except PreflightError as exc:
         raise _end_rank(exc) from None
     if leader:

@@ -2,7 +2,8 @@
 
 The first of these signals raises BenchInterrupted in the main thread, where the sweep or the
 pair search catches it and attaches what it has measured; later ones are ignored, so that
-printing those rows is never cut short by a traceback. A collective that fails because a peer
+printing those rows is never cut short by a traceback (the SIGKILL of a launcher that stops
+waiting still ends the rank). A collective that fails because a peer
 rank stopped first is an interruption too when a signal was received (received()).
 """
 
@@ -25,9 +26,16 @@ def received() -> int | None:
 
 def _handler(signum: int, frame: Any) -> None:
     for sig in STOP_SIGNALS:
-        signal.signal(sig, signal.SIG_IGN)
+        # A Python no-op, not SIG_IGN: a signal that arrived together with this one (the
+        # launcher's SIGTERM after a second Ctrl-C) is already pending, and Python reports a
+        # pending signal whose handler became SIG_IGN as an OSError.
+        signal.signal(sig, _ignore)
     _received.append(signum)
     raise BenchInterrupted(signum)
+
+
+def _ignore(signum: int, frame: Any) -> None:
+    """Later stop signals: the rank is already on its way out."""
 
 
 def raise_on_stop_signals() -> None:

@@ -115,8 +115,8 @@ def launch_local(
     0 when every rank exited 0; otherwise the first failing rank's code (1 when it died by a
     signal or the deadline passed). SIGINT, SIGTERM or SIGHUP (when called from the main thread)
     are passed on to the ranks, which get INTERRUPT_GRACE_S to print what they measured; then
-    the ranks are killed, the three signals are left ignored (so that a second Ctrl-C cannot
-    interrupt the caller's way out) and BenchInterrupted is raised.
+    the ranks are killed, the three signals are left ignored (a handler that only records them,
+    so that a second Ctrl-C cannot interrupt the caller's way out) and BenchInterrupted is raised.
 
     The ranks run isolated (preflight.isolated: no import from the working directory, killed
     when this process dies), and share a fresh random PREFLIGHT_BENCH_TOKEN that authenticates
@@ -165,8 +165,11 @@ def launch_local(
     finally:
         if pgid:
             kill_group(pgid, procs)
-        for signum, handler in old_handlers.items():
-            signal.signal(signum, signal.SIG_IGN if received.count() else handler)
+        if not received.count():
+            for signum, handler in old_handlers.items():
+                signal.signal(signum, handler)
+        # Interrupted: `received` stays, recording and ignoring the next signals (SIG_IGN would
+        # turn one already pending into an OSError when Python gets to it).
     if received.count():
         first = received.signals[0]
         report.write(

@@ -114,7 +114,11 @@ def first_error(paths: Sequence[Path]) -> str | None:
 def measure(
     inv: Inventory, params: BenchSettings, backend: str | None, nproc: int | None
 ) -> Measurement:
-    """Run the benchmark on this node as the parameters say, bounded by params.timeout_s."""
+    """Run the benchmark on this node as the parameters say, bounded by params.timeout_s.
+
+    A SIGINT, SIGTERM or SIGHUP while the ranks run is not a measurement: the ranks are stopped
+    and BenchInterrupted (a SystemExit with status 128 + the signal) propagates to the caller.
+    """
     try:  # a bad dtype or size range is a configuration error before anything starts
         dtype(params.dtype)
         sizes_for(params)
