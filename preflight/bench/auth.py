@@ -25,7 +25,7 @@ import hmac
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from torch.distributed import Store  # type: ignore[attr-defined]
+from torch.distributed import Store
 
 from preflight.bench.env import TOKEN_ENV
 from preflight.bench.errors import BenchError
@@ -58,7 +58,7 @@ def printable(key: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
-class AuthStore(Store):
+class AuthStore(Store):  # type: ignore[misc]  # torch is not followed by mypy: Store is Any
     """A torch Store over another that namespaces keys and authenticates values with the token."""
 
     def __init__(self, inner: Any, token: bytes, scope: str, warn: Callable[[str], None]) -> None:
