@@ -200,3 +200,21 @@ def test_shortcut_steps_aside_for_other_layouts(every_profile: list[dict[str, An
     assert parse(json.dumps(no_summary), "x")[0].failing == from_document(failing, "x")[0].failing
     trailing = json.dumps(failing)[:-1] + ', "extra": 1}'
     assert fastparse.split(trailing.encode()) is None
+
+
+@pytest.mark.skipif(not aggregate.SAFE_SPAWN, reason="Python 3.10 decodes in this process")
+def test_workers_never_import_from_the_working_directory(
+    fleet_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A spawned worker starts as `python -c`: without PYTHONSAFEPATH a `multiprocessing/` folder
+    # in the working directory would be imported, as root, before the worker's own code runs.
+    marker = tmp_path / "marker"
+    hostile = tmp_path / "cwd" / "multiprocessing"
+    hostile.mkdir(parents=True)
+    (hostile / "__init__.py").write_text(f"open({str(marker)!r}, 'w').write('imported')\n")
+    monkeypatch.setenv("PYTHONSAFEPATH", "")  # restored after the test; collect() sets it
+    monkeypatch.chdir(hostile.parent)
+    monkeypatch.setattr(aggregate, "BATCH", 2)
+    fleet = collect(expand([str(fleet_dir)]), jobs=2)
+    assert len(fleet.nodes) == 9
+    assert not marker.exists(), "a worker imported multiprocessing from the working directory"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import sys
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -286,6 +287,11 @@ def finish(total: Partial, reports: int) -> Fleet:
     return Fleet(nodes, groups, facts, total.left_out, unreadable, duplicates, reports)
 
 
+SAFE_SPAWN = sys.version_info >= (3, 11)
+"""Whether worker processes can be started without the working directory on their sys.path
+(PYTHONSAFEPATH); on Python 3.10 reports are decoded in this process."""
+
+
 def default_jobs() -> int:
     """Worker processes: the CPUs this process may run on, at most 8."""
     try:
@@ -317,7 +323,7 @@ def collect(
     batches = _batches(items)
     first = next(batches, [])
     second = next(batches, None)
-    if second is None or jobs == 1:
+    if second is None or jobs == 1 or not SAFE_SPAWN:
         count = 0
         for batch in itertools.chain([first], [second] if second else [], batches):
             merge(total, fold(batch, rule, group_by))
@@ -343,6 +349,11 @@ def _in_workers(
     # mid-lock. At most two batches per worker are in flight, so a tarball streams in bounded
     # memory instead of being read whole ahead of the workers.
     count = 0
+    # A spawned worker starts as `python -c …`, which puts the working directory first on
+    # sys.path before it imports multiprocessing: a `multiprocessing/` folder wherever root runs
+    # `compare` would run as root. PYTHONSAFEPATH (Python 3.11+) keeps it off; the workers
+    # inherit it from this environment, and nothing else this process starts needs the cwd.
+    os.environ["PYTHONSAFEPATH"] = "1"
     with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
         pending: set[Future[Partial]] = set()
         for batch in batches:
