@@ -9,10 +9,11 @@ retitle the terminal or hide lines; `[/b]` in them is rich markup. Every console
 from __future__ import annotations
 
 import re
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
-from rich.console import Console
-from rich.text import Text
+if TYPE_CHECKING:  # rich is imported when a table is drawn, not for JSON or Prometheus
+    from rich.console import Console
+    from rich.text import Text
 
 _UNSAFE = re.compile(
     # C0 controls but tab and newline, DEL and C1 controls, lone surrogates (undecodable bytes of
@@ -44,11 +45,15 @@ def clean_line(text: object) -> str:
 
 def cell(text: object, style: str = "") -> Text:
     """A rich Text of node text: shown literally (`[node7]` stays), control characters escaped."""
+    from rich.text import Text
+
     return Text(clean(text), style=style)
 
 
 def console(out: IO[str], width: int, color: bool = False) -> Console:
     """A console that never interprets markup or emoji codes in the strings it is given."""
+    from rich.console import Console
+
     return Console(
         file=out,
         width=width,
