@@ -109,6 +109,14 @@ def finish(invoke: Callable[[], Any], standalone: bool) -> int:
         code = ExitCode.FAILED
     except BrokenPipeError:
         code = ExitCode.BROKEN_PIPE
+    except SystemExit as exc:  # rich and typer end a closed pipe with exit 1: 141 is what it is
+        if isinstance(exc.__context__, BrokenPipeError):
+            code = ExitCode.BROKEN_PIPE
+        elif exc.code is None or isinstance(exc.code, int):
+            code = exc.code or 0
+        else:
+            say_error(exc.code)
+            code = ExitCode.FAILED
     except PreflightError as exc:
         say_error(exc)
         code = exc.exit_code
