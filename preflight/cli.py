@@ -125,7 +125,7 @@ def finish(invoke: Callable[[], Any], standalone: bool) -> int:
         where = exc.filename if exc.filename else "cannot write standard output"
         say_error(f"{where}: {exc.strerror or exc}")
         code = ExitCode.USAGE
-    except (Exception, RecursionError) as exc:  # a bug: still one line, never a traceback
+    except Exception as exc:  # a bug (MemoryError, RecursionError…): one line, no traceback
         say_error(f"internal error: {type(exc).__name__}: {exc} (please report this)")
         code = ExitCode.INTERNAL
     if standalone:

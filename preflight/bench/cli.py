@@ -168,9 +168,11 @@ def _end_rank(exc: PreflightError) -> typer.Exit:
 
 
 def _write(text: str, output: Path | None) -> None:
+    from preflight.output.text import clean
     from preflight.output.write import write_output
 
-    write_output(output, text)  # replaced atomically; - is stdout; OutputError: exit 2
+    # Host names come from the ranks; JSON is already escaped. Replaced atomically; - is stdout.
+    write_output(output, clean(text))
 
 
 @bench_app.command("allreduce")
