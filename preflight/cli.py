@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -78,6 +79,7 @@ def _fail(exc: PreflightError) -> typer.Exit:
     return typer.Exit(exc.exit_code)
 
 
+_WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EBADF)
 _VALUE_ERROR = re.compile(r"^Invalid value for '([^']*)': Value error, ")
 
 
@@ -121,10 +123,14 @@ def finish(invoke: Callable[[], Any], standalone: bool) -> int:
         say_error(exc)
         code = exc.exit_code
     except OSError as exc:
-        # A full disk or an I/O error without a file name: a write to stdout (typer.echo).
-        where = exc.filename if exc.filename else "cannot write standard output"
-        say_error(f"{where}: {exc.strerror or exc}")
-        code = ExitCode.USAGE
+        if exc.filename or exc.errno in _WRITE_ERRNOS:
+            # No file name: typer.echo's write to stdout met a full disk or an I/O error.
+            where = exc.filename or "cannot write standard output"
+            say_error(f"{where}: {exc.strerror or exc}")
+            code = ExitCode.USAGE
+        else:
+            say_error(f"internal error: {type(exc).__name__}: {exc} (please report this)")
+            code = ExitCode.INTERNAL
     except Exception as exc:  # a bug (MemoryError, RecursionError…): one line, no traceback
         say_error(f"internal error: {type(exc).__name__}: {exc} (please report this)")
         code = ExitCode.INTERNAL
