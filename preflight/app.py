@@ -12,7 +12,7 @@ from typing import Any
 from preflight import __version__
 from preflight.baseline import Baseline, detect, load, parse_set_options
 from preflight.bench.measurement import bench_selection, check_bench_options
-from preflight.errors import ConfigError
+from preflight.errors import ConfigError, ProfileError
 from preflight.host import Host
 from preflight.inventory import Inventory
 from preflight.model import CheckResult, Report, Scalar, Status
@@ -53,7 +53,10 @@ def parse_env_options(items: Sequence[str]) -> dict[str, str]:
 def make_host(profile: str | None, env: Mapping[str, str]) -> Host:
     """The live machine, or a profile's sysroot; --env entries override what checks see."""
     if profile:
-        return host_from_profile(profile, env)
+        try:
+            return host_from_profile(profile, env)
+        except (OSError, ValueError) as exc:  # ValueError: a NUL or surrogate in a path
+            raise ProfileError(f"profile {profile}: cannot be materialized: {exc}") from None
     merged = dict(os.environ)
     merged.update(env)
     return Host(env=merged)

@@ -2,20 +2,50 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
+import re
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from preflight import __version__
 from preflight.bench.cli import bench_app  # imports no torch: the ranks do
 from preflight.errors import PreflightError
 from preflight.exitcodes import ExitCode
+from preflight.interrupts import Interrupted
+from preflight.options import JOBS, RANKS, SECONDS
+
+
+class PreflightGroup(TyperGroup):
+    """The root command: every command ends through `finish`, the one error/exit path."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        def invoke() -> Any:
+            return super(PreflightGroup, self).main(
+                args, prog_name, complete_var, False, windows_expand_args, **extra
+            )
+
+        code = finish(invoke, standalone_mode)
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
 
 app = typer.Typer(
     name="preflight",
@@ -23,6 +53,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=PreflightGroup,
 )
 profiles_app = typer.Typer(help="Built-in mocked hardware profiles.", no_args_is_help=True)
 baselines_app = typer.Typer(
@@ -34,12 +65,100 @@ app.add_typer(bench_app, name="bench")
 # `preflight baseline generate` (singular) as the issue and habit spell it: the same commands.
 app.add_typer(baselines_app, name="baseline", hidden=True)
 
-F = TypeVar("F", bound=Callable[..., Any])
+
+def say_error(message: object) -> None:
+    """The one-line error every failure ends with (control characters shown escaped)."""
+    from preflight.output.text import clean_line
+
+    sys.stderr.write(f"preflight: error: {clean_line(message)}\n")
+    sys.stderr.flush()
 
 
 def _fail(exc: PreflightError) -> typer.Exit:
-    typer.echo(f"preflight: error: {exc}", err=True)
+    say_error(exc)
     return typer.Exit(exc.exit_code)
+
+
+_WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EBADF)
+_VALUE_ERROR = re.compile(r"^Invalid value for '([^']*)': Value error, ")
+
+
+def finish(invoke: Callable[[], Any], standalone: bool) -> int:
+    """Run the command; map every way it can end to one exit code and at most one line on
+    stderr. A closed pipe on stdout ends quietly with 141 (128 + SIGPIPE), as `head` expects."""
+    _tolerant_streams()
+    code: int
+    try:
+        value = invoke()
+        code = value if isinstance(value, int) else 0
+        sys.stdout.flush()
+    except typer.Exit as exc:
+        code = exc.exit_code
+    except typer.TyperException as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # typer has printed the help
+            pass
+        else:
+            say_error(_VALUE_ERROR.sub(r"\1 ", exc.format_message()))
+        code = exc.exit_code
+    except Interrupted as exc:
+        typer.echo(
+            f"preflight: interrupted by {exc}: nothing drained, resumed or reported", err=True
+        )
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        code = 128 + 2
+    except (typer.Abort, EOFError):
+        code = ExitCode.FAILED
+    except BrokenPipeError:
+        code = ExitCode.BROKEN_PIPE
+    except SystemExit as exc:  # rich and typer end a closed pipe with exit 1: 141 is what it is
+        if isinstance(exc.__context__, BrokenPipeError):
+            code = ExitCode.BROKEN_PIPE
+        elif exc.code is None or isinstance(exc.code, int):
+            code = exc.code or 0
+        else:
+            say_error(exc.code)
+            code = ExitCode.FAILED
+    except PreflightError as exc:
+        say_error(exc)
+        code = exc.exit_code
+    except OSError as exc:
+        if exc.filename or exc.errno in _WRITE_ERRNOS:
+            # No file name: typer.echo's write to stdout met a full disk or an I/O error.
+            where = exc.filename or "cannot write standard output"
+            say_error(f"{where}: {exc.strerror or exc}")
+            code = ExitCode.USAGE
+        else:
+            say_error(f"internal error: {type(exc).__name__}: {exc} (please report this)")
+            code = ExitCode.INTERNAL
+    except Exception as exc:  # a bug (MemoryError, RecursionError…): one line, no traceback
+        say_error(f"internal error: {type(exc).__name__}: {exc} (please report this)")
+        code = ExitCode.INTERNAL
+    if standalone:
+        _quiet_stdout()
+    return int(code)
+
+
+def _tolerant_streams() -> None:
+    """Text no encoding of the terminal can show (an ASCII locale, a lone surrogate of an
+    undecodable file name) is written as backslash escapes, never an encoding error."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            with contextlib.suppress(ValueError, OSError):
+                reconfigure(errors="backslashreplace")
+
+
+def _quiet_stdout() -> None:
+    """Flush stdout; when that fails (a closed pipe, a full disk), point it at /dev/null so the
+    interpreter's own flush at exit prints nothing."""
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
 
 
 def _version(value: bool) -> None:
@@ -81,7 +200,8 @@ def run(
         str, typer.Option("--format", help="table, json, junit or prometheus.")
     ] = "table",
     output: Annotated[
-        Path | None, typer.Option(help="Write the report to this file instead of stdout.")
+        Path | None,
+        typer.Option(help="Write the report to this file (replaced atomically); - for stdout."),
     ] = None,
     set_: Annotated[
         list[str] | None,
@@ -94,17 +214,24 @@ def run(
         ),
     ] = None,
     timeout: Annotated[
-        float, typer.Option(help="Seconds each check may take before it is abandoned as an error.")
+        float,
+        typer.Option(
+            parser=SECONDS, help="Seconds each check may take before it is abandoned as an error."
+        ),
     ] = 10.0,
     deadline: Annotated[
         float | None,
-        typer.Option(help="Seconds the whole run may take; checks not started by then are errors."),
+        typer.Option(
+            parser=SECONDS,
+            help="Seconds the whole run may take; checks not started by then are errors.",
+        ),
     ] = None,
     nvml_timeout: Annotated[
         float,
         typer.Option(
+            parser=SECONDS,
             help="Seconds NVML (queried in a child process) may take to answer for every GPU; "
-            "past that the child is killed and gpu.nvml_available fails naming the hung call."
+            "past that the child is killed and gpu.nvml_available fails naming the hung call.",
         ),
     ] = 5.0,
     strict: Annotated[
@@ -132,7 +259,10 @@ def run(
         ),
     ] = False,
     slurm_timeout: Annotated[
-        float, typer.Option(help="Seconds each scontrol call may take before it is abandoned.")
+        float,
+        typer.Option(
+            parser=SECONDS, help="Seconds each scontrol call may take before it is abandoned."
+        ),
     ] = 5.0,
     dry_run: Annotated[
         bool,
@@ -145,34 +275,27 @@ def run(
         str | None, typer.Option(help="With --bench: nccl or gloo (default nccl on GPUs).")
     ] = None,
     bench_nproc: Annotated[
-        int | None, typer.Option(help="With --bench: ranks to start (default one per GPU).")
+        int | None,
+        typer.Option(parser=RANKS, help="With --bench: ranks to start (default one per GPU)."),
     ] = None,
 ) -> None:
-    """Run the checks on this node (or on a mocked profile) and report pass/warn/fail."""
+    """Run the checks on this node (or on a mocked profile) and report pass/warn/fail.
+
+    Slurm is told first, the report written after: a report that cannot be written never keeps
+    a failing node in service. SIGINT/SIGTERM end the run with 130/143 and nothing done.
+    """
+    from preflight import interrupts
     from preflight.app import RunOptions, execute, parse_env_options
     from preflight.exitcodes import for_report
     from preflight.output import FORMATS, RenderOptions, renderers
+    from preflight.output.write import STDOUT, Buffer, write_output
 
     if fmt not in FORMATS:
-        typer.echo(
-            f"preflight: error: unknown --format {fmt!r} (choose from {', '.join(FORMATS)})",
-            err=True,
-        )
-        raise typer.Exit(ExitCode.USAGE)
-    if timeout <= 0 or (deadline is not None and deadline <= 0):
-        typer.echo("preflight: error: --timeout and --deadline must be positive", err=True)
-        raise typer.Exit(ExitCode.USAGE)
-    if nvml_timeout <= 0:
-        typer.echo("preflight: error: --nvml-timeout must be positive", err=True)
-        raise typer.Exit(ExitCode.USAGE)
-    if (dry_run and not (slurm_drain or slurm_resume)) or slurm_timeout <= 0:
-        typer.echo(
-            "preflight: error: --dry-run needs --slurm-drain or --slurm-resume, "
-            "and --slurm-timeout must be positive",
-            err=True,
-        )
-        raise typer.Exit(ExitCode.USAGE)
-    try:
+        raise _usage(f"unknown --format {fmt!r} (choose from {', '.join(FORMATS)})")
+    if dry_run and not (slurm_drain or slurm_resume):
+        raise _usage("--dry-run needs --slurm-drain or --slurm-resume")
+    to_stdout = output is None or str(output) == STDOUT
+    with interrupts.watching() as watch:
         options = RunOptions(
             profile=profile,
             baseline=baseline,
@@ -188,42 +311,47 @@ def run(
             bench_nproc=bench_nproc,
         )
         report = execute(options)
-    except PreflightError as exc:
-        raise _fail(exc) from None
-    render = renderers()[fmt]
-    color = output is None and fmt == "table" and sys.stdout.isatty()
-    width = shutil.get_terminal_size((160, 24)).columns if color else 160
-    opts = RenderOptions(verbose=verbose, color=color, width=width)
-    if output is not None:
-        try:
-            with open(output, "w", encoding="utf-8") as f:
-                render(report, f, opts)
-        except OSError as exc:
-            typer.echo(f"preflight: error: cannot write {output}: {exc.strerror}", err=True)
-            raise typer.Exit(ExitCode.USAGE) from None
-    else:
-        render(report, sys.stdout, opts)
-    code = for_report(report, strict)
-    if slurm_drain or slurm_resume:
-        from preflight import slurm
+        color = to_stdout and fmt == "table" and sys.stdout.isatty()
+        width = shutil.get_terminal_size((160, 24)).columns if color else 160
+        text = Buffer(output)
+        renderers()[fmt](report, text, RenderOptions(verbose=verbose, color=color, width=width))
+        code = for_report(report, strict)
+        # A signal swallowed on the way (the bench launcher stops its ranks on one) still
+        # means these results are not the node's: raise it now, before Slurm or the report.
+        watch.settle()
+        if slurm_drain or slurm_resume:
+            from preflight import slurm
+            from preflight.output.text import clean_line
 
-        slurm.apply(
-            slurm.node_name(os.environ),
-            code == ExitCode.OK,
-            slurm.failing_checks(report.results, strict),
-            drain=slurm_drain,
-            resume=slurm_resume,
-            dry_run=dry_run,
-            timeout_s=slurm_timeout,
-            say=lambda line: typer.echo(line, err=True),
-        )
+            slurm.apply(
+                slurm.node_name(os.environ),
+                code == ExitCode.OK,
+                slurm.failing_checks(report.results, strict),
+                drain=slurm_drain,
+                resume=slurm_resume,
+                dry_run=dry_run,
+                timeout_s=slurm_timeout,
+                say=lambda line: typer.echo(clean_line(line), err=True),
+            )
+        try:
+            write_output(None if to_stdout else output, text.getvalue())
+        except PreflightError as exc:
+            say_error(exc)
+            # The node's verdict outranks the write error: a failed run still exits 1.
+            raise typer.Exit(code if code != ExitCode.OK else exc.exit_code) from None
     raise typer.Exit(code)
+
+
+def _usage(message: str) -> typer.Exit:
+    say_error(message)
+    return typer.Exit(ExitCode.USAGE)
 
 
 @app.command()
 def snapshot(
     output: Annotated[
-        Path, typer.Option(help="Profile file to write: .json, or .json.gz for gzip.")
+        Path,
+        typer.Option(help="Profile file to write: .json, or .json.gz for gzip; - for stdout."),
     ],
     mask: Annotated[
         bool,
@@ -241,10 +369,12 @@ def snapshot(
         ),
     ] = None,
     timeout: Annotated[
-        float, typer.Option(help="Seconds each check may take before it is abandoned.")
+        float,
+        typer.Option(parser=SECONDS, help="Seconds each check may take before it is abandoned."),
     ] = 10.0,
     nvml_timeout: Annotated[
-        float, typer.Option(help="Seconds NVML (queried in a child process) may take.")
+        float,
+        typer.Option(parser=SECONDS, help="Seconds NVML (queried in a child process) may take."),
     ] = 5.0,
 ) -> None:
     """Capture what every check reads on this node into a profile that `run --profile` replays
@@ -255,9 +385,6 @@ def snapshot(
     from preflight.mask import mask as mask_profile
     from preflight.profile import resolve
 
-    if timeout <= 0 or nvml_timeout <= 0:
-        typer.echo("preflight: error: --timeout and --nvml-timeout must be positive", err=True)
-        raise typer.Exit(ExitCode.USAGE)
     t0 = time.monotonic()
     try:
         data = resolve(profile) if profile else snap.capture(timeout, nvml_timeout)[0]
@@ -265,11 +392,7 @@ def snapshot(
         raise _fail(exc) from None
     if mask:
         data = mask_profile(data)
-    try:
-        size = snap.write(data, output)
-    except OSError as exc:
-        typer.echo(f"preflight: error: cannot write {output}: {exc.strerror}", err=True)
-        raise typer.Exit(ExitCode.USAGE) from None
+    size = snap.write(data, output)  # replaced atomically; OutputError: one line, exit 2
     typer.echo(
         f"wrote {output}: {len(data.get('files', {}))} files, "
         f"{len(data.get('symlinks', {}))} symlinks, "
@@ -283,9 +406,9 @@ def list_checks(
     fmt: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
 ) -> None:
     """List every check: id, title, tags, what it needs and its parameters with defaults."""
-    from rich.console import Console
     from rich.table import Table
 
+    from preflight.output.text import console
     from preflight.registry import discover
 
     try:
@@ -311,32 +434,32 @@ def list_checks(
     for s in registry:
         params = ", ".join(f"{k}={v!r}" for k, v in s.defaults().items())
         table.add_row(s.id, s.title, ",".join(s.tags), ",".join(s.needs), params)
-    Console(width=160).print(table)
+    console(sys.stdout, 160, sys.stdout.isatty()).print(table)
 
 
 @app.command()
 def explain(check_id: Annotated[str, typer.Argument(help="A check id, e.g. pcie.acs")]) -> None:
     """Why a check matters, what it reads, its verdicts, how to fix, and its parameters."""
-    from rich.console import Console
     from rich.markdown import Markdown
-    from rich.markup import escape
+    from rich.text import Text
 
+    from preflight.output.text import console
     from preflight.registry import discover
 
     try:
         spec = discover().get(check_id)
     except PreflightError as exc:
         raise _fail(exc) from None
-    console = Console(width=100)
-    console.print(f"[bold]{spec.id}[/bold] — {spec.title}")
-    console.print(f"tags: {', '.join(spec.tags) or '-'}   needs: {', '.join(spec.needs) or '-'}\n")
-    console.print(Markdown(spec.doc))
+    out = console(sys.stdout, 100, sys.stdout.isatty())
+    out.print(Text(spec.id, style="bold") + Text(f" — {spec.title}"))
+    out.print(f"tags: {', '.join(spec.tags) or '-'}   needs: {', '.join(spec.needs) or '-'}\n")
+    out.print(Markdown(spec.doc))
     defaults = spec.defaults()
     if defaults:
-        where = escape(f"(baseline TOML table [{spec.id}], or --set {spec.id}.NAME=VALUE)")
-        console.print(f"\n[bold]Parameters[/bold] {where}")
+        where = f"(baseline TOML table [{spec.id}], or --set {spec.id}.NAME=VALUE)"
+        out.print(Text("\nParameters", style="bold") + Text(f" {where}"))
         for k, v in defaults.items():
-            console.print(escape(f"  {k} = {v!r}"))
+            out.print(f"  {k} = {v!r}")
 
 
 REPORTS_HELP = (
@@ -356,7 +479,8 @@ def compare(
     ] = None,
     fmt: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
     output: Annotated[
-        Path | None, typer.Option(help="Write to this file instead of stdout.")
+        Path | None,
+        typer.Option(help="Write to this file (replaced atomically) instead of stdout; - stdout."),
     ] = None,
     fail_on: Annotated[
         str,
@@ -376,52 +500,39 @@ def compare(
         typer.Option(help="Peer groups for drift: baseline (node type), none, or a fact key."),
     ] = "baseline",
     jobs: Annotated[
-        int | None, typer.Option(help="Worker processes that decode reports (default: CPUs, ≤ 8).")
+        int | None,
+        typer.Option(
+            parser=JOBS, help="Worker processes that decode reports (default: CPUs, ≤ 8)."
+        ),
     ] = None,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Every row and every node, not the first 30.")
     ] = False,
 ) -> None:
     """Compare many node reports: which nodes fail, and which differ from their peers (drift)."""
-    import io
-
     from preflight.cluster import aggregate, record, render, rules, sources
     from preflight.cluster import compare as comparison
+    from preflight.output.write import STDOUT, Buffer, write_output
 
     if fmt not in ("table", "json") or fail_on not in comparison.FAIL_ON:
-        typer.echo(
-            "preflight: error: --format is table or json; --fail-on is "
-            + " or ".join(comparison.FAIL_ON),
-            err=True,
-        )
-        raise typer.Exit(ExitCode.USAGE)
+        raise _usage("--format is table or json; --fail-on is " + " or ".join(comparison.FAIL_ON))
     rule = rules.FactRule(tuple(ignore_fact or ()))
-    try:
-        gold = None
-        if golden is not None:
-            gold = comparison.golden_from(*record.read_file(str(golden)), rule)
-        items = sources.expand(reports, sys.stdin.buffer)
-        fleet = aggregate.collect(items, rule, "none" if gold else group_by, jobs)
-    except PreflightError as exc:
-        raise _fail(exc) from None
+    gold = None
+    if golden is not None:
+        gold = comparison.golden_from(*record.read_file(str(golden)), rule)
+    items = sources.expand(reports, sys.stdin.buffer)
+    fleet = aggregate.collect(items, rule, "none" if gold else group_by, jobs)
     if fleet.reports == 0:
-        typer.echo(f"preflight: error: no report found in {' '.join(reports)}", err=True)
-        raise typer.Exit(ExitCode.USAGE)
+        raise _usage(f"no report found in {' '.join(reports)}")
     result = comparison.compare(fleet, "none (golden node)" if gold else group_by, gold)
-    width = max(100, shutil.get_terminal_size((160, 24)).columns) if output is None else 160
-    text = io.StringIO()
+    to_stdout = output is None or str(output) == STDOUT
+    width = max(100, shutil.get_terminal_size((160, 24)).columns) if to_stdout else 160
+    text = Buffer(output)
     if fmt == "json":
         render.render_json(result, text)
     else:
         render.render_table(result, text, verbose, width)
-    try:
-        if output is None:
-            sys.stdout.write(text.getvalue())
-        else:
-            output.write_text(text.getvalue(), encoding="utf-8")
-    except OSError as exc:
-        typer.echo(f"preflight: error: cannot write {output}: {exc.strerror}", err=True)
-        raise typer.Exit(ExitCode.USAGE) from None
+    write_output(None if to_stdout else output, text.getvalue())
     raise typer.Exit(result.exit_code(fail_on))
 
 
@@ -502,36 +613,30 @@ def baselines_generate(
         str | None, typer.Option(help="Write `extends = NAME`: a built-in name or a path.")
     ] = None,
     output: Annotated[
-        Path | None, typer.Option(help="Write the TOML to this file instead of stdout.")
+        Path | None,
+        typer.Option(help="Write the TOML to this file (replaced atomically); - for stdout."),
     ] = None,
-    jobs: Annotated[int | None, typer.Option(help="Worker processes that decode reports.")] = None,
+    jobs: Annotated[
+        int | None, typer.Option(parser=JOBS, help="Worker processes that decode reports.")
+    ] = None,
 ) -> None:
     """Pin what a known-good report (or the majority of many) shows into a baseline TOML."""
     from preflight.cluster import aggregate, genbaseline, sources
     from preflight.errors import UsageError
+    from preflight.output.write import STDOUT, write_output
     from preflight.registry import discover
 
-    try:
-        fleet = aggregate.collect(sources.expand(reports, sys.stdin.buffer), None, group_by, jobs)
-        if not fleet.nodes:
-            problems = "; ".join(f"{s}: {e}" for s, e in fleet.unreadable[:3])
-            raise UsageError(
-                f"no readable report in {' '.join(reports)}"
-                + (f" ({problems})" if problems else "")
-            )
-        text = genbaseline.generate(
-            fleet, discover(), group, name, extends, str(output or "generated.toml")
+    to_stdout = output is None or str(output) == STDOUT
+    fleet = aggregate.collect(sources.expand(reports, sys.stdin.buffer), None, group_by, jobs)
+    if not fleet.nodes:
+        problems = "; ".join(f"{s}: {e}" for s, e in fleet.unreadable[:3])
+        raise UsageError(
+            f"no readable report in {' '.join(reports)}" + (f" ({problems})" if problems else "")
         )
-    except PreflightError as exc:
-        raise _fail(exc) from None
-    if output is None:
-        typer.echo(text, nl=False)
-        return
-    try:
-        output.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        typer.echo(f"preflight: error: cannot write {output}: {exc.strerror}", err=True)
-        raise typer.Exit(ExitCode.USAGE) from None
+    text = genbaseline.generate(
+        fleet, discover(), group, name, extends, "generated.toml" if to_stdout else str(output)
+    )
+    write_output(None if to_stdout else output, text)
 
 
 def main() -> None:

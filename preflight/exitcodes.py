@@ -14,6 +14,10 @@ class ExitCode(enum.IntEnum):
     FAILED = 1  # at least one fail or error: the node should not take jobs
     USAGE = 2  # bad command line
     CONFIG = 3  # bad profile, baseline or --set: nothing was run
+    INTERNAL = 4  # a bug in preflight: one line on stderr, never a traceback
+    SIGINT = 130  # interrupted (128 + signal number): nothing drained, resumed or reported
+    BROKEN_PIPE = 141  # stdout closed early (`preflight list | head -1`): ends quietly
+    SIGTERM = 143
 
 
 def for_report(report: Report, strict: bool = False) -> ExitCode:

@@ -22,6 +22,7 @@ from typing import Any
 from preflight.app import RunOptions, execute
 from preflight.host import UNLIMITED, Host
 from preflight.model import Report
+from preflight.output.write import write_output
 
 ENV_NAMES = ("HOME", "NCCL_CONF_FILE")
 """Variables the checks read besides NCCL_* and CUDA_* ones."""
@@ -184,5 +185,5 @@ def write(profile: Mapping[str, Any], output: Path) -> int:
     data = json.dumps(profile, indent=1, sort_keys=True).encode("utf-8") + b"\n"
     if output.name.endswith(".gz"):
         data = gzip.compress(data, mtime=0)
-    output.write_bytes(data)
+    write_output(output, data)
     return len(data)

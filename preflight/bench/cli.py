@@ -15,6 +15,17 @@ import typer
 from preflight.bench.errors import BenchInterrupted, TorchMissing
 from preflight.errors import PreflightError
 from preflight.exitcodes import ExitCode
+from preflight.options import (
+    GBPS,
+    ITERATIONS,
+    POSITIVE_GBPS,
+    RANKS,
+    RATIO,
+    ROUNDS,
+    SECONDS,
+    STEP_FACTOR,
+    WARMUP,
+)
 
 SHOW_CURSOR = "\x1b[?25h"
 
@@ -28,16 +39,22 @@ BackendOpt = Annotated[
 ]
 NprocOpt = Annotated[
     int | None,
-    typer.Option(help="Start this many local ranks (not under torchrun or srun)."),
+    typer.Option(
+        parser=RANKS,
+        help="Start this many local ranks (not under torchrun or srun).",
+    ),
 ]
 DtypeOpt = Annotated[str, typer.Option(help="float32, bfloat16, float16, float64, int32 or int64.")]
 InitTimeoutOpt = Annotated[
     float,
-    typer.Option(help="Seconds for the rendezvous and the communicator to form."),
+    typer.Option(parser=SECONDS, help="Seconds for the rendezvous and the communicator to form."),
 ]
 OpTimeoutOpt = Annotated[
     float,
-    typer.Option(help="Seconds from issuing a collective to its completion, then the rank fails."),
+    typer.Option(
+        parser=SECONDS,
+        help="Seconds from issuing a collective to its completion, then the rank fails.",
+    ),
 ]
 NodeIdOpt = Annotated[
     str | None,
@@ -52,7 +69,7 @@ OutputOpt = Annotated[
 ]
 DeadlineOpt = Annotated[
     float | None,
-    typer.Option(help="With --nproc: seconds after which every rank is killed."),
+    typer.Option(parser=SECONDS, help="With --nproc: seconds after which every rank is killed."),
 ]
 
 
@@ -212,14 +229,11 @@ def _end_interrupted(exc: BenchInterrupted, fmt: str, output: Path | None) -> No
 
 
 def _write(text: str, output: Path | None) -> None:
-    if output is None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-        return
-    try:
-        output.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise _usage(f"cannot write {output}: {exc.strerror}") from None
+    from preflight.output.text import clean
+    from preflight.output.write import write_output
+
+    # Host names come from the ranks; JSON is already escaped. Replaced atomically; - is stdout.
+    write_output(output, clean(text))
 
 
 @bench_app.command("allreduce")
@@ -229,12 +243,16 @@ def allreduce(
     nproc: NprocOpt = None,
     min_bytes: Annotated[str, typer.Option(help="Smallest size (8, 64K, 1M, 1G).")] = "8",
     max_bytes: Annotated[str, typer.Option(help="Largest size.")] = "1G",
-    step_factor: Annotated[float, typer.Option(help="Each size is the previous × this.")] = 2.0,
+    step_factor: Annotated[
+        float, typer.Option(parser=STEP_FACTOR, help="Each size is the previous × this.")
+    ] = 2.0,
     sizes: Annotated[
         str | None, typer.Option(help="Explicit comma-separated sizes instead of the sweep.")
     ] = None,
-    iters: Annotated[int, typer.Option(help="Timed all_reduces per size.")] = 20,
-    warmup: Annotated[int, typer.Option(help="Untimed all_reduces per size, first.")] = 5,
+    iters: Annotated[int, typer.Option(parser=ITERATIONS, help="Timed all_reduces per size.")] = 20,
+    warmup: Annotated[
+        int, typer.Option(parser=WARMUP, help="Untimed all_reduces per size, first.")
+    ] = 5,
     dtype: DtypeOpt = "float32",
     init_timeout: InitTimeoutOpt = 60.0,
     op_timeout: OpTimeoutOpt = 30.0,
@@ -242,10 +260,14 @@ def allreduce(
         str | None, typer.Option(help="Size judged against --min-busbw (default: the largest).")
     ] = None,
     min_busbw: Annotated[
-        float | None, typer.Option(help="busbw floor in GB/s at the gate size: below fails.")
+        float | None,
+        typer.Option(parser=GBPS, help="busbw floor in GB/s at the gate size: below fails."),
     ] = None,
     theoretical_gbps: Annotated[
-        float | None, typer.Option(help="The bound to compare with, instead of the topology's.")
+        float | None,
+        typer.Option(
+            parser=POSITIVE_GBPS, help="The bound to compare with, instead of the topology's."
+        ),
     ] = None,
     node_id: NodeIdOpt = None,
     fmt: FormatOpt = "table",
@@ -339,22 +361,27 @@ def locate(
     backend: BackendOpt = "auto",
     nproc: NprocOpt = None,
     size: Annotated[str, typer.Option("--bytes", help="Message size of each pair test.")] = "64M",
-    iters: Annotated[int, typer.Option(help="Timed all_reduces per pair.")] = 10,
-    warmup: Annotated[int, typer.Option(help="Untimed all_reduces per pair, first.")] = 3,
+    iters: Annotated[int, typer.Option(parser=ITERATIONS, help="Timed all_reduces per pair.")] = 10,
+    warmup: Annotated[
+        int, typer.Option(parser=WARMUP, help="Untimed all_reduces per pair, first.")
+    ] = 3,
     dtype: DtypeOpt = "float32",
     init_timeout: InitTimeoutOpt = 60.0,
     op_timeout: OpTimeoutOpt = 30.0,
     rounds: Annotated[
         int | None,
         typer.Option(
-            help="Round-robin rounds before re-tests (default: every pair up to 8 nodes, else 1)."
+            parser=ROUNDS,
+            help="Round-robin rounds before re-tests (default: every pair up to 8 nodes, else 1).",
         ),
     ] = None,
     slow_ratio: Annotated[
-        float, typer.Option(help="A pair below this share of the typical pair is slow.")
+        float,
+        typer.Option(parser=RATIO, help="A pair below this share of the typical pair is slow."),
     ] = 0.75,
     min_busbw: Annotated[
-        float | None, typer.Option(help="A pair below this busbw (GB/s) is slow in any case.")
+        float | None,
+        typer.Option(parser=GBPS, help="A pair below this busbw (GB/s) is slow in any case."),
     ] = None,
     node_id: NodeIdOpt = None,
     fmt: FormatOpt = "table",

@@ -13,6 +13,7 @@ from rich.text import Text
 
 from preflight.bench.metrics import format_size
 from preflight.bench.result import Row, SweepResult
+from preflight.output.text import clean, console
 
 HEADER = (
     "#       size         count      type   redop    root     time   algbw   busbw #wrong\n"
@@ -48,7 +49,8 @@ def nccl_table(result: SweepResult) -> str:
     wrong = result.wrong
     lines.append(f"# Out of bounds values : {wrong} {'OK' if not wrong else 'FAILED'}")
     lines += [f"# {line}" for line in verdict_lines(result)]
-    return "\n".join(lines) + "\n"
+    # Host names and NCCL settings come from the ranks' environment: no control characters.
+    return clean("\n".join(lines) + "\n")
 
 
 def interrupted_table(result: SweepResult, signal_name: str, planned: int) -> str:
@@ -58,7 +60,7 @@ def interrupted_table(result: SweepResult, signal_name: str, planned: int) -> st
     lines.append(
         f"# Interrupted by {signal_name} after {len(result.rows)} of {planned} sizes: no verdict"
     )
-    return "\n".join(lines) + "\n"
+    return clean("\n".join(lines) + "\n")
 
 
 def _head(result: SweepResult) -> list[str]:
@@ -144,9 +146,9 @@ def print_table(result: SweepResult, out: IO[str], color: bool, chart: bool = Tr
     """The nccl-tests table, then (when asked) the bar chart."""
     out.write(nccl_table(result))
     if chart and result.rows:
-        console = Console(file=out, force_terminal=color, no_color=not color, width=100)
-        console.print()
-        console.print(bar_chart(result))
+        screen = console(out, 100, color)
+        screen.print()
+        screen.print(bar_chart(result))
     out.flush()
 
 

@@ -38,8 +38,8 @@ def parse(data: bytes | str, source: str) -> tuple[NodeRecord, dict[str, Scalar]
     raw = data.encode("utf-8") if isinstance(data, str) else data
     quick = fastparse.split(raw)
     if quick is not None:
-        header, failing, facts = quick
-        return _record(header, failing, source), facts
+        header, facts = quick
+        return _record(header, [], source), _scalars(facts)
     try:
         doc = json.loads(raw)
     except ValueError as exc:
@@ -76,7 +76,7 @@ def from_document(doc: Any, source: str) -> tuple[NodeRecord, dict[str, Scalar]]
         raise ReportError("not a preflight run report (no tool.name 'preflight')")
     _check_header(doc)
     results = _field(doc, "results", list)
-    facts = _field(doc, "facts", dict)
+    facts = _scalars(_field(doc, "facts", dict))
     failing = []
     for r in results:
         if not isinstance(r, dict):
@@ -84,6 +84,17 @@ def from_document(doc: Any, source: str) -> tuple[NodeRecord, dict[str, Scalar]]
         if r.get("status") in FAILING:
             failing.append((str(r.get("id")), str(r.get("status")), str(r.get("summary", ""))))
     return _record(doc, failing, source), facts
+
+
+def _scalars(facts: dict[str, Any]) -> dict[str, Scalar]:
+    """The facts, when every value is a string, number, boolean or null, as `run` writes them."""
+    if not _SCALAR_TYPES.issuperset(map(type, facts.values())):  # one pass in C
+        key, value = next((k, v) for k, v in facts.items() if type(v) not in _SCALAR_TYPES)
+        raise ReportError(f"fact {key!r} is a {type(value).__name__}, not a single value")
+    return facts
+
+
+_SCALAR_TYPES = frozenset({str, int, float, bool, type(None)})
 
 
 def _check_header(doc: Mapping[str, Any]) -> None:
@@ -107,10 +118,12 @@ def _record(doc: Mapping[str, Any], failing: list[tuple[str, str, str]], source:
     summary = doc.get("summary")
     status = summary.get("status") if isinstance(summary, dict) else None
     baseline = doc.get("baseline")
+    worst = "pass" if not failing else ("error" if failing[0][1] == "error" else "fail")
     return NodeRecord(
         name=name,
         source=source,
-        status=str(status) if status else ("fail" if failing else "pass"),
+        # A summary that says pass over failing results is not believed.
+        status=str(status) if status in FAILING or (status and not failing) else worst,
         started_at=str(doc.get("started_at", "")),
         baseline=str(baseline.get("name", "")) if isinstance(baseline, dict) else "",
         profile=host.get("profile") if isinstance(host.get("profile"), str) else None,

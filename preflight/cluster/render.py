@@ -6,13 +6,13 @@ import json
 import re
 from typing import TextIO
 
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from preflight.cluster.compare import Comparison
 from preflight.cluster.drift import ABSENT, Drift, Value
 from preflight.cluster.hostlist import compress, shorten
+from preflight.output.text import cell, clean, console
 
 ROWS = 30
 """Rows per table without -v; JSON always has everything."""
@@ -78,25 +78,31 @@ def fold(drift: list[Drift]) -> list[tuple[str, list[Drift]]]:
 
 def render_table(comparison: Comparison, out: TextIO, verbose: bool, width: int) -> None:
     """Headline, failing checks, failing nodes, drift, and a one-line verdict."""
-    console = Console(file=out, width=width, no_color=True, highlight=False, soft_wrap=False)
+    # Names, sources, summaries and values come from reports anyone may have written: every
+    # string goes in as cleaned Text, on a console that reads no markup.
+    screen = console(out, width)
+
+    def say(text: str) -> None:
+        screen.print(cell(text))
+
     fleet = comparison.fleet
     name = fleet.name
     limit = None if verbose else ROWS
     nodes_width = 10_000 if verbose else NODES_WIDTH
     groups = ", ".join(f"{g} {len(m):,}" for g, m in sorted(fleet.groups.items()))
-    console.print(
+    say(
         f"preflight compare: {len(fleet.nodes):,} nodes from {fleet.reports:,} reports; "
         f"groups by {comparison.group_by}: {groups or '-'}"
     )
     if comparison.golden is not None:
         g = comparison.golden.record
-        console.print(f"expected values: golden node {g.name} ({g.source})")
+        say(f"expected values: golden node {g.name} ({g.source})")
     for source, error in fleet.unreadable[:limit]:
-        console.print(f"UNREADABLE {source}: {error}")
+        say(f"UNREADABLE {source}: {error}")
     if limit is not None and len(fleet.unreadable) > limit:
-        console.print(f"… {len(fleet.unreadable) - limit} more unreadable reports")
+        say(f"… {len(fleet.unreadable) - limit} more unreadable reports")
     if fleet.duplicates:
-        console.print(
+        say(
             f"{len(fleet.duplicates)} older duplicate reports left out (the newest report of a "
             f"node counts), e.g. {fleet.duplicates[0][2]}"
         )
@@ -108,17 +114,19 @@ def render_table(comparison: Comparison, out: TextIO, verbose: bool, width: int)
         for c in comparison.failures[:limit]:
             summary, count = c.common_summary
             which = shorten(compress(n for n, _, _ in c.nodes), nodes_width)
-            table.add_row(c.check, f"{len(c.nodes):,}", which, f"{summary} ({count:,})")
-        console.print(table)
+            table.add_row(
+                cell(c.check), f"{len(c.nodes):,}", cell(which), cell(f"{summary} ({count:,})")
+            )
+        screen.print(table)
         table = Table(title="Failing nodes", title_justify="left")
         for col in ("Node", "Failing checks", "Report"):
             table.add_column(col, overflow="fold")
         for r in comparison.failing[:limit]:
             checks = ", ".join(c if s == "fail" else f"{c} ({s})" for c, s, _ in r.failing)
-            table.add_row(r.name, checks, r.source)
-        console.print(table)
+            table.add_row(cell(r.name), cell(checks), cell(r.source))
+        screen.print(table)
         if limit is not None and len(comparison.failing) > limit:
-            console.print(f"… {len(comparison.failing) - limit:,} more failing nodes (-v: all)")
+            say(f"… {len(comparison.failing) - limit:,} more failing nodes (-v: all)")
 
     rows = fold(comparison.drift)
     if rows:
@@ -139,16 +147,16 @@ def render_table(comparison: Comparison, out: TextIO, verbose: bool, width: int)
                 which = shorten(compress(name(i) for i in ids), nodes_width)
                 if differs:
                     differs.append("\n")
-                differs.append(f"{show_change(value, d.expected)} → {which} ({len(ids):,})")
-            table.add_row(d.group, fact, expected, differs)
-        console.print(table)
+                differs.append(clean(f"{show_change(value, d.expected)} → {which} ({len(ids):,})"))
+            table.add_row(cell(d.group), cell(fact), cell(expected), differs)
+        screen.print(table)
         if limit is not None and len(rows) > limit:
-            console.print(f"… {len(rows) - limit:,} more drift rows (-v or --format json: all)")
+            say(f"… {len(rows) - limit:,} more drift rows (-v or --format json: all)")
 
     unique = sum(1 for r in fleet.left_out.values() if r == "unique")
     ignored = len(fleet.left_out) - unique
     if unique or ignored:
-        console.print(
+        say(
             f"left out of drift: {unique} naturally unique fact keys"
             + (f", {ignored} by --ignore-fact" if ignored else "")
         )
@@ -159,4 +167,4 @@ def render_table(comparison: Comparison, out: TextIO, verbose: bool, width: int)
         + (f", {len(fleet.unreadable):,} reports unreadable" if fleet.unreadable else "")
         + f"; {len(comparison.drift):,} facts drift on {comparison.drifting_nodes:,} nodes"
     )
-    console.print(verdict)
+    screen.print(verdict)

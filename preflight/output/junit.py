@@ -7,6 +7,7 @@ from typing import TextIO
 
 from preflight.model import CheckResult, Report, Status
 from preflight.output import RenderOptions
+from preflight.output.text import clean
 
 
 def _details(result: CheckResult) -> str:
@@ -61,5 +62,6 @@ def render(report: Report, out: TextIO, options: RenderOptions) -> None:
         elif r.status is Status.WARN:
             ET.SubElement(case, "system-out").text = f"WARN: {r.summary}\n{_details(r)}"
     ET.indent(suites)
-    out.write(ET.tostring(suites, encoding="unicode", xml_declaration=True))
+    # XML 1.0 has no way to carry most control characters: they are written as visible escapes.
+    out.write(clean(ET.tostring(suites, encoding="unicode", xml_declaration=True)))
     out.write("\n")

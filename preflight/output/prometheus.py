@@ -15,13 +15,16 @@ from typing import TextIO
 
 from preflight.model import Report, Status
 from preflight.output import RenderOptions
+from preflight.output.text import clean
 
 PREFIX = "preflight_"
 
 
 def escape(value: str) -> str:
-    """A label value as the text format spells it: backslash, double quote and newline escaped."""
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    """A label value as the text format spells it: backslash, double quote and newline escaped
+    (other control characters first shown as visible escapes, which the text format cannot
+    carry)."""
+    return clean(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def labels(**pairs: str) -> str:
