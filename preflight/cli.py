@@ -68,7 +68,7 @@ app.add_typer(baselines_app, name="baseline", hidden=True)
 
 def say_error(message: object) -> None:
     """The one-line error every failure ends with (control characters shown escaped)."""
-    from preflight.output.text import clean_line
+    from preflight.safetext import clean_line
 
     sys.stderr.write(f"preflight: error: {clean_line(message)}\n")
     sys.stderr.flush()
@@ -287,8 +287,8 @@ def run(
     from preflight import interrupts
     from preflight.app import RunOptions, execute, parse_env_options
     from preflight.exitcodes import for_report
+    from preflight.outfile import STDOUT, Buffer, write_output
     from preflight.output import FORMATS, RenderOptions, renderers
-    from preflight.output.write import STDOUT, Buffer, write_output
 
     if fmt not in FORMATS:
         raise _usage(f"unknown --format {fmt!r} (choose from {', '.join(FORMATS)})")
@@ -321,7 +321,7 @@ def run(
         watch.settle()
         if slurm_drain or slurm_resume:
             from preflight import slurm
-            from preflight.output.text import clean_line
+            from preflight.safetext import clean_line
 
             slurm.apply(
                 slurm.node_name(os.environ),
@@ -408,8 +408,8 @@ def list_checks(
     """List every check: id, title, tags, what it needs and its parameters with defaults."""
     from rich.table import Table
 
-    from preflight.output.text import console
     from preflight.registry import discover
+    from preflight.safetext import console
 
     try:
         registry = discover()
@@ -443,8 +443,8 @@ def explain(check_id: Annotated[str, typer.Argument(help="A check id, e.g. pcie.
     from rich.markdown import Markdown
     from rich.text import Text
 
-    from preflight.output.text import console
     from preflight.registry import discover
+    from preflight.safetext import console
 
     try:
         spec = discover().get(check_id)
@@ -512,7 +512,7 @@ def compare(
     """Compare many node reports: which nodes fail, and which differ from their peers (drift)."""
     from preflight.cluster import aggregate, record, render, rules, sources
     from preflight.cluster import compare as comparison
-    from preflight.output.write import STDOUT, Buffer, write_output
+    from preflight.outfile import STDOUT, Buffer, write_output
 
     if fmt not in ("table", "json") or fail_on not in comparison.FAIL_ON:
         raise _usage("--format is table or json; --fail-on is " + " or ".join(comparison.FAIL_ON))
@@ -623,7 +623,7 @@ def baselines_generate(
     """Pin what a known-good report (or the majority of many) shows into a baseline TOML."""
     from preflight.cluster import aggregate, genbaseline, sources
     from preflight.errors import UsageError
-    from preflight.output.write import STDOUT, write_output
+    from preflight.outfile import STDOUT, write_output
     from preflight.registry import discover
 
     to_stdout = output is None or str(output) == STDOUT

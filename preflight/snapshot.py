@@ -22,7 +22,7 @@ from typing import Any
 from preflight.app import RunOptions, execute
 from preflight.host import UNLIMITED, Host
 from preflight.model import Report
-from preflight.output.write import write_output
+from preflight.outfile import write_output
 
 ENV_NAMES = ("HOME", "NCCL_CONF_FILE")
 """Variables the checks read besides NCCL_* and CUDA_* ones."""

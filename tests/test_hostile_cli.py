@@ -28,7 +28,7 @@ from typer.testing import CliRunner
 
 from preflight import options as opt
 from preflight.cli import app
-from preflight.output.text import clean, clean_line
+from preflight.safetext import clean, clean_line
 
 ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()

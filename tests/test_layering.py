@@ -1,6 +1,7 @@
 """The layering of `preflight`, written down as contracts, checked on the source (AST, no import).
 
-Layers, lowest first: base values (errors, model, exitcodes, suggest) < sources (host, nvml) <
+Layers, lowest first: base values (errors, model, exitcodes, suggest; the text-safety, atomic
+output file and Prometheus text-format helpers safetext, outfile, promtext) < sources (host, nvml) <
 inventory < registry < checks < runner < app/output/snapshot/cluster < cli. `bench` is a side
 stack: it may read the inventory but never the check machinery. Every import counts, including
 ones inside functions (a lazy import is still a dependency) and under `if TYPE_CHECKING:` (a
@@ -82,7 +83,7 @@ CONTRACTS = (
     ),
     Contract(
         "base values import nothing above them",
-        "errors model exitcodes suggest",
+        "errors model exitcodes suggest safetext outfile promtext",
         f"host nvml inventory registry checks runner output bench profile baseline slurm {UPPER}",
         "everything imports them",
     ),

@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 from preflight.cli import app
 from preflight.model import CheckResult, Report, Status
 from preflight.output import FORMATS, RenderOptions, renderers
-from preflight.output.prometheus import bench_families, escape, render, write
+from preflight.output.prometheus import bench_families, render
+from preflight.promtext import escape, write
 
 runner = CliRunner()
 

@@ -47,7 +47,7 @@ def test_sample_table_matches_golden_and_readme() -> None:
 
 def test_prometheus_families_carry_the_figures() -> None:
     out = io.StringIO()
-    from preflight.output.prometheus import write
+    from preflight.promtext import write
 
     write(families(real_run("write_bw", sections(HPE)[1], 65536)), out)
     text = out.getvalue()

@@ -229,8 +229,8 @@ def _end_interrupted(exc: BenchInterrupted, fmt: str, output: Path | None) -> No
 
 
 def _write(text: str, output: Path | None) -> None:
-    from preflight.output.text import clean
-    from preflight.output.write import write_output
+    from preflight.outfile import write_output
+    from preflight.safetext import clean
 
     # Host names come from the ranks; JSON is already escaped. Replaced atomically; - is stdout.
     write_output(output, clean(text))

@@ -31,14 +31,10 @@ def _usage(message: str) -> typer.Exit:
 
 
 def _emit(text: str, output: Path | None) -> None:
-    if output is None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-        return
-    try:
-        output.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise _usage(f"cannot write {output}: {exc.strerror}") from None
+    """Standard output, or the file replaced atomically (OutputError: one line, exit 2)."""
+    from preflight.outfile import write_output
+
+    write_output(output, text)
 
 
 def _partners(text: str | None) -> dict[str, str]:

@@ -13,7 +13,7 @@ from rich.text import Text
 from preflight.bench.metrics import format_size
 from preflight.bench.rdma_bench import FAIL, PASS, RdmaResult, RdmaRun
 from preflight.bench.render import bar
-from preflight.output.prometheus import Family, write
+from preflight.promtext import Family, write
 
 
 def _num(value: float | None, fmt: str = "{:.2f}") -> str:

@@ -13,7 +13,7 @@ from rich.text import Text
 
 from preflight.bench.metrics import format_size
 from preflight.bench.result import Row, SweepResult
-from preflight.output.text import clean, console
+from preflight.safetext import clean, console
 
 HEADER = (
     "#       size         count      type   redop    root     time   algbw   busbw #wrong\n"

@@ -12,7 +12,7 @@ from rich.text import Text
 from preflight.cluster.compare import Comparison
 from preflight.cluster.drift import ABSENT, Drift, Value
 from preflight.cluster.hostlist import compress, shorten
-from preflight.output.text import cell, clean, console
+from preflight.safetext import cell, clean, console
 
 ROWS = 30
 """Rows per table without -v; JSON always has everything."""

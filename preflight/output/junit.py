@@ -7,7 +7,7 @@ from typing import TextIO
 
 from preflight.model import CheckResult, Report, Status
 from preflight.output import RenderOptions
-from preflight.output.text import clean
+from preflight.safetext import clean
 
 
 def _details(result: CheckResult) -> str:

@@ -9,7 +9,7 @@ from rich.text import Text
 
 from preflight.model import Report, Status
 from preflight.output import RenderOptions
-from preflight.output.text import cell, clean, console
+from preflight.safetext import cell, clean, console
 
 STYLE = {
     Status.PASS: "green",
