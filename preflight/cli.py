@@ -286,6 +286,7 @@ def run(
     """
     from preflight import interrupts
     from preflight.app import RunOptions, execute, parse_env_options
+    from preflight.bench.errors import BenchInterrupted
     from preflight.exitcodes import for_report
     from preflight.outfile import STDOUT, Buffer, write_output
     from preflight.output import FORMATS, RenderOptions, renderers
@@ -310,7 +311,10 @@ def run(
             bench_backend=bench_backend,
             bench_nproc=bench_nproc,
         )
-        report = execute(options)
+        try:
+            report = execute(options)
+        except BenchInterrupted as exc:  # the launcher stopped its ranks on the signal
+            raise interrupts.Interrupted(exc.signum) from None
         color = to_stdout and fmt == "table" and sys.stdout.isatty()
         width = shutil.get_terminal_size((160, 24)).columns if color else 160
         text = Buffer(output)
