@@ -1,0 +1,140 @@
+"""Reading files that a user names (profiles, baselines, reports): regular files only, bounded.
+
+preflight runs as root, and a path on its command line, in a profile's `extends` or inside a
+folder of reports may be a FIFO (open() would block forever), a device (/dev/zero never ends),
+or a link to one. Such a path is refused before it is opened; what is read is bounded, and so is
+what a gzip stream may expand to (a 1 MB gzip of zeros is 1 GB).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import zlib
+from collections.abc import Iterator
+from typing import IO, Any
+
+MiB = 1 << 20
+
+PROFILE_MAX_BYTES = 64 * MiB
+"""A profile file, after decompression (the built-in dgx-h100 is 1 MB)."""
+REPORT_MAX_BYTES = 64 * MiB
+"""One run report (a file, a tarball member or one JSON line); a real one is ~100 kB."""
+BASELINE_MAX_BYTES = 4 * MiB
+"""A baseline TOML (the built-in ones are a few kB)."""
+MAX_NESTING = 64
+"""JSON/TOML nesting deeper than this is refused (reports and profiles nest 6 levels)."""
+
+
+class InputRefused(Exception):
+    """A named file that is not read: not a regular file, too large, or a broken gzip stream."""
+
+
+def _kind(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def size_text(limit: int) -> str:
+    """A byte limit as people say it: 64 MiB, 512 kiB, 100 bytes."""
+    if limit >= MiB and limit % MiB == 0:
+        return f"{limit // MiB} MiB"
+    if limit >= 1024 and limit % 1024 == 0:
+        return f"{limit // 1024} kiB"
+    return f"{limit} bytes"
+
+
+def open_regular(path: str | os.PathLike[str]) -> IO[bytes]:
+    """The file opened for reading; InputRefused unless it is a regular file (links followed).
+
+    The type is checked before open(), which would block on a FIFO and may act on a device,
+    and again on the open descriptor, in case the path was swapped in between.
+    Raises OSError when the file cannot be stat'ed or opened.
+    """
+    before = os.stat(path)
+    if not stat.S_ISREG(before.st_mode):
+        raise InputRefused(f"{_kind(before.st_mode)}, not a regular file")
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    f = os.fdopen(fd, "rb")
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        f.close()
+        raise InputRefused(f"{_kind(mode)}, not a regular file")
+    return f
+
+
+def read_regular(path: str | os.PathLike[str], limit: int) -> bytes:
+    """A regular file's bytes, at most `limit` of them (InputRefused beyond; OSError as open)."""
+    with open_regular(path) as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise InputRefused(f"larger than {size_text(limit)}")
+    return data
+
+
+def read_bounded(stream: IO[bytes], limit: int) -> bytes:
+    """At most `limit` bytes of a stream (InputRefused when there are more)."""
+    data = stream.read(limit + 1)
+    if len(data) > limit:
+        raise InputRefused(f"larger than {size_text(limit)}")
+    return data
+
+
+def gunzip(data: bytes, limit: int) -> bytes:
+    """Decompress gzip members, stopping as soon as the output passes `limit` bytes."""
+    out = bytearray()
+    rest = data
+    while rest:
+        unzip = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        try:
+            out += unzip.decompress(rest, limit + 1 - len(out))
+        except zlib.error as exc:
+            raise InputRefused(f"not valid gzip: {exc}") from None
+        if len(out) > limit or unzip.unconsumed_tail:
+            raise InputRefused(f"decompresses to more than {size_text(limit)}")
+        if not unzip.eof:
+            raise InputRefused("not valid gzip: the stream is truncated")
+        rest = unzip.unused_data.lstrip(b"\0")  # gzip(1) tolerates zero padding at the end
+    return bytes(out)
+
+
+def lines(stream: IO[bytes], limit: int) -> Iterator[tuple[int, bytes | None]]:
+    """(line number, line) of a stream, each line read with a bound: a line longer than
+    `limit` comes as (number, None) and is skipped to its end, never held in memory whole."""
+    number = 0
+    while True:
+        line = stream.readline(limit + 1)
+        if not line:
+            return
+        number += 1
+        if len(line) > limit and not line.endswith(b"\n"):
+            while True:  # skip the rest of the long line in bounded chunks
+                chunk = stream.readline(MiB)
+                if not chunk or chunk.endswith(b"\n"):
+                    break
+            yield number, None
+            continue
+        yield number, line
+
+
+def nesting(value: Any) -> int:
+    """How deeply lists and dicts nest in a decoded document (iteratively: no recursion)."""
+    deepest = 0
+    todo: list[tuple[Any, int]] = [(value, 1)]
+    while todo:
+        item, depth = todo.pop()
+        if isinstance(item, dict):
+            deepest = max(deepest, depth)
+            todo.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            deepest = max(deepest, depth)
+            todo.extend((v, depth + 1) for v in item)
+    return deepest
