@@ -47,6 +47,11 @@ class FsUsage:
     free_bytes: int
 
 
+def _readable_kind(mode: int) -> bool:
+    """What a sysroot may hand to a check: a regular file, or a FIFO (a profile's hung read)."""
+    return stat.S_ISREG(mode) or stat.S_ISFIFO(mode)
+
+
 def _limit_from_rlimit(value: int) -> int:
     return UNLIMITED if value == resource.RLIM_INFINITY else int(value)
 
@@ -207,11 +212,13 @@ class Host:
         if self.root == "/":
             f = open(real, "rb")  # noqa: SIM115 - closed below
         else:
+            # Checked before open(), which may act on a device, and again on the descriptor.
             # A profile's FIFO stands for a hung device: open() blocks, as on the node.
+            if not _readable_kind(os.lstat(real).st_mode):
+                raise HostReadError(path, "not a regular file")
             fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_NOCTTY | os.O_CLOEXEC)
             f = os.fdopen(fd, "rb")
-            mode = os.fstat(fd).st_mode
-            if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
+            if not _readable_kind(os.fstat(fd).st_mode):
                 f.close()
                 raise HostReadError(path, "not a regular file")
         with f:

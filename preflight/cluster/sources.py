@@ -95,8 +95,8 @@ def _lines(stream: IO[bytes], name: str) -> Iterator[Item]:
 def _tarball(path: str) -> Iterator[Item]:
     """Report members of a tar archive (plain or gzip), read as a stream: memory stays bounded
     by one report, a larger member is unreadable. gzip expands at most 1032x, so a 1 MB bomb
-    is at most 1 GB to stream through; bz2 and xz, which expand without such a bound, are
-    refused."""
+    is at most 1 GB to stream through (about a second); bz2 and xz, which expand without such
+    a bound, are refused."""
     limit = safeio.REPORT_MAX_BYTES
     try:
         with safeio.open_regular(path) as raw:
@@ -105,8 +105,8 @@ def _tarball(path: str) -> Iterator[Item]:
             if magic[:3] in (b"BZh", b"\xfd7z"):
                 yield Item(path, error="cannot read the archive: only plain and gzip tarballs")
                 return
-            mode = "r|gz" if magic[:2] == b"\x1f\x8b" else "r|"
-            with tarfile.open(fileobj=raw, mode=mode) as tar:  # type: ignore[call-overload]
+            stream = safeio.GunzipStream(raw) if magic[:2] == b"\x1f\x8b" else raw
+            with tarfile.open(fileobj=stream, mode="r|") as tar:  # type: ignore[call-overload]
                 for member in tar:
                     if not member.isfile() or not member.name.endswith((".json", *LINES_SUFFIXES)):
                         continue
