@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from preflight.errors import HostReadError
+from preflight.safeio import read_at_most
 
 if TYPE_CHECKING:
     from preflight.nvml.probe import NvmlResult
@@ -222,8 +223,9 @@ class Host:
                 f.close()
                 raise HostReadError(path, "not a regular file")
         with f:
-            data = f.read(MAX_READ_BYTES + 1)
-        if len(data) > MAX_READ_BYTES:
+            # sysfs and procfs answer a page per read; /proc/sys refuses a count of many MB.
+            data = read_at_most(f, MAX_READ_BYTES)
+        if data is None:
             raise HostReadError(path, f"larger than {MAX_READ_BYTES >> 20} MiB")
         return data
 

@@ -74,18 +74,33 @@ def open_regular(path: str | os.PathLike[str]) -> IO[bytes]:
 def read_regular(path: str | os.PathLike[str], limit: int) -> bytes:
     """A regular file's bytes, at most `limit` of them (InputRefused beyond; OSError as open)."""
     with open_regular(path) as f:
-        data = f.read(limit + 1)
-    if len(data) > limit:
+        size = os.fstat(f.fileno()).st_size
+        if size > limit:
+            raise InputRefused(f"larger than {size_text(limit)}")
+        data = read_at_most(f, limit, size + 1)
+    if data is None:
         raise InputRefused(f"larger than {size_text(limit)}")
     return data
 
 
-def read_bounded(stream: IO[bytes], limit: int) -> bytes:
-    """At most `limit` bytes of a stream (InputRefused when there are more)."""
-    data = stream.read(limit + 1)
-    if len(data) > limit:
-        raise InputRefused(f"larger than {size_text(limit)}")
-    return data
+def read_at_most(stream: IO[bytes], limit: int, first: int = 64 * 1024) -> bytes | None:
+    """A stream's bytes to its end, or None when there are more than `limit`.
+
+    Read in chunks (`first`, then 1 MiB): one read of `limit` bytes would allocate them all up
+    front, and procfs refuses a large count outright (/proc/sys answers ENOMEM).
+    """
+    chunks: list[bytes] = []
+    total = 0
+    size = max(1, min(first, limit + 1))
+    while True:
+        chunk = stream.read(size)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        total += len(chunk)
+        if total > limit:
+            return None
+        size = min(MiB, limit + 1 - total)
 
 
 def gunzip(data: bytes, limit: int) -> bytes:

@@ -240,6 +240,13 @@ def test_host_reads_are_bounded(tmp_path: Path) -> None:
         Host(root=str(tmp_path), env={}).read_bytes("/big")
 
 
+def test_bounded_live_reads_still_read_procfs() -> None:
+    """/proc/sys answers ENOMEM to one read of the whole bound: reads go in chunks."""
+    with open("/proc/sys/kernel/osrelease", "rb") as f:
+        expected = f.read()
+    assert Host().read_bytes("/proc/sys/kernel/osrelease") == expected
+
+
 # --------------------------------------------------------------------- item 7: no sysroot left
 
 
