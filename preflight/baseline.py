@@ -9,6 +9,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from preflight import safeio
 from preflight.errors import ConfigError
 from preflight.registry import CheckSpec, Registry
 from preflight.suggest import did_you_mean
@@ -57,10 +58,15 @@ def builtin_names() -> list[str]:
 
 
 def _read_toml(text: str, origin: str) -> dict[str, Any]:
+    too_deep = ConfigError(f"baseline {origin}: nested deeper than {safeio.MAX_NESTING} levels")
     try:
         data: dict[str, Any] = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"baseline {origin}: invalid TOML: {exc}") from None
+    except RecursionError:
+        raise too_deep from None
+    if safeio.nesting(data) > safeio.MAX_NESTING:
+        raise too_deep
     return data
 
 
@@ -72,9 +78,13 @@ def load(name_or_path: str, registry: Registry, _seen: tuple[str, ...] = ()) -> 
         source = f"built-in:{name_or_path}"
     elif path.suffix == ".toml" or "/" in name_or_path or path.exists():
         try:
-            text = path.read_text(encoding="utf-8")
+            text = safeio.read_regular(path, safeio.BASELINE_MAX_BYTES).decode("utf-8")
         except OSError as exc:
             raise ConfigError(f"baseline {name_or_path}: {exc.strerror or exc}") from None
+        except safeio.InputRefused as exc:
+            raise ConfigError(f"baseline {name_or_path}: {exc}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"baseline {name_or_path}: not UTF-8 text") from None
         source = str(path)
     else:
         raise ConfigError(

@@ -5,15 +5,22 @@ from __future__ import annotations
 import os
 import resource
 import socket
+import stat
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from preflight.errors import HostReadError
+from preflight.safeio import read_at_most
 
 if TYPE_CHECKING:
     from preflight.nvml.probe import NvmlResult
+
+MAX_READ_BYTES = 16 << 20
+"""The most Host reads of one file: a sysfs attribute is one page, a PCI config space 4 kB."""
+MAX_LINKS = 40
+"""Symlinks followed while resolving one path, as the kernel's ELOOP limit."""
 
 UNLIMITED = -1
 """Limits use -1 for RLIM_INFINITY, as `ulimit` prints `unlimited`."""
@@ -39,6 +46,11 @@ class FsUsage:
 
     size_bytes: int
     free_bytes: int
+
+
+def _readable_kind(mode: int) -> bool:
+    """What a sysroot may hand to a check: a regular file, or a FIFO (a profile's hung read)."""
+    return stat.S_ISREG(mode) or stat.S_ISFIFO(mode)
 
 
 def _limit_from_rlimit(value: int) -> int:
@@ -107,27 +119,86 @@ class Host:
         with self._lock:
             self.reads.add(path)
 
+    def _confined(self, path: str, follow_last: bool = True) -> str | None:
+        """The real path under a sysroot that `path` names, or None when it does not exist.
+
+        Resolves one component at a time with lstat/readlink, as the kernel would with the root
+        as "/": an absolute link target starts again at the root, and a `..` that would climb
+        above the root, a loop or more than MAX_LINKS links makes the path not exist. Every
+        component of the result but the last is a real directory, never a link, so the
+        result is opened with O_NOFOLLOW and nothing outside the root is ever reached. The
+        sysroot is a private 0700 directory that only root could change between the checks.
+        """
+        if not path.startswith("/"):
+            raise ValueError(f"Host paths are absolute, got {path!r}")
+        todo = [p for p in reversed(path.split("/")) if p]
+        done: list[str] = []
+        links = 0
+        while todo:
+            part = todo.pop()
+            if part == ".":
+                continue
+            if part == "..":
+                if not done:
+                    return None  # above the root: outside, so not there
+                done.pop()
+                continue
+            here = os.path.join(self.root, *done, part)
+            try:
+                mode = os.lstat(here).st_mode
+            except (OSError, ValueError):
+                return None
+            if stat.S_ISLNK(mode) and (todo or follow_last):
+                links += 1
+                if links > MAX_LINKS:
+                    return None
+                try:
+                    target = os.readlink(here)
+                except OSError:
+                    return None
+                if target.startswith("/"):
+                    done = []
+                todo.extend(p for p in reversed(target.split("/")) if p)
+                continue
+            if todo and not stat.S_ISDIR(mode):
+                return None
+            done.append(part)
+        return os.path.join(self.root, *done)
+
+    def _local(self, path: str, follow_last: bool = True) -> str | None:
+        """The path to hand to the OS: as given on the live host, confined under a sysroot."""
+        if self.root == "/":
+            return self._map(path)
+        return self._confined(path, follow_last)
+
     def exists(self, path: str) -> bool:
         """True if the path exists (following symlinks)."""
         self._note(path)
-        return os.path.exists(self._map(path))
+        if self.root == "/":
+            return os.path.exists(path)
+        return self._confined(path) is not None
 
     def is_dir(self, path: str) -> bool:
         """True if the path is a directory (following symlinks)."""
         self._note(path)
-        return os.path.isdir(self._map(path))
+        real = self._local(path)
+        return real is not None and os.path.isdir(real)
 
     def read_bytes(self, path: str, limit: int | None = None) -> bytes | None:
-        """The file's content (at most `limit` bytes when given), or None when it does not exist.
+        """The file's content, or None when it does not exist.
 
-        Raises HostReadError when the file exists but cannot be read (EACCES, EINVAL, EIO).
+        Raises HostReadError when the file exists but cannot be read (EACCES, EINVAL, EIO), is
+        larger than `limit` bytes (default MAX_READ_BYTES), or (in a sysroot) is neither a
+        regular file nor a FIFO.
         """
         self._note(path)
+        real = self._local(path)
+        if real is None:
+            return None
         ident = threading.get_ident()
         self._inflight[ident] = path
         try:
-            with open(self._map(path), "rb") as f:
-                data = f.read() if limit is None else f.read(limit)
+            data = self._read_file(path, real, MAX_READ_BYTES if limit is None else limit)
         except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError as exc:
@@ -137,6 +208,27 @@ class Host:
         if self.record:
             with self._lock:
                 self.captured.setdefault(path, data)
+        return data
+
+    def _read_file(self, path: str, real: str, limit: int) -> bytes:
+        if self.root == "/":
+            f = open(real, "rb")  # noqa: SIM115 - closed below
+        else:
+            # Checked before open(), which may act on a device, and again on the descriptor.
+            # A profile's FIFO stands for a hung device: open() blocks, as on the node.
+            if not _readable_kind(os.lstat(real).st_mode):
+                raise HostReadError(path, "not a regular file")
+            fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_NOCTTY | os.O_CLOEXEC)
+            f = os.fdopen(fd, "rb")
+            if not _readable_kind(os.fstat(fd).st_mode):
+                f.close()
+                raise HostReadError(path, "not a regular file")
+        with f:
+            # sysfs and procfs answer a page per read; /proc/sys refuses a count of many MB.
+            data = read_at_most(f, limit)
+        if data is None:
+            size = f"{limit >> 20} MiB" if limit % (1 << 20) == 0 else f"{limit} bytes"
+            raise HostReadError(path, f"larger than {size}")
         return data
 
     def blocked_in(self, thread_id: int | None) -> str | None:
@@ -158,8 +250,19 @@ class Host:
     def listdir(self, path: str) -> list[str]:
         """Sorted entries of a directory; empty when it does not exist or cannot be listed."""
         self._note(path)
+        real = self._local(path)
+        if real is None:
+            return []
         try:
-            entries = sorted(os.listdir(self._map(path)))
+            if self.root == "/":
+                entries = sorted(os.listdir(real))
+            else:
+                flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+                fd = os.open(real, flags)
+                try:
+                    entries = sorted(os.listdir(fd))
+                finally:
+                    os.close(fd)
         except OSError:
             return []
         if self.record:
@@ -170,8 +273,11 @@ class Host:
     def readlink(self, path: str) -> str | None:
         """The target of a symlink as stored, or None when the path is not a symlink."""
         self._note(path)
+        real = self._local(path, follow_last=False)
+        if real is None:
+            return None
         try:
-            return os.readlink(self._map(path))
+            return os.readlink(real)
         except OSError:
             return None
 
@@ -181,15 +287,16 @@ class Host:
         Returns None when the path does not exist or resolves outside the root.
         """
         self._note(path)
-        mapped = self._map(path)
-        if not os.path.exists(mapped):
-            return None
-        return self._unmap(os.path.realpath(mapped))
+        if self.root == "/":
+            return os.path.realpath(path) if os.path.exists(path) else None
+        real = self._confined(path)
+        return None if real is None else self._unmap(real)
 
     def access(self, path: str) -> bool:
         """True if this process may open the path for reading and writing (a device node)."""
         self._note(path)
-        return os.access(self._map(path), os.R_OK | os.W_OK)
+        real = self._local(path)
+        return real is not None and os.access(real, os.R_OK | os.W_OK)
 
     # -- process environment -----------------------------------------------------------------
     def limits(self) -> dict[str, Limit]:
@@ -220,7 +327,8 @@ class Host:
         """
         if self.kernel_log_override is not None:
             return list(self.kernel_log_override)
-        lines = read_kmsg(self._map("/dev/kmsg"))
+        kmsg = self._local("/dev/kmsg")
+        lines = None if kmsg is None else read_kmsg(kmsg)
         if self.record and lines is not None:
             # A recording Host answers every later call with these lines, as a profile does.
             self.kernel_log_override = lines

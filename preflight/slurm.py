@@ -162,6 +162,8 @@ def run_bounded(argv: Sequence[str], timeout_s: float) -> CallResult:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            encoding="utf-8",
+            errors="replace",  # a node name or reason in another encoding is no traceback
             start_new_session=True,
         )
     except OSError as exc:

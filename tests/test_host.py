@@ -98,10 +98,11 @@ def test_permission_error_becomes_host_read_error(
 ) -> None:
     """EACCES as an unprivileged reader sees it, simulated so it also runs as root."""
 
-    def denied(path: str, mode: str = "r") -> None:
+    def denied(path: str, flags: int, mode: int = 0o777) -> None:
         raise PermissionError(13, "Permission denied", path)
 
-    monkeypatch.setattr("preflight.host.open", denied, raising=False)
+    # A sysroot's files are opened with os.open (O_NOFOLLOW), a live host's with open().
+    monkeypatch.setattr("preflight.host.os.open", denied)
     with pytest.raises(HostReadError) as exc:
         make_host(sysroot).read_bytes(f"{DEV}/config")
     assert exc.value.path == f"{DEV}/config"

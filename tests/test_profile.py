@@ -227,7 +227,7 @@ def test_validate_accepts_good_shapes() -> None:
     validate(
         {
             "files": {"/a": "text", "/b": {"hex": "01 02"}, "/c": {"hex": "", "size": 4}},
-            "symlinks": {"/l": "../x"},
+            "symlinks": {"/d/l": "../x"},
             "limits": {"memlock": ["unlimited", "unlimited"], "nofile": [1024, 4096]},
             "statvfs": {"/dev/shm": {"size_bytes": 10}},
             "kernel_log": [],
@@ -304,27 +304,25 @@ def test_materialize_symlinks(tmp_path: Path) -> None:
     assert resolved == (root / "sys/bus/pci/drivers/nvidia").resolve()
 
 
-def test_materialize_absolute_symlink_under_symlinked_dir(tmp_path: Path) -> None:
+def test_materialize_refuses_entries_below_a_symlink(tmp_path: Path) -> None:
+    """A link-then-file pair would write through the link: refused before anything is made."""
     root = tmp_path / "root"
     root.mkdir()
-    materialize(
-        {
-            "files": {"/x/f": "f", "/target/t": "t"},
-            "symlinks": {"/s/a/b/c/d": "/x", "/s/a/b/c/d/link": "/target"},
-        },
-        str(root),
-    )
-    link = root / "x/link"  # where the kernel puts it: /s/a/b/c/d is /x
-    assert link.is_symlink()
-    resolved = link.resolve()
-    assert resolved.is_relative_to(root.resolve())
-    assert (link / "t").read_text() == "t"
+    with pytest.raises(ProfileError, match="lies below the link '/s/a/b/c/d'"):
+        materialize(
+            {
+                "files": {"/x/f": "f", "/target/t": "t"},
+                "symlinks": {"/s/a/b/c/d": "/x", "/s/a/b/c/d/link": "/target"},
+            },
+            str(root),
+        )
+    assert list(root.iterdir()) == []
 
 
 def test_materialize_symlink_collision(tmp_path: Path) -> None:
     root = tmp_path / "root"
     root.mkdir()
-    with pytest.raises(ProfileError, match="collides"):
+    with pytest.raises(ProfileError, match="both a file and a symlink"):
         materialize({"files": {"/sys/a": "x"}, "symlinks": {"/sys/a": "b"}}, str(root))
 
 

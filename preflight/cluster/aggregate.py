@@ -19,6 +19,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 
+from preflight import safeio
 from preflight.cluster.record import NodeRecord, ReportError, parse
 from preflight.cluster.rules import FactRule, mask
 from preflight.cluster.sources import Item
@@ -65,10 +66,11 @@ def _read(item: Item) -> bytes:
     if item.data is not None:
         return item.data
     try:
-        with open(item.source, "rb") as f:
-            return f.read()
+        return safeio.read_regular(item.source, safeio.REPORT_MAX_BYTES)
     except OSError as exc:
         raise ReportError(f"cannot read: {exc.strerror or exc}") from None
+    except safeio.InputRefused as exc:
+        raise ReportError(f"cannot read: {exc}") from None
 
 
 @dataclass

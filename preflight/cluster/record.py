@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from preflight import safeio
 from preflight.cluster import fastparse
 from preflight.errors import ConfigError, UsageError
 from preflight.model import SCHEMA_VERSION, Scalar
@@ -53,10 +54,11 @@ def read_file(path: str) -> tuple[NodeRecord, dict[str, Scalar]]:
     """One report file named on the command line (--golden): a missing file is a usage error,
     a file that is no report a configuration error."""
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        data = safeio.read_regular(path, safeio.REPORT_MAX_BYTES)
     except OSError as exc:
         raise UsageError(f"{path}: {exc.strerror or exc}") from None
+    except safeio.InputRefused as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     try:
         return parse(data, path)
     except ReportError as exc:

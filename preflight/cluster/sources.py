@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO
 
+from preflight import safeio
 from preflight.errors import UsageError
 
 TAR_SUFFIXES = (".tar.gz", ".tgz", ".tar")
@@ -68,35 +69,61 @@ def _file(path: str) -> Iterator[Item]:
         yield from _tarball(path)
     elif path.endswith(LINES_SUFFIXES):
         try:
-            with open(path, "rb") as f:
+            with safeio.open_regular(path) as f:
                 yield from _lines(f, path)
         except OSError as exc:
             yield Item(path, error=f"cannot read: {exc.strerror or exc}")
+        except safeio.InputRefused as exc:
+            yield Item(path, error=f"cannot read: {exc}")
     else:
         yield Item(path)
 
 
 def _lines(stream: IO[bytes], name: str) -> Iterator[Item]:
-    """JSON lines: one compact report per line; blank lines are skipped."""
-    for number, line in enumerate(stream, 1):
-        if line.strip():
+    """JSON lines: one compact report per line; blank lines are skipped; a line longer than
+    a report may be is unreadable, and never held in memory whole."""
+    limit = safeio.REPORT_MAX_BYTES
+    for number, line in safeio.lines(stream, limit):
+        if line is None:
+            yield Item(
+                f"{name}:{number}", error=f"cannot read: longer than {safeio.size_text(limit)}"
+            )
+        elif line.strip():
             yield Item(f"{name}:{number}", data=line)
 
 
 def _tarball(path: str) -> Iterator[Item]:
-    """Report members of a tar archive (compressed or not), read as a stream."""
+    """Report members of a tar archive (plain or gzip), read as a stream: memory stays bounded
+    by one report, a larger member is unreadable. gzip expands at most 1032x, so a 1 MB bomb
+    is at most 1 GB to stream through (about a second); bz2 and xz, which expand without such
+    a bound, are refused."""
+    limit = safeio.REPORT_MAX_BYTES
     try:
-        with tarfile.open(path, "r|*") as tar:
-            for member in tar:
-                if not member.isfile() or not member.name.endswith((".json", *LINES_SUFFIXES)):
-                    continue
-                f = tar.extractfile(member)
-                if f is None:
-                    continue
-                where = f"{path}:{member.name}"
-                if member.name.endswith(LINES_SUFFIXES):
-                    yield from _lines(f, where)
-                else:
-                    yield Item(where, data=f.read())
+        with safeio.open_regular(path) as raw:
+            magic = raw.read(3)
+            raw.seek(0)
+            if magic[:3] in (b"BZh", b"\xfd7z"):
+                yield Item(path, error="cannot read the archive: only plain and gzip tarballs")
+                return
+            stream = safeio.GunzipStream(raw) if magic[:2] == b"\x1f\x8b" else raw
+            with tarfile.open(fileobj=stream, mode="r|") as tar:  # type: ignore[call-overload]
+                for member in tar:
+                    if not member.isfile() or not member.name.endswith((".json", *LINES_SUFFIXES)):
+                        continue
+                    where = f"{path}:{member.name}"
+                    if member.name.endswith(".json") and member.size > limit:
+                        yield Item(
+                            where, error=f"cannot read: larger than {safeio.size_text(limit)}"
+                        )
+                        continue
+                    f = tar.extractfile(member)
+                    if f is None:
+                        continue
+                    if member.name.endswith(LINES_SUFFIXES):
+                        yield from _lines(f, where)
+                    else:
+                        yield Item(where, data=f.read())
     except (OSError, tarfile.TarError, EOFError) as exc:
+        yield Item(path, error=f"cannot read the archive: {exc}")
+    except safeio.InputRefused as exc:
         yield Item(path, error=f"cannot read the archive: {exc}")
