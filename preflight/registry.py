@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fnmatch
 import importlib
 import inspect
+import math
 import pkgutil
 import re
 import types
@@ -87,6 +89,12 @@ def _default(f: dataclasses.Field[Any]) -> Any:
     return None
 
 
+def _short(value: Any) -> str:
+    """A value for an error message, bounded (a hostile --set may be megabytes long)."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def coerce(value: Any, hint: Any, where: str) -> Any:
     """Convert a TOML or --set value to a parameter's declared type, or raise ConfigError."""
     origin = typing.get_origin(hint)
@@ -120,25 +128,31 @@ def coerce(value: Any, hint: Any, where: str) -> Any:
             return False
         raise ConfigError(f"{where}: expected true or false, got {value!r}")
     if hint is int:
-        if isinstance(value, bool):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
-        if isinstance(value, int):
-            return value
-        if isinstance(value, str):
-            try:
-                return int(value, 0)
-            except ValueError:
-                pass
-        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        number: int | None = None
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        elif isinstance(value, str) and len(value) <= 32:
+            with contextlib.suppress(ValueError):
+                number = int(value, 0)
+        if number is None:
+            raise ConfigError(f"{where}: expected an integer, got {_short(value)}")
+        # A threshold or a count: what fits a 64-bit counter (sysfs counters are u64).
+        if not -(2**63) <= number < 2**64:
+            raise ConfigError(f"{where}: {_short(value)} is out of range for an integer setting")
+        return number
     if hint is float:
+        real: float | None = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise ConfigError(f"{where}: expected a number, got {value!r}")
+            with contextlib.suppress(OverflowError):
+                real = float(value)
+        elif isinstance(value, str) and len(value) <= 64:
+            with contextlib.suppress(ValueError):
+                real = float(value)
+        if real is None:
+            raise ConfigError(f"{where}: expected a number, got {_short(value)}")
+        if not math.isfinite(real):  # nan compares false with every threshold: a silent pass
+            raise ConfigError(f"{where}: expected a finite number, got {_short(value)}")
+        return real
     if hint is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)

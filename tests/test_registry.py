@@ -352,3 +352,26 @@ def test_discover_builtin_checks() -> None:
     all_ids = [s.id for s in reg]
     assert len(all_ids) == len(set(all_ids))
     assert all(ID_RE.match(i) for i in all_ids)
+
+
+@pytest.mark.parametrize(
+    ("value", "hint", "message"),
+    [
+        ("nan", float, "finite"),
+        ("inf", float, "finite"),
+        (float("-inf"), float, "finite"),
+        (10**400, float, "expected a number"),
+        ("x" * 10_000, float, "expected a number"),
+        ("1e400", int, "expected an integer"),
+        (2**64, int, "out of range"),
+        ("0x" + "f" * 40, int, "expected an integer"),
+    ],
+)
+def test_parameter_values_that_would_judge_nothing_are_refused(
+    value: object, hint: type, message: str
+) -> None:
+    # nan compares false with every threshold, and an unbounded number is no threshold: a
+    # `--set` or baseline value like that would make a check pass silently.
+    with pytest.raises(ConfigError, match=message) as info:
+        coerce(value, hint, "x.y")
+    assert len(str(info.value)) < 120  # a hostile value is not echoed whole
