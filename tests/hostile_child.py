@@ -280,9 +280,10 @@ def profiles_stay_inside(data: dict[str, Any]) -> None:
 
 
 # ------------------------------------------------------------------------------------- reports
-# Text without "[": rich markup in compare's table is escaped by another change (issue 10,
-# item 8); once it is in, "[/b]" belongs here.
-texts = st.text(st.characters(blacklist_characters="["), max_size=8)
+# Node text with rich markup and terminal escapes mixed in: compare prints it literally.
+texts = st.one_of(
+    st.text(max_size=8), st.sampled_from(["[/b]", "[node7]", "\x1b]0;x\x07", "[bold red]x"])
+)
 scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), texts)
 values = st.recursive(
     scalars,
