@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -222,9 +223,10 @@ def test_workers_never_import_from_the_working_directory(
     hostile = tmp_path / "cwd" / "multiprocessing"
     hostile.mkdir(parents=True)
     (hostile / "__init__.py").write_text(f"open({str(marker)!r}, 'w').write('imported')\n")
-    monkeypatch.setenv("PYTHONSAFEPATH", "")  # restored after the test; collect() sets it
+    monkeypatch.delenv("PYTHONSAFEPATH", raising=False)
     monkeypatch.chdir(hostile.parent)
     monkeypatch.setattr(aggregate, "BATCH", 2)
     fleet = collect(expand([str(fleet_dir)]), jobs=2)
     assert len(fleet.nodes) == 9
     assert not marker.exists(), "a worker imported multiprocessing from the working directory"
+    assert "PYTHONSAFEPATH" not in os.environ  # only the workers get it, not later children

@@ -144,6 +144,10 @@ def _example_registered(monkeypatch: pytest.MonkeyPatch) -> None:
         return registry.Registry([*found, *SPECS])
 
     monkeypatch.setattr(registry, "discover", discover)
+    # app binds the name at import: an earlier test may have imported it already.
+    import preflight.app as app
+
+    monkeypatch.setattr(app, "discover", discover)
 
 
 def test_mounts_pass_fail_and_escaped_names() -> None:

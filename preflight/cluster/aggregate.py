@@ -9,6 +9,7 @@ compact arrays (4 bytes each), so time and memory grow linearly with the number 
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import sys
@@ -294,6 +295,20 @@ SAFE_SPAWN = sys.version_info >= (3, 11)
 (PYTHONSAFEPATH); on Python 3.10 reports are decoded in this process."""
 
 
+@contextlib.contextmanager
+def _safe_path_for_children() -> Iterator[None]:
+    """PYTHONSAFEPATH=1 in the environment while the block runs, then as it was."""
+    before = os.environ.get("PYTHONSAFEPATH")
+    os.environ["PYTHONSAFEPATH"] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["PYTHONSAFEPATH"]
+        else:
+            os.environ["PYTHONSAFEPATH"] = before
+
+
 def default_jobs() -> int:
     """Worker processes: the CPUs this process may run on, at most 8."""
     try:
@@ -353,10 +368,13 @@ def _in_workers(
     count = 0
     # A spawned worker starts as `python -c …`, which puts the working directory first on
     # sys.path before it imports multiprocessing: a `multiprocessing/` folder wherever root runs
-    # `compare` would run as root. PYTHONSAFEPATH (Python 3.11+) keeps it off; the workers
-    # inherit it from this environment, and nothing else this process starts needs the cwd.
-    os.environ["PYTHONSAFEPATH"] = "1"
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+    # `compare` would run as root. PYTHONSAFEPATH (Python 3.11+) keeps it off. The workers are
+    # all started by the first submit (spawn never starts them on demand), so the variable is
+    # set for this block only and nothing else this process starts inherits it.
+    with (
+        _safe_path_for_children(),
+        ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool,
+    ):
         pending: set[Future[Partial]] = set()
         for batch in batches:
             count += len(batch)
