@@ -147,6 +147,13 @@ def run(
     bench_nproc: Annotated[
         int | None, typer.Option(help="With --bench: ranks to start (default one per GPU).")
     ] = None,
+    level: Annotated[
+        int,
+        typer.Option(
+            help="Depth: 1 reads the node's state (seconds), 2 adds the short active GPU tests "
+            "(about 2 minutes), 3 the deep ones (DCGM r3, a long burn). --only selects any tier."
+        ),
+    ] = 1,
 ) -> None:
     """Run the checks on this node (or on a mocked profile) and report pass/warn/fail."""
     from preflight.app import RunOptions, execute, parse_env_options
@@ -164,6 +171,9 @@ def run(
         raise typer.Exit(ExitCode.USAGE)
     if nvml_timeout <= 0:
         typer.echo("preflight: error: --nvml-timeout must be positive", err=True)
+        raise typer.Exit(ExitCode.USAGE)
+    if level not in (1, 2, 3):
+        typer.echo(f"preflight: error: --level must be 1, 2 or 3, got {level}", err=True)
         raise typer.Exit(ExitCode.USAGE)
     if (dry_run and not (slurm_drain or slurm_resume)) or slurm_timeout <= 0:
         typer.echo(
@@ -186,6 +196,7 @@ def run(
             bench=bench,
             bench_backend=bench_backend,
             bench_nproc=bench_nproc,
+            level=level,
         )
         report = execute(options)
     except PreflightError as exc:
@@ -286,6 +297,7 @@ def list_checks(
                 "title": s.title,
                 "tags": list(s.tags),
                 "needs": list(s.needs),
+                "tier": s.tier,
                 "params": s.defaults(),
             }
             for s in registry
@@ -293,11 +305,11 @@ def list_checks(
         typer.echo(json.dumps(rows, indent=2, default=list))
         return
     table = Table(show_lines=False)
-    for col in ("Check", "Title", "Tags", "Needs", "Parameters (defaults)"):
+    for col in ("Check", "Tier", "Title", "Tags", "Needs", "Parameters (defaults)"):
         table.add_column(col, overflow="fold")
     for s in registry:
         params = ", ".join(f"{k}={v!r}" for k, v in s.defaults().items())
-        table.add_row(s.id, s.title, ",".join(s.tags), ",".join(s.needs), params)
+        table.add_row(s.id, str(s.tier), s.title, ",".join(s.tags), ",".join(s.needs), params)
     Console(width=160).print(table)
 
 
@@ -316,7 +328,10 @@ def explain(check_id: Annotated[str, typer.Argument(help="A check id, e.g. pcie.
         raise _fail(exc) from None
     console = Console(width=100)
     console.print(f"[bold]{spec.id}[/bold] — {spec.title}")
-    console.print(f"tags: {', '.join(spec.tags) or '-'}   needs: {', '.join(spec.needs) or '-'}\n")
+    console.print(
+        f"tags: {', '.join(spec.tags) or '-'}   needs: {', '.join(spec.needs) or '-'}   "
+        f"tier: {spec.tier} (runs with `preflight run --level {spec.tier}` or deeper)\n"
+    )
     console.print(Markdown(spec.doc))
     defaults = spec.defaults()
     if defaults:
