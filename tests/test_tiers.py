@@ -60,14 +60,14 @@ def test_skip_applies_at_every_level(registry: Registry) -> None:
 def test_builtin_active_checks_are_deeper_than_level_1() -> None:
     tiers = {s.id: s.tier for s in discover(include_plugins=False)}
     assert tiers["gpu.copy_bandwidth"] == tiers["gpu.gemm"] == tiers["gpu.p2p_bandwidth"] == 2
-    assert tiers["gpu.burn"] == 2 and tiers["dcgm.diag"] == 3
+    assert tiers["gpu.burn"] == 2
     assert tiers["pcie.link"] == 1
 
 
 def test_run_at_level_1_leaves_active_checks_out() -> None:
     result = cli("run", "--profile", "dgx-h100", "--format", "json")
     ran = {r["id"] for r in json.loads(result.stdout)["results"]}
-    assert "pcie.link" in ran and "gpu.gemm" not in ran and "dcgm.diag" not in ran
+    assert "pcie.link" in ran and "gpu.gemm" not in ran and "gpu.burn" not in ran
 
 
 @pytest.mark.parametrize("bad", ["0", "4", "-1"])
@@ -77,7 +77,7 @@ def test_run_rejects_an_unknown_level(bad: str) -> None:
 
 def test_list_shows_each_checks_tier() -> None:
     rows = {r["id"]: r for r in json.loads(cli("list", "--format", "json").stdout)}
-    assert rows["pcie.link"]["tier"] == 1 and rows["dcgm.diag"]["tier"] == 3
+    assert rows["pcie.link"]["tier"] == 1 and rows["gpu.burn"]["tier"] == 2
     table = cli("list").stdout
     assert "Tier" in table
     line = next(x for x in table.splitlines() if "gpu.gemm" in x)

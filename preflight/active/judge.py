@@ -87,7 +87,7 @@ def _figures(
                     subject,
                     Status.FAIL,
                     f"{v:.4g} {unit}, expected >= {limit[0]:.4g} {unit} ({limit[1]})",
-                    (Evidence(SOURCE, f"{v:.2f} {unit}", f">= {limit[0]:.1f} {unit}"),),
+                    (Evidence(SOURCE, f"{v:.4g} {unit}", f">= {limit[0]:.4g} {unit}"),),
                 )
             )
         elif run.name in slow:
@@ -101,20 +101,20 @@ def _figures(
                     (
                         Evidence(
                             SOURCE,
-                            f"{v:.2f} {unit}",
-                            f">= {med * (1 - tolerance):.1f} {unit} (node median {med:.1f})",
+                            f"{v:.4g} {unit}",
+                            f">= {med * (1 - tolerance):.4g} {unit} (node median {med:.4g})",
                         ),
                     ),
                 )
             )
         else:
-            expected = f">= {limit[0]:.1f} {unit}" if limit else "no floor; near the node median"
+            expected = f">= {limit[0]:.4g} {unit}" if limit else "no floor; near the node median"
             out.append(
                 Finding(
                     subject,
                     Status.PASS,
-                    f"{v:.1f} {unit}",
-                    (Evidence(SOURCE, f"{v:.2f} {unit}", expected),),
+                    f"{v:.4g} {unit}",
+                    (Evidence(SOURCE, f"{v:.4g} {unit}", expected),),
                 )
             )
     return out
