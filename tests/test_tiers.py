@@ -60,7 +60,7 @@ def test_skip_applies_at_every_level(registry: Registry) -> None:
 def test_builtin_active_checks_are_deeper_than_level_1() -> None:
     tiers = {s.id: s.tier for s in discover(include_plugins=False)}
     assert tiers["gpu.copy_bandwidth"] == tiers["gpu.gemm"] == tiers["gpu.p2p_bandwidth"] == 2
-    assert tiers["gpu.burn"] == 2
+    assert tiers["gpu.burn"] == 2 and tiers["dcgm.diag"] == 3
     assert tiers["pcie.link"] == 1
 
 

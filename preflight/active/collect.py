@@ -20,6 +20,7 @@ from typing import Any
 
 from preflight.active import hooks
 from preflight.active.child import ChildFailure, ChildRecord, run_worker
+from preflight.active.dcgm import DcgmRun, DcgmUnavailable, run_diag
 from preflight.inventory import Inventory
 
 MEASURED, SKIPPED, UNAVAILABLE = "measured", "skipped", "unavailable"
@@ -51,6 +52,7 @@ class ActiveOutcome:
     nvml_samples: tuple[dict[str, Any], ...] = ()
     nvml_problems: tuple[str, ...] = ()
     duration_s: float = 0.0
+    dcgm: DcgmRun | DcgmUnavailable | None = None  # dcgmi diag's answer (test "dcgm")
 
 
 @dataclass
@@ -95,6 +97,8 @@ def devices(inv: Inventory) -> tuple[str, list[str]] | str:
 
 def collect(test: str, params: Any, inv: Inventory) -> ActiveOutcome:
     """Run `test` on every device as params say (timeout_s bounds every worker)."""
+    if test == "dcgm":
+        return collect_dcgm(params, inv)
     planned = devices(inv)
     if isinstance(planned, str):
         return ActiveOutcome(test, SKIPPED, planned)
@@ -124,6 +128,21 @@ def collect(test: str, params: Any, inv: Inventory) -> ActiveOutcome:
     return ActiveOutcome(
         test, MEASURED, "", kind, runs, samples, problems, time.monotonic() - start
     )
+
+
+def collect_dcgm(params: Any, inv: Inventory) -> ActiveOutcome:
+    """`dcgmi diag -r params.level -j`, bounded by params.timeout_s (a stand-in named by the
+    test-only PREFLIGHT_ACTIVE_TEST_DCGMI runs on any machine)."""
+    env = inv.host.env
+    standin = env.get(hooks.DCGMI) or None
+    if standin is None:
+        if not inv.host.is_live:
+            return ActiveOutcome("dcgm", SKIPPED, PROFILE_SKIP)
+        if not inv.pci.gpus():
+            return ActiveOutcome("dcgm", SKIPPED, NO_GPU)
+    start = time.monotonic()
+    answer = run_diag(int(params.level), float(params.timeout_s), standin)
+    return ActiveOutcome("dcgm", MEASURED, duration_s=time.monotonic() - start, dcgm=answer)
 
 
 def _run(index: int, name: str, result: ChildRecord | ChildFailure) -> GpuRun:

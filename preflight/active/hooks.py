@@ -10,6 +10,8 @@ checksum comparison run for real on a machine without a GPU:
   region: a slow GPU among fast peers. "I+J:S" slows only the pair I→J of the P2P test.
 - PREFLIGHT_ACTIVE_TEST_CORRUPT="I"  device I flips one bit of its GEMM output before hashing:
   silent data corruption.
+- PREFLIGHT_ACTIVE_TEST_DCGMI=PATH  run this program instead of `dcgmi` (tests: the stand-in
+  tests/standins/dcgmi replays real outputs), even on a machine or profile without GPUs.
 - PREFLIGHT_ACTIVE_TEST_HANG="I:TEST"  device I's worker hangs (sleeps, deaf to SIGTERM) at the
   start of TEST (copy, p2p, gemm, burn): a wedged GPU that the deadline must abandon.
 """
@@ -24,6 +26,7 @@ DEVICES = "PREFLIGHT_ACTIVE_TEST_DEVICES"
 SLOW = "PREFLIGHT_ACTIVE_TEST_SLOW"
 CORRUPT = "PREFLIGHT_ACTIVE_TEST_CORRUPT"
 HANG = "PREFLIGHT_ACTIVE_TEST_HANG"
+DCGMI = "PREFLIGHT_ACTIVE_TEST_DCGMI"
 MAX_TEST_DEVICES = 8
 
 

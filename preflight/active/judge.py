@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from preflight.active.collect import SKIPPED, UNAVAILABLE, ActiveOutcome, GpuRun
+from preflight.active.dcgm import DcgmRun, DcgmUnavailable, by_gpu
 from preflight.model import Evidence, Finding, Status, Verdict
 
 SOURCE = "preflight active worker"
@@ -285,3 +286,36 @@ def judge_burn(o: ActiveOutcome, min_tflops: float, tolerance: float) -> Verdict
 def _cpu(o: ActiveOutcome) -> str:
     took = f"; measured in {o.duration_s:.1f} s"
     return took + (" (test-only CPU device: figures mean nothing)" if o.kind == "cpu" else "")
+
+
+def judge_dcgm(o: ActiveOutcome, names: Mapping[int, str]) -> Verdict:
+    """dcgmi's results per GPU: any fail fails the GPU, a warning warns; could-not-run is SKIP
+    (not installed, no host engine, GPUs in use) or ERROR (timeout, unreadable output)."""
+    answer = o.dcgm
+    if isinstance(answer, DcgmUnavailable):
+        if answer.kind in ("missing", "engine", "in_use"):
+            return Verdict.skip(answer.reason)
+        return Verdict(Status.ERROR, answer.reason)
+    if not isinstance(answer, DcgmRun) or not answer.results:
+        return Verdict(Status.ERROR, "dcgmi diag returned no result")
+    findings = []
+    for gpu, results in sorted(
+        by_gpu(answer.results).items(), key=lambda kv: (kv[0] is None, kv[0] or 0)
+    ):
+        subject = "all GPUs" if gpu is None else names.get(gpu, f"GPU{gpu}")
+        for status, word in ((Status.FAIL, "fail"), (Status.WARN, "warn"), (Status.PASS, "pass")):
+            hit = [r for r in results if r.status == word]
+            if hit:
+                tests = ", ".join(dict.fromkeys(r.test for r in hit))
+                detail = next((r.detail for r in hit if r.detail), "")
+                message = f"{word}: {tests}" + (f" ({detail})" if detail and word != "pass" else "")
+                source = f"dcgmi diag {answer.version}".strip()
+                findings.append(
+                    Finding(subject, status, message, (Evidence(source, word, "pass"),))
+                )
+                break
+    return Verdict.from_findings(
+        findings,
+        ok=f"DCGM diagnostic {answer.version} passed on {len(findings)} subjects",
+        empty="every DCGM test was skipped",
+    )
