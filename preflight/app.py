@@ -37,7 +37,7 @@ class RunOptions:
     bench: bool = False  # run the all-reduce benchmark for the bench.* checks
     bench_backend: str | None = None
     bench_nproc: int | None = None
-    level: int = 1  # checks of tier <= level run (--only selects from every tier)
+    level: int = 1  # checks of tier <= level run, and deeper ones --only names by id
 
 
 def parse_env_options(items: Sequence[str]) -> dict[str, str]:

@@ -151,7 +151,8 @@ def run(
         int,
         typer.Option(
             help="Depth: 1 reads the node's state (seconds), 2 adds the short active GPU tests "
-            "(about 2 minutes), 3 the deep ones (DCGM r3, a long burn). --only selects any tier."
+            "(about 2 minutes), 3 the deep ones (DCGM r3, a long burn). --only ID runs that check "
+            "at any level."
         ),
     ] = 1,
 ) -> None:

@@ -221,7 +221,7 @@ class Registry:
 
         Patterns are ids, globs (`pcie.*`) or tags (`tag:gpu`); a pattern that matches nothing
         is a usage error, so a typo never silently runs zero checks. `level` keeps the checks
-        of tier ≤ level, except that --only selects from every tier: naming a check runs it.
+        of tier ≤ level, and the deeper ones --only names by id (a glob or tag keeps the level).
         """
         for pattern in [*only, *skip]:
             if not self._matching(pattern):
@@ -229,8 +229,8 @@ class Registry:
                     f"no check matches {pattern!r}" + did_you_mean(pattern, self.specs)
                 )
         chosen = [s for s in self if not only or any(self._match(s, p) for p in only)]
-        if level is not None and not only:
-            chosen = [s for s in chosen if s.tier <= level]
+        if level is not None:  # a deeper check runs only when --only names its id
+            chosen = [s for s in chosen if s.tier <= level or s.id in only]
         return [s for s in chosen if not any(self._match(s, p) for p in skip)]
 
     def _matching(self, pattern: str) -> list[CheckSpec[Any]]:

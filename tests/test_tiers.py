@@ -48,9 +48,14 @@ def test_level_selects_tiers_up_to_it(registry: Registry, level: int, expected: 
     assert ids(registry.select(level=level)) == expected
 
 
-def test_only_selects_a_deeper_check_at_level_1(registry: Registry) -> None:
+def test_only_naming_a_deeper_check_selects_it_at_level_1(registry: Registry) -> None:
     assert ids(registry.select(only=["dcgm.r3"], level=1)) == ["dcgm.r3"]
-    assert ids(registry.select(only=["gpu.*"], level=1)) == ["gpu.copy", "gpu.gemm"]
+    assert ids(registry.select(only=["gpu.copy", "pcie.*"], level=1)) == ["gpu.copy", "pcie.link"]
+
+
+def test_a_glob_or_tag_keeps_the_level(registry: Registry) -> None:
+    assert ids(registry.select(only=["gpu.*", "pcie.*"], level=1)) == ["pcie.link"]
+    assert ids(registry.select(only=["gpu.*"], level=2)) == ["gpu.copy", "gpu.gemm"]
 
 
 def test_skip_applies_at_every_level(registry: Registry) -> None:
