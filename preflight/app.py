@@ -37,6 +37,7 @@ class RunOptions:
     bench: bool = False  # run the all-reduce benchmark for the bench.* checks
     bench_backend: str | None = None
     bench_nproc: int | None = None
+    level: int = 1  # checks of tier <= level run, and deeper ones --only names by id
 
 
 def parse_env_options(items: Sequence[str]) -> dict[str, str]:
@@ -89,7 +90,7 @@ def execute(
     registry = registry or discover()
     started = dt.datetime.now(dt.timezone.utc)
     t0 = time.monotonic()
-    selected = registry.select(options.only, options.skip)
+    selected = registry.select(options.only, options.skip, options.level)
     check_bench_options(options.bench, options.bench_backend, options.bench_nproc)
     selected = bench_selection(selected, registry, options.bench, options.only, options.skip)
     overrides = parse_set_options(options.sets, registry)
@@ -106,6 +107,9 @@ def execute(
         from preflight.bench.node import measure_planned
 
         measure_planned(plan, inv, options.bench_backend, options.bench_nproc)
+    from preflight.active.collect import collect_planned  # imports no torch: the workers do
+
+    collect_planned(plan, inv)
     results = run_checks(
         plan,
         inv,

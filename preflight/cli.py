@@ -278,6 +278,14 @@ def run(
         int | None,
         typer.Option(parser=RANKS, help="With --bench: ranks to start (default one per GPU)."),
     ] = None,
+    level: Annotated[
+        int,
+        typer.Option(
+            help="Depth: 1 reads the node's state (seconds), 2 adds the short active GPU tests "
+            "(about 2 minutes), 3 the deep ones (DCGM r3, a long burn). --only ID runs that check "
+            "at any level."
+        ),
+    ] = 1,
 ) -> None:
     """Run the checks on this node (or on a mocked profile) and report pass/warn/fail.
 
@@ -295,6 +303,8 @@ def run(
         raise _usage(f"unknown --format {fmt!r} (choose from {', '.join(FORMATS)})")
     if dry_run and not (slurm_drain or slurm_resume):
         raise _usage("--dry-run needs --slurm-drain or --slurm-resume")
+    if level not in (1, 2, 3):
+        raise _usage(f"--level must be 1, 2 or 3, got {level}")
     to_stdout = output is None or str(output) == STDOUT
     with interrupts.watching() as watch:
         options = RunOptions(
@@ -310,6 +320,7 @@ def run(
             bench=bench,
             bench_backend=bench_backend,
             bench_nproc=bench_nproc,
+            level=level,
         )
         try:
             report = execute(options)
@@ -426,6 +437,7 @@ def list_checks(
                 "title": s.title,
                 "tags": list(s.tags),
                 "needs": list(s.needs),
+                "tier": s.tier,
                 "params": s.defaults(),
             }
             for s in registry
@@ -433,7 +445,7 @@ def list_checks(
         typer.echo(json.dumps(rows, indent=2, default=list))
         return
     table = Table(show_lines=False)
-    for col in ("Check", "Title", "Tags", "Needs", "Parameters (defaults)"):
+    for col in ("Check", "Tier", "Title", "Tags", "Needs", "Parameters (defaults)"):
         table.add_column(col, overflow="fold")
     for s in registry:
         params = ", ".join(f"{k}={v!r}" for k, v in s.defaults().items())

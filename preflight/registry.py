@@ -29,6 +29,9 @@ CAPABILITIES = ("root", "gpu", "nic", "nvml")
 """What a check may need: root (full PCI config space), GPUs or RDMA NICs present on the node,
 NVML answering (collected in a child process; implies GPUs)."""
 
+TIERS = (1, 2, 3)
+"""Check depths: 1 static state, 2 short active tests, 3 deep tests (see CheckSpec.tier)."""
+
 P = TypeVar("P")
 
 
@@ -50,6 +53,10 @@ class CheckSpec(Generic[P]):
     final: bool = False
     """Runs after every other check, so it can compare a sample the runner took at the start of
     the run (Inventory.open_window) with the node's state at the end (error counters)."""
+    tier: int = 1
+    """The depth that runs it: 1 reads state (seconds), 2 adds active tests that fit a job
+    prolog (about 2 minutes for 8 GPUs), 3 adds deep tests (minutes). `run --level N` selects
+    tiers up to N."""
 
     @property
     def doc(self) -> str:
@@ -168,6 +175,7 @@ def check(
     needs: Sequence[str] = (),
     params: type[Any] = NoParams,
     final: bool = False,
+    tier: int = 1,
 ) -> Callable[[Callable[[Inventory, Any], Verdict]], CheckSpec[Any]]:
     """Declare a check. The decorated function's docstring is its user documentation."""
     if not ID_RE.match(id):
@@ -177,6 +185,8 @@ def check(
             raise ValueError(f"check {id}: unknown capability {need!r}")
     if not dataclasses.is_dataclass(params):
         raise TypeError(f"check {id}: params must be a dataclass")
+    if tier not in TIERS:
+        raise ValueError(f"check {id}: tier must be one of {TIERS}, got {tier!r}")
 
     def wrap(func: Callable[[Inventory, Any], Verdict]) -> CheckSpec[Any]:
         return CheckSpec(
@@ -187,6 +197,7 @@ def check(
             params=params,
             func=func,
             final=final,
+            tier=tier,
         )
 
     return wrap
@@ -217,11 +228,14 @@ class Registry:
                 f"unknown check id {check_id!r}" + did_you_mean(check_id, self.specs)
             ) from None
 
-    def select(self, only: Sequence[str] = (), skip: Sequence[str] = ()) -> list[CheckSpec[Any]]:
+    def select(
+        self, only: Sequence[str] = (), skip: Sequence[str] = (), level: int | None = None
+    ) -> list[CheckSpec[Any]]:
         """Checks matching any --only pattern (all when none) and no --skip pattern.
 
         Patterns are ids, globs (`pcie.*`) or tags (`tag:gpu`); a pattern that matches nothing
-        is a usage error, so a typo never silently runs zero checks.
+        is a usage error, so a typo never silently runs zero checks. `level` keeps the checks
+        of tier ≤ level, and the deeper ones --only names by id (a glob or tag keeps the level).
         """
         for pattern in [*only, *skip]:
             if not self._matching(pattern):
@@ -229,6 +243,8 @@ class Registry:
                     f"no check matches {pattern!r}" + did_you_mean(pattern, self.specs)
                 )
         chosen = [s for s in self if not only or any(self._match(s, p) for p in only)]
+        if level is not None:  # a deeper check runs only when --only names its id
+            chosen = [s for s in chosen if s.tier <= level or s.id in only]
         return [s for s in chosen if not any(self._match(s, p) for p in skip)]
 
     def _matching(self, pattern: str) -> list[CheckSpec[Any]]:

@@ -58,6 +58,12 @@ CONTRACTS = (
         "the benchmark is a measurement; a check reads its result",
     ),
     Contract(
+        "active tests do not know checks",
+        "active",
+        f"registry checks runner output {UPPER}",
+        "the workers measure and the judges take plain records; the gpu.* checks read them",
+    ),
+    Contract(
         "profile is a source",
         "profile",
         f"registry checks runner inventory {UPPER}",

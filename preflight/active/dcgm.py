@@ -1,0 +1,199 @@
+"""`dcgmi diag -r N -j`: run it time-boxed and parse its JSON into per-test, per-GPU results.
+
+dcgmi talks to the DCGM host engine (nv-hostengine), which runs the diagnostic (nvvs). Two JSON
+shapes exist: DCGM 3.x puts everything under "DCGM GPU Diagnostic" → test_categories → tests →
+results with "gpu_ids" (a number, or "0,1,2" for the deployment checks); DCGM 4.x uses the root
+"DCGM Diagnostic" and results with "entity_group"/"entity_id" (NVIDIA DCGM 4.0 release notes,
+"breaking changes"). dcgmi's exit status is the negative dcgmReturn_t as an unsigned byte
+(NVIDIA/DCGM issue #158: 226 = DCGM_ST_NVVS_ERROR −30; dcgm_structs.h: DCGM_ST_IN_USE −34 → 222).
+
+"Could not run" (not installed, no host engine, GPUs in use, timeout) is never a hardware
+failure: it comes back as a DcgmUnavailable with the reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+EXIT_IN_USE = 256 - 34  # DCGM_ST_IN_USE: the GPUs are in use by another client or process
+EXIT_CONNECTION = 256 - 6  # DCGM_ST_CONNECTION_NOT_VALID: no host engine to talk to
+MAX_OUTPUT = 32 << 20
+STATUSES = {"pass": "pass", "fail": "fail", "warn": "warn", "skip": "skip", "not run": "skip"}
+
+
+@dataclass(frozen=True)
+class DcgmResult:
+    """One test's verdict on one GPU (gpu None: a result for the whole group)."""
+
+    category: str
+    test: str
+    gpu: int | None
+    status: str  # pass, fail, warn, skip
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class DcgmRun:
+    version: str
+    results: tuple[DcgmResult, ...]
+
+
+@dataclass(frozen=True)
+class DcgmUnavailable:
+    """dcgmi could not judge the GPUs: `kind` is missing, engine, in_use, timeout or error."""
+
+    kind: str
+    reason: str
+
+
+class DcgmParseError(ValueError):
+    pass
+
+
+def _status(raw: Any) -> str:
+    text = str(raw or "").strip().lower()
+    if text not in STATUSES:
+        raise DcgmParseError(f"unknown status {raw!r}")
+    return STATUSES[text]
+
+
+def _gpus(result: Mapping[str, Any]) -> list[int | None]:
+    if "entity_id" in result:
+        group = str(result.get("entity_group", "GPU")).upper()
+        eid = result["entity_id"]
+        if not isinstance(eid, int) or isinstance(eid, bool):
+            raise DcgmParseError(f"bad entity id {eid!r}")
+        return [eid] if group == "GPU" else []
+    raw = result.get("gpu_ids", result.get("gpu_id"))
+    if isinstance(raw, bool):
+        raise DcgmParseError(f"bad gpu id {raw!r}")
+    if isinstance(raw, int):
+        return [raw]
+    if isinstance(raw, str):
+        parts = [p.strip() for p in raw.split(",") if p.strip()]
+        if parts and all(p.isdigit() and len(p) < 5 for p in parts):
+            return [int(p) for p in parts]
+    if raw is None:
+        return [None]
+    raise DcgmParseError(f"bad gpu id {raw!r}")
+
+
+def _items(value: Any) -> list[Any]:
+    """A JSON list, or nothing (a malformed section is left out, never iterated)."""
+    return value if isinstance(value, list) else []
+
+
+def _detail(result: Mapping[str, Any]) -> str:
+    texts = []
+    for key in ("warnings", "errors"):
+        for w in _items(result.get(key)):
+            if isinstance(w, Mapping):
+                texts.append(str(w.get("warning") or w.get("message") or w.get("error") or ""))
+            elif isinstance(w, str):
+                texts.append(w)
+    for key in ("warning", "info"):
+        value = result.get(key)
+        if isinstance(value, str):
+            texts.append(value)
+    return "; ".join(t.strip() for t in texts if t and t.strip())[:500]
+
+
+def parse(text: str) -> DcgmRun:
+    """The results in dcgmi's JSON (text before the first '{' is dropped: dcgmi may print a
+    warning line first). Raises DcgmParseError on anything else."""
+    start = text.find("{")
+    if start < 0:
+        raise DcgmParseError("no JSON object in the output")
+    try:
+        doc = json.loads(text[start:])
+    except ValueError as exc:
+        raise DcgmParseError(f"not JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise DcgmParseError("not a JSON object")
+    root = doc.get("DCGM GPU Diagnostic", doc.get("DCGM Diagnostic"))
+    if not isinstance(root, dict):
+        raise DcgmParseError("no 'DCGM GPU Diagnostic' or 'DCGM Diagnostic' object")
+    results: list[DcgmResult] = []
+    for category in _items(root.get("test_categories")):
+        if not isinstance(category, dict):
+            continue  # dcgmi 3.x writes null between entries
+        cat = str(category.get("category", ""))[:60]
+        for test in _items(category.get("tests")):
+            if not isinstance(test, dict):
+                continue
+            name = str(test.get("name", "?"))[:80]
+            for result in _items(test.get("results")):
+                if not isinstance(result, dict):
+                    continue
+                status = _status(result.get("status"))
+                for gpu in _gpus(result):
+                    results.append(DcgmResult(cat, name, gpu, status, _detail(result)))
+    meta = doc.get("metadata")
+    version = root.get("version") or (meta.get("version") if isinstance(meta, dict) else "") or ""
+    return DcgmRun(str(version)[:40], tuple(results))
+
+
+def run_diag(
+    level: int, timeout_s: float, dcgmi: str | None = None, env: Mapping[str, str] | None = None
+) -> DcgmRun | DcgmUnavailable:
+    """Run `dcgmi diag -r LEVEL -j` in its own process group; killed (the group) at timeout_s."""
+    path = dcgmi or shutil.which("dcgmi")
+    if not path:
+        return DcgmUnavailable("missing", "DCGM is not installed (no dcgmi on PATH)")
+    start = time.monotonic()
+    try:
+        proc = subprocess.Popen(
+            [path, "diag", "-r", str(level), "-j"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            env=dict(env) if env is not None else None,
+        )
+    except OSError as exc:
+        return DcgmUnavailable("error", f"cannot start {path}: {exc.strerror}")
+    try:
+        out, err = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(OSError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.communicate(timeout=0.5)
+        return DcgmUnavailable(
+            "timeout", f"dcgmi diag -r {level} did not finish within {timeout_s:g} s (killed)"
+        )
+    text = out[:MAX_OUTPUT].decode(errors="replace")
+    errtext = err[:65536].decode(errors="replace").strip()
+    both = f"{text}\n{errtext}"
+    if proc.returncode == EXIT_IN_USE or "DCGM_ST_IN_USE" in both or "are in use" in both:
+        return DcgmUnavailable(
+            "in_use", "the GPUs are in use (DCGM_ST_IN_USE): run it on an idle node"
+        )
+    if proc.returncode == EXIT_CONNECTION or "nable to establish a connection" in both:
+        return DcgmUnavailable("engine", "the DCGM host engine is not running (nv-hostengine)")
+    try:
+        run = parse(text)
+    except DcgmParseError as exc:
+        last = (errtext or text).strip().splitlines()[-1:] or [""]
+        return DcgmUnavailable(
+            "error",
+            f"dcgmi diag ended with status {proc.returncode} after "
+            f"{time.monotonic() - start:.0f} s and no readable result ({exc}): {last[0][:200]}",
+        )
+    return run
+
+
+def by_gpu(results: Sequence[DcgmResult]) -> dict[int | None, list[DcgmResult]]:
+    out: dict[int | None, list[DcgmResult]] = {}
+    for r in results:
+        out.setdefault(r.gpu, []).append(r)
+    return out

@@ -1,0 +1,222 @@
+"""dcgm.diag: dcgmi's JSON parsed on real outputs (tests/data/real/dcgm, ground truth in each
+file's SOURCE line), the process behaviour through the stand-in tests/standins/dcgmi (which
+replays those outputs; not a diagnostic), and a property test of the parser."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from preflight.active.collect import MEASURED, ActiveOutcome
+from preflight.active.dcgm import DcgmParseError, DcgmUnavailable, parse, run_diag
+from preflight.active.judge import judge_dcgm
+from preflight.app import RunOptions, execute
+from preflight.model import Status
+from tests.paths import DATA
+
+REAL = DATA / "real" / "dcgm"
+STANDIN = Path(__file__).parent / "standins" / "dcgmi"
+
+
+def real(name: str) -> str:
+    return (REAL / name).read_text()
+
+
+def test_v3_pass_with_banner_and_nulls() -> None:
+    run = parse(real("v3.1.0_8gpu_pass_nvvs-jsonresult-test.txt"))
+    assert run.version == "3.1.0"
+    assert len(run.results) == 10 * 8
+    assert {r.gpu for r in run.results} == set(range(8))
+    assert {r.status for r in run.results} == {"pass"}
+    assert {r.test for r in run.results if r.category == "Custom"} == {"software"}
+    verdict = judge_dcgm(ActiveOutcome("dcgm", MEASURED, dcgm=run), {0: "GPU0 0000:18:00.0"})
+    assert verdict.status is Status.PASS
+    assert verdict.summary == "DCGM diagnostic 3.1.0 passed on 8 subjects"
+
+
+def test_v4_test_object_from_issue_215() -> None:
+    text = real("v4_r3_diagnostic-test_8gpu_pass_dcgm-issue215.json")
+    test = json.loads(text[text.find("{") :])
+    doc = {"DCGM Diagnostic": {"test_categories": [{"category": "Hardware", "tests": [test]}]}}
+    run = parse(json.dumps(doc))
+    assert [(r.test, r.gpu, r.status) for r in run.results] == [
+        ("diagnostic", g, "pass") for g in range(8)
+    ]
+
+
+def test_v4_gb10_software_fail() -> None:
+    run = parse(real("v4.2.3_r1_gb10_software-fail_exit226.json"))
+    assert run.version == "4.2.3"
+    [result] = run.results
+    assert (result.category, result.test, result.gpu, result.status) == (
+        "Deployment",
+        "software",
+        0,
+        "fail",
+    )
+    assert result.detail.startswith("Persistence Mode: Persistence mode for GPU 0 is disabled")
+    verdict = judge_dcgm(ActiveOutcome("dcgm", MEASURED, dcgm=run), {0: "GPU0 0000:18:00.0"})
+    assert verdict.status is Status.FAIL
+    assert verdict.summary.startswith("GPU0 0000:18:00.0: fail: software (Persistence Mode:")
+
+
+@pytest.mark.parametrize("text", ["", "Error: could not open", "{not json", "[]", '{"x": 1}'])
+def test_not_a_result_document(text: str) -> None:
+    with pytest.raises(DcgmParseError):
+        parse(text)
+
+
+def test_unknown_status_is_not_read_as_pass() -> None:
+    doc = {
+        "DCGM Diagnostic": {
+            "test_categories": [
+                {
+                    "category": "c",
+                    "tests": [
+                        {
+                            "name": "t",
+                            "results": [
+                                {"entity_group": "GPU", "entity_id": 0, "status": "Inconclusive"}
+                            ],
+                        }
+                    ],
+                }
+            ]
+        }
+    }
+    with pytest.raises(DcgmParseError, match="unknown status"):
+        parse(json.dumps(doc))
+
+
+STATUS = st.sampled_from(["Pass", "PASS", "Fail", "Warn", "Skip", "Not Run"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.text(max_size=8), st.lists(st.tuples(st.integers(0, 15), STATUS), max_size=6)),
+        max_size=5,
+    ),
+    st.booleans(),
+)
+def test_parser_counts_every_result(
+    tests: list[tuple[str, list[tuple[int, str]]]], v4: bool
+) -> None:
+    def result(gpu: int, status: str) -> dict[str, Any]:
+        if v4:
+            return {"entity_group": "GPU", "entity_id": gpu, "status": status}
+        return {"gpu_ids": gpu, "status": status}
+
+    body = [{"name": n, "results": [result(g, s) for g, s in rs]} for n, rs in tests]
+    root = "DCGM Diagnostic" if v4 else "DCGM GPU Diagnostic"
+    run = parse(json.dumps({root: {"test_categories": [{"category": "c", "tests": body}]}}))
+    assert len(run.results) == sum(len(rs) for _, rs in tests)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+        lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=12), c, max_size=3),
+        max_leaves=12,
+    )
+)
+def test_parser_only_raises_its_own_error(doc: Any) -> None:
+    """Any JSON, in any place of the document: parsed, or DcgmParseError, never another error."""
+    entity = {"entity_group": "GPU", "entity_id": doc, "status": "Pass"}
+    tests = [{"name": "t", "results": [entity, {"gpu_ids": doc, "status": doc}]}]
+    shapes = (doc, {"DCGM GPU Diagnostic": doc}, {"DCGM Diagnostic": {"test_categories": doc}})
+    for wrapped in (*shapes, {"DCGM Diagnostic": {"test_categories": [{"tests": tests}]}}):
+        with contextlib.suppress(DcgmParseError):
+            parse(json.dumps(wrapped))
+
+
+# -- process behaviour, through the stand-in ----------------------------------------------------
+
+
+@pytest.fixture
+def standin(monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv(
+        "PREFLIGHT_STANDIN_DCGMI_REPLAY", str(REAL / "v4.2.3_r1_gb10_software-fail_exit226.json")
+    )
+    return str(STANDIN)
+
+
+def test_standin_replay_with_exit_226_is_still_judged(
+    standin: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PREFLIGHT_STANDIN_DCGMI_EXIT", "226")
+    answer = run_diag(1, 30, standin)
+    assert not isinstance(answer, DcgmUnavailable)
+    assert [r.status for r in answer.results] == ["fail"]
+
+
+@pytest.mark.parametrize(("mode", "kind"), [("in-use", "in_use"), ("no-engine", "engine")])
+def test_could_not_run_is_never_a_hardware_failure(
+    standin: str, monkeypatch: pytest.MonkeyPatch, mode: str, kind: str
+) -> None:
+    monkeypatch.setenv("PREFLIGHT_STANDIN_DCGMI_MODE", mode)
+    answer = run_diag(2, 30, standin)
+    assert isinstance(answer, DcgmUnavailable) and answer.kind == kind
+    verdict = judge_dcgm(ActiveOutcome("dcgm", MEASURED, dcgm=answer), {})
+    assert verdict.status is Status.SKIP
+
+
+def test_a_hung_dcgmi_is_killed_with_its_process_group(
+    standin: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    pids = tmp_path / "pids"
+    monkeypatch.setenv("PREFLIGHT_STANDIN_DCGMI_MODE", "hang")
+    monkeypatch.setenv("PREFLIGHT_STANDIN_DCGMI_PIDS", str(pids))
+    start = time.monotonic()
+    answer = run_diag(3, 3.0, standin)
+    assert time.monotonic() - start < 10
+    assert isinstance(answer, DcgmUnavailable) and answer.kind == "timeout"
+    assert answer.reason == "dcgmi diag -r 3 did not finish within 3 s (killed)"
+    verdict = judge_dcgm(ActiveOutcome("dcgm", MEASURED, dcgm=answer), {})
+    assert verdict.status is Status.ERROR
+    for line in pids.read_text().splitlines():
+        pid = int(line.split()[0])
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and _alive(pid):
+            time.sleep(0.05)
+        assert not _alive(pid), f"process {pid} of the group survived"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(shutil.which("dcgmi") is not None, reason="this machine has DCGM")
+def test_without_dcgm_it_skips_saying_so() -> None:
+    answer = run_diag(1, 5)
+    assert isinstance(answer, DcgmUnavailable) and answer.kind == "missing"
+    assert answer.reason == "DCGM is not installed (no dcgmi on PATH)"
+
+
+def test_end_to_end_through_run(standin: str) -> None:
+    env = {"PREFLIGHT_ACTIVE_TEST_DCGMI": standin}
+    report = execute(RunOptions(profile="dgx-h100", only=("dcgm.diag",), env=env))
+    [result] = report.results
+    assert result.status is Status.FAIL
+    assert result.summary.startswith("GPU0 0000:18:00.0: fail: software")
+
+
+def test_on_a_profile_dcgm_skips() -> None:
+    report = execute(RunOptions(profile="dgx-h100", level=3, only=("dcgm.diag",)))
+    assert report.results[0].status is Status.SKIP
+    assert "profile describes a mocked node" in report.results[0].summary
+    assert os.environ.get("PREFLIGHT_ACTIVE_TEST_DCGMI") is None
