@@ -449,7 +449,7 @@ def list_checks(
         table.add_column(col, overflow="fold")
     for s in registry:
         params = ", ".join(f"{k}={v!r}" for k, v in s.defaults().items())
-        table.add_row(s.id, s.title, ",".join(s.tags), ",".join(s.needs), params)
+        table.add_row(s.id, str(s.tier), s.title, ",".join(s.tags), ",".join(s.needs), params)
     console(sys.stdout, 160, sys.stdout.isatty()).print(table)
 
 
@@ -468,7 +468,10 @@ def explain(check_id: Annotated[str, typer.Argument(help="A check id, e.g. pcie.
         raise _fail(exc) from None
     out = console(sys.stdout, 100, sys.stdout.isatty())
     out.print(Text(spec.id, style="bold") + Text(f" — {spec.title}"))
-    out.print(f"tags: {', '.join(spec.tags) or '-'}   needs: {', '.join(spec.needs) or '-'}\n")
+    out.print(
+        f"tags: {', '.join(spec.tags) or '-'}   needs: {', '.join(spec.needs) or '-'}   "
+        f"tier: {spec.tier} (runs with `preflight run --level {spec.tier}` or deeper)\n"
+    )
     out.print(Markdown(spec.doc))
     defaults = spec.defaults()
     if defaults:
