@@ -341,7 +341,9 @@ def compare(
             help="A known-good node's report: compare every node with it, not the majority."
         ),
     ] = None,
-    fmt: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+    fmt: Annotated[
+        str, typer.Option("--format", help="table, json, or html (one self-contained page).")
+    ] = "table",
     output: Annotated[
         Path | None, typer.Option(help="Write to this file instead of stdout.")
     ] = None,
@@ -375,9 +377,9 @@ def compare(
     from preflight.cluster import aggregate, record, render, rules, sources
     from preflight.cluster import compare as comparison
 
-    if fmt not in ("table", "json") or fail_on not in comparison.FAIL_ON:
+    if fmt not in ("table", "json", "html") or fail_on not in comparison.FAIL_ON:
         typer.echo(
-            "preflight: error: --format is table or json; --fail-on is "
+            "preflight: error: --format is table, json or html; --fail-on is "
             + " or ".join(comparison.FAIL_ON),
             err=True,
         )
@@ -388,7 +390,9 @@ def compare(
         if golden is not None:
             gold = comparison.golden_from(*record.read_file(str(golden)), rule)
         items = sources.expand(reports, sys.stdin.buffer)
-        fleet = aggregate.collect(items, rule, "none" if gold else group_by, jobs)
+        fleet = aggregate.collect(
+            items, rule, "none" if gold else group_by, jobs, detail=fmt == "html"
+        )
     except PreflightError as exc:
         raise _fail(exc) from None
     if fleet.reports == 0:
@@ -399,6 +403,10 @@ def compare(
     text = io.StringIO()
     if fmt == "json":
         render.render_json(result, text)
+    elif fmt == "html":
+        from preflight.cluster import html
+
+        html.render_html(result, text)
     else:
         render.render_table(result, text, verbose, width)
     try:
