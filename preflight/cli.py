@@ -147,6 +147,17 @@ def run(
     bench_nproc: Annotated[
         int | None, typer.Option(help="With --bench: ranks to start (default one per GPU).")
     ] = None,
+    npd: Annotated[
+        bool,
+        typer.Option(
+            help="Answer as a Kubernetes node-problem-detector custom plugin: one line on stdout "
+            "(failing checks first), exit 0 OK, 1 problem, 2 unknown; --output still gets the "
+            "--format report."
+        ),
+    ] = False,
+    npd_max_output: Annotated[
+        int, typer.Option(help="With --npd: the plugin config's max_output_length (bytes).")
+    ] = 80,
 ) -> None:
     """Run the checks on this node (or on a mocked profile) and report pass/warn/fail."""
     from preflight.app import RunOptions, execute, parse_env_options
@@ -162,8 +173,11 @@ def run(
     if timeout <= 0 or (deadline is not None and deadline <= 0):
         typer.echo("preflight: error: --timeout and --deadline must be positive", err=True)
         raise typer.Exit(ExitCode.USAGE)
-    if nvml_timeout <= 0:
-        typer.echo("preflight: error: --nvml-timeout must be positive", err=True)
+    if nvml_timeout <= 0 or npd_max_output < 16:
+        typer.echo(
+            "preflight: error: --nvml-timeout must be positive, --npd-max-output at least 16",
+            err=True,
+        )
         raise typer.Exit(ExitCode.USAGE)
     if (dry_run and not (slurm_drain or slurm_resume)) or slurm_timeout <= 0:
         typer.echo(
@@ -189,6 +203,12 @@ def run(
         )
         report = execute(options)
     except PreflightError as exc:
+        if npd:
+            from preflight import npd as plugin
+
+            typer.echo(plugin.unknown(str(exc), npd_max_output))
+            typer.echo(f"preflight: error: {exc}", err=True)
+            raise typer.Exit(plugin.UNKNOWN) from None
         raise _fail(exc) from None
     render = renderers()[fmt]
     color = output is None and fmt == "table" and sys.stdout.isatty()
@@ -201,7 +221,7 @@ def run(
         except OSError as exc:
             typer.echo(f"preflight: error: cannot write {output}: {exc.strerror}", err=True)
             raise typer.Exit(ExitCode.USAGE) from None
-    else:
+    elif not npd:
         render(report, sys.stdout, opts)
     code = for_report(report, strict)
     if slurm_drain or slurm_resume:
@@ -217,6 +237,11 @@ def run(
             timeout_s=slurm_timeout,
             say=lambda line: typer.echo(line, err=True),
         )
+    if npd:
+        from preflight import npd as plugin
+
+        typer.echo(plugin.message(report, strict, npd_max_output))
+        raise typer.Exit(plugin.exit_code(report, strict))
     raise typer.Exit(code)
 
 
