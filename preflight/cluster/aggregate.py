@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from multiprocessing import get_context
 
 from preflight.cluster import detail as node_detail
+from preflight.cluster import figures
 from preflight.cluster.record import NodeRecord, ReportError, parse
 from preflight.cluster.rules import FactRule, mask
 from preflight.cluster.sources import Item
@@ -158,6 +159,9 @@ def fold(
         try:
             data = _read(item)
             record, facts = parse(data, item.source)
+            measured = figures.extract(data, facts)
+            if measured:
+                record = dataclasses.replace(record, figures=measured)
             if detail:
                 try:
                     results, details = node_detail.scan(data)

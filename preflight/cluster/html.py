@@ -17,6 +17,7 @@ from typing import Any, TextIO
 
 from preflight.cluster.compare import Comparison
 from preflight.cluster.drift import ABSENT
+from preflight.cluster.figures import MetricStats
 from preflight.cluster.record import NodeRecord
 from preflight.cluster.render import show, show_change
 
@@ -50,7 +51,7 @@ def _node_actions(record: NodeRecord) -> list[str]:
     return found
 
 
-def model(comparison: Comparison, figures: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+def model(comparison: Comparison) -> dict[str, Any]:
     """The page's JSON model: checks, nodes by group and name (one status letter per check),
     the non-passing findings, failures by check and action, drift, figures, unreadable reports."""
     fleet = comparison.fleet
@@ -122,7 +123,7 @@ def model(comparison: Comparison, figures: Sequence[dict[str, Any]] = ()) -> dic
             )
         ],
         "drift": [_drift_row(comparison, d, position) for d in comparison.drift[:DRIFT_ROWS]],
-        "figures": [_figure(f, position) for f in figures],
+        "figures": [_figure(f, position) for f in comparison.figures],
         "unreadable": [[s, e] for s, e in fleet.unreadable[:DRIFT_ROWS]],
     }
 
@@ -144,10 +145,18 @@ def _drift_row(comparison: Comparison, d: Any, position: dict[int, int]) -> dict
     }
 
 
-def _figure(figure: dict[str, Any], position: dict[int, int]) -> dict[str, Any]:
-    out = dict(figure)
-    out["outliers"] = [[position[i], v] for i, v in figure["outliers"]]
-    return out
+def _figure(f: MetricStats, position: dict[int, int]) -> dict[str, Any]:
+    return {
+        "group": f.group,
+        "metric": f.metric,
+        "count": f.count,
+        "median": f.median,
+        "mad": f.mad,
+        "min": f.low,
+        "max": f.high,
+        "sample": list(f.sample),
+        "outliers": [[position[i], v] for i, v, _ in f.outliers[:DRIFT_NODES]],
+    }
 
 
 def embed(doc: Any) -> str:
@@ -162,12 +171,10 @@ def template() -> str:
     return resources.files("preflight.cluster").joinpath("fleet.html").read_text("utf-8")
 
 
-def render_html(
-    comparison: Comparison, out: TextIO, figures: Sequence[dict[str, Any]] = ()
-) -> None:
+def render_html(comparison: Comparison, out: TextIO) -> None:
     """Write the self-contained page."""
     page = template()
     head, tail = page.split("@@DATA@@", 1)
     out.write(head)
-    out.write(embed(model(comparison, figures)))
+    out.write(embed(model(comparison)))
     out.write(tail)

@@ -36,6 +36,8 @@ class NodeRecord:
     """(check id, status) of every check: only when compare was asked for detail (HTML)."""
     details: tuple[CheckDetail, ...] = ()
     """The warning, failing and erroring checks' findings: only with detail, like results."""
+    figures: tuple[tuple[str, float], ...] = ()
+    """(metric, value) measured on the node (see cluster.figures)."""
 
 
 def parse(data: bytes | str, source: str) -> tuple[NodeRecord, dict[str, Scalar]]:
