@@ -65,8 +65,9 @@ def fleet_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_figure_is_read_from_the_bench_result() -> None:
     assert figures.from_result(bench_result(232.44)) == [(METRIC, 232.44)]
-    data = json.dumps({"results": [bench_result(232.44)], "facts": {}}, indent=2).encode()
-    assert figures.extract(data, {"bench.busbw_1g": 7, "cpu.count": 3}) == (
+    facts = {"bench.busbw_1g": 7, "cpu.count": 3}
+    data = json.dumps({"results": [bench_result(232.44)], "facts": facts}, indent=2).encode()
+    assert figures.extract(data, facts) == (
         (METRIC, 232.44),
         ("bench.busbw_1g", 7.0),
     )
@@ -127,8 +128,9 @@ def test_hostile_figures_are_bounded() -> None:
     result["findings"] = [
         {"subject": "x" * 500, "evidence": [{"observed": "1e999 GB/s"}, {"observed": "nan GB/s"}]}
     ] + [{"subject": f"s{k}", "evidence": [{"observed": f"{k} us"}]} for k in range(500)]
-    data = json.dumps({"results": [result], "facts": {}}).encode()
-    got = figures.extract(data, {"bench.inf": float("inf"), "bench.flag": True})
+    facts = {"bench.inf": float("inf"), "bench.flag": True}
+    data = json.dumps({"results": [result], "facts": facts}).encode()
+    got = figures.extract(data, facts)
     assert len(got) == figures.FIGURES
     assert all(v == v and abs(v) != float("inf") for _, v in got)
 
