@@ -17,6 +17,7 @@ from preflight.checks.bench import judge_allreduce
 from preflight.cluster import aggregate, figures, genbaseline, html, sources
 from preflight.cluster import compare as comparison
 from preflight.model import CheckResult
+from tests.chromium import Browser, artifacts, binary
 from tests.cluster_reports import _cached
 from tests.harness import cli
 from tests.test_bench_check import GIB, measured
@@ -145,3 +146,23 @@ def test_baseline_pins_the_median_without_the_outliers(fleet_dir: Path) -> None:
     line = section.splitlines()[0]
     assert line.startswith(f"min_busbw_gbps = {floor}  # {METRIC} median "), line
     assert f"without 2 outliers, x0.9: {len(inliers)} of " in line
+
+
+def test_page_draws_the_distribution_and_marks_outliers(fleet_dir: Path, tmp_path: Path) -> None:
+    exe = binary()
+    if exe is None:
+        pytest.skip("no Chromium on this machine (Debian: apt-get install chromium)")
+    page = tmp_path / "fleet.html"
+    cli("compare", str(fleet_dir), "--format", "html", "--output", str(page))
+    browser = Browser(exe)
+    try:
+        browser.open(page.as_uri())
+        assert browser.errors() == []
+        text = browser.evaluate("document.getElementById('figures').textContent")
+        assert METRIC in text and "dgx-low-a" in text and "h200-odd" in text
+        marks = browser.evaluate("document.querySelectorAll('#figures .dist i.o').length")
+        assert marks == len(PLANTED)
+        browser.evaluate("document.getElementById('figures').scrollIntoView()")
+        browser.screenshot(artifacts() / "fleet-report-figures.png")
+    finally:
+        browser.close()
