@@ -176,3 +176,8 @@ def test_page_in_chromium(tmp_path: Path, browser: Browser) -> None:
     assert "gpu-acs" in detail and "pcie.acs: fail" in detail and "ACSCtl" in detail
     assert browser.errors() == []
     browser.screenshot(artifacts() / "fleet-report-failing.png")
+    # a malformed hash is taken as typed, not an exception
+    browser.call("Page.navigate", url="about:blank")
+    browser.open(out.as_uri() + "#filter=%E0%A4%A&show=all")
+    assert browser.evaluate("document.getElementById('filter').value") == "%E0%A4%A"
+    assert browser.errors() == []
