@@ -158,9 +158,50 @@ def node_report(t: Template, index: int, rng: random.Random) -> tuple[str, list[
     return text, applied
 
 
-def generate(root: Path, nodes: int, seed: int = 42) -> dict[str, Any]:
+LOW_BUSBW = 0.005
+"""--figures: share of nodes planted with a low all-reduce bus bandwidth (an outlier)."""
+
+
+def busbw_result() -> str:
+    """A bench.allreduce result as `run --bench` writes it (the real judge, a made-up
+    measurement of 123.45 GB/s at the 1 GiB gate, which each node's value replaces)."""
+    from preflight.bench.expected import Theoretical
+    from preflight.bench.measurement import MEASURED, Measurement
+    from preflight.bench.result import RankInfo, Row, SweepResult
+    from preflight.checks.bench import judge_allreduce
+    from preflight.model import CheckResult
+
+    ranks = tuple(RankInfo(r, r, "h", "h", r, f"cuda:{r}") for r in range(8))
+    gib = 1 << 30
+    row = Row(gib, gib // 4, "float", 8000.0, 130.0, 123.45, 0, (), (0,) * 8)
+    result = SweepResult(
+        "nccl",
+        "float32",
+        20,
+        5,
+        "nproc",
+        ranks,
+        (row,),
+        {},
+        Theoretical(450.0, "NVLink 18 links × 25 GB/s per GPU"),
+    )
+    v = judge_allreduce(Measurement(MEASURED, "", result, "nccl", 8), gib, 0.0)
+    doc = CheckResult("bench.allreduce", "All-reduce", v.status, v.summary, 1.0, v.findings)
+    return json.dumps(doc.to_dict(), indent=2).replace("\n", "\n    ")
+
+
+def with_busbw(text: str, result: str, rng: random.Random) -> tuple[str, bool]:
+    """The report with a bench.allreduce result first among its results; whether it is low."""
+    low = rng.random() < LOW_BUSBW
+    value = rng.uniform(250.0, 300.0) if low else rng.uniform(355.0, 365.0)
+    filled = result.replace("123.45", f"{value:.2f}")
+    return text.replace('"results": [', '"results": [\n    ' + filled + ",", 1), low
+
+
+def generate(root: Path, nodes: int, seed: int = 42, figures: bool = False) -> dict[str, Any]:
     """Write `nodes` reports under root/part-NN/; return what was planted."""
     healthy, faulty = templates()
+    busbw = busbw_result() if figures else ""
     dgx = next(t for t in healthy if t.profile == "dgx-h100")
     h200 = next((t for t in healthy if t.profile == "hgx-h200"), dgx)
     rng = random.Random(seed)
@@ -174,6 +215,9 @@ def generate(root: Path, nodes: int, seed: int = 42) -> dict[str, Any]:
         else:
             t = dgx
         text, applied = node_report(t, index, rng)
+        if figures:
+            text, low = with_busbw(text, busbw, rng)
+            planted["low_busbw"] = planted.get("low_busbw", 0) + low
         planted["failing"] += t.failing
         planted["by_profile"][t.profile] = planted["by_profile"].get(t.profile, 0) + 1
         for name in applied:
@@ -217,6 +261,11 @@ def main() -> int:
     parser.add_argument("--dir", type=Path, help="where to write the reports (default: a tmp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the reports afterwards")
     parser.add_argument("--jobs", type=int, help="compare --jobs (default: its own)")
+    parser.add_argument(
+        "--figures",
+        action="store_true",
+        help="every report carries an all-reduce busbw (0.5 %% planted low: outliers)",
+    )
     args = parser.parse_args()
     sizes = sorted(args.nodes)
     if any(n % FOLDER for n in sizes):
@@ -225,7 +274,7 @@ def main() -> int:
     root.mkdir(parents=True, exist_ok=True)
     try:
         t0 = time.perf_counter()
-        planted = generate(root, sizes[-1])
+        planted = generate(root, sizes[-1], figures=args.figures)
         size = sum(f.stat().st_size for f in root.rglob("*.json"))
         print(
             f"generated {sizes[-1]:,} reports ({size / 2**30:.2f} GiB) in "
@@ -251,6 +300,10 @@ def main() -> int:
             bios = [d for d in doc["drift"]["items"] if d["fact"] == "dmi.bios_version"]
             if found != planted["failing"]:
                 print(f"MISSED: {planted['failing']} failing nodes planted, {found} reported")
+                ok = False
+            low = sum(len(f["outliers"]) for f in doc.get("figures", []))
+            if args.figures and low != planted["low_busbw"]:
+                print(f"MISSED: {planted['low_busbw']} low busbw planted, {low} outliers")
                 ok = False
             if planted["variations"].get("older_bios") and not bios:
                 print("MISSED: the older BIOS was not reported as drift")

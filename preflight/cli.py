@@ -286,6 +286,17 @@ def run(
             "at any level."
         ),
     ] = 1,
+    npd: Annotated[
+        bool,
+        typer.Option(
+            help="Answer as a Kubernetes node-problem-detector custom plugin: one line on stdout "
+            "(failing checks first), exit 0 OK, 1 problem, 2 unknown; --output still gets the "
+            "--format report."
+        ),
+    ] = False,
+    npd_max_output: Annotated[
+        int, typer.Option(help="With --npd: the plugin config's max_output_length (bytes).")
+    ] = 80,
 ) -> None:
     """Run the checks on this node (or on a mocked profile) and report pass/warn/fail.
 
@@ -305,6 +316,8 @@ def run(
         raise _usage("--dry-run needs --slurm-drain or --slurm-resume")
     if level not in (1, 2, 3):
         raise _usage(f"--level must be 1, 2 or 3, got {level}")
+    if npd_max_output < 16:
+        raise _usage(f"--npd-max-output must be at least 16 bytes, got {npd_max_output}")
     to_stdout = output is None or str(output) == STDOUT
     with interrupts.watching() as watch:
         options = RunOptions(
@@ -326,6 +339,14 @@ def run(
             report = execute(options)
         except BenchInterrupted as exc:  # the launcher stopped its ranks on the signal
             raise interrupts.Interrupted(exc.signum) from None
+        except PreflightError as exc:
+            if not npd:
+                raise
+            from preflight import npd as plugin
+
+            typer.echo(plugin.unknown(str(exc), npd_max_output))
+            say_error(exc)
+            raise typer.Exit(plugin.UNKNOWN) from None
         color = to_stdout and fmt == "table" and sys.stdout.isatty()
         width = shutil.get_terminal_size((160, 24)).columns if color else 160
         text = Buffer(output)
@@ -349,11 +370,17 @@ def run(
                 say=lambda line: typer.echo(clean_line(line), err=True),
             )
         try:
-            write_output(None if to_stdout else output, text.getvalue())
+            if not (npd and to_stdout):  # with --npd, stdout is the plugin's one line
+                write_output(None if to_stdout else output, text.getvalue())
         except PreflightError as exc:
             say_error(exc)
             # The node's verdict outranks the write error: a failed run still exits 1.
             raise typer.Exit(code if code != ExitCode.OK else exc.exit_code) from None
+        if npd:
+            from preflight import npd as plugin
+
+            typer.echo(plugin.message(report, strict, npd_max_output))
+            raise typer.Exit(plugin.exit_code(report, strict))
     raise typer.Exit(code)
 
 
@@ -496,7 +523,9 @@ def compare(
             help="A known-good node's report: compare every node with it, not the majority."
         ),
     ] = None,
-    fmt: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+    fmt: Annotated[
+        str, typer.Option("--format", help="table, json, or html (one self-contained page).")
+    ] = "table",
     output: Annotated[
         Path | None,
         typer.Option(help="Write to this file (replaced atomically) instead of stdout; - stdout."),
@@ -533,14 +562,16 @@ def compare(
     from preflight.cluster import compare as comparison
     from preflight.outfile import STDOUT, Buffer, write_output
 
-    if fmt not in ("table", "json") or fail_on not in comparison.FAIL_ON:
-        raise _usage("--format is table or json; --fail-on is " + " or ".join(comparison.FAIL_ON))
+    if fmt not in ("table", "json", "html") or fail_on not in comparison.FAIL_ON:
+        raise _usage(
+            "--format is table, json or html; --fail-on is " + " or ".join(comparison.FAIL_ON)
+        )
     rule = rules.FactRule(tuple(ignore_fact or ()))
     gold = None
     if golden is not None:
         gold = comparison.golden_from(*record.read_file(str(golden)), rule)
     items = sources.expand(reports, sys.stdin.buffer)
-    fleet = aggregate.collect(items, rule, "none" if gold else group_by, jobs)
+    fleet = aggregate.collect(items, rule, "none" if gold else group_by, jobs, detail=fmt == "html")
     if fleet.reports == 0:
         raise _usage(f"no report found in {' '.join(reports)}")
     result = comparison.compare(fleet, "none (golden node)" if gold else group_by, gold)
@@ -549,6 +580,10 @@ def compare(
     text = Buffer(output)
     if fmt == "json":
         render.render_json(result, text)
+    elif fmt == "html":
+        from preflight.cluster import html
+
+        html.render_html(result, text)
     else:
         render.render_table(result, text, verbose, width)
     write_output(None if to_stdout else output, text.getvalue())

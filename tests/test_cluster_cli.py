@@ -162,7 +162,7 @@ def test_unreadable_and_duplicate_reports_are_listed(fleet_dir: Path, tmp_path: 
     ("args", "code", "needle"),
     [
         (["/nonexistent/reports"], 2, "no such file"),
-        (["--format", "xml", "."], 2, "--format is table or json"),
+        (["--format", "xml", "."], 2, "--format is table, json or html"),
         (["--fail-on", "warn", "."], 2, "--fail-on is"),
         (["--golden", "/nonexistent.json", "."], 2, "/nonexistent.json"),
     ],

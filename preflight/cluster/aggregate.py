@@ -10,6 +10,7 @@ compact arrays (4 bytes each), so time and memory grow linearly with the number 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import os
 import sys
@@ -21,6 +22,8 @@ from dataclasses import dataclass, field
 from multiprocessing import get_context
 
 from preflight import safeio
+from preflight.cluster import detail as node_detail
+from preflight.cluster import figures
 from preflight.cluster.record import NodeRecord, ReportError, parse
 from preflight.cluster.rules import FactRule, mask
 from preflight.cluster.sources import Item
@@ -145,8 +148,11 @@ def _is_plain(
 _MISSING = object()
 
 
-def fold(batch: Sequence[tuple[int, Item]], rule: FactRule, group_by: str) -> Partial:
-    """Decode a batch of reports and fold their facts into a Partial (runs in a worker)."""
+def fold(
+    batch: Sequence[tuple[int, Item]], rule: FactRule, group_by: str, detail: bool = False
+) -> Partial:
+    """Decode a batch of reports and fold their facts into a Partial (runs in a worker); with
+    `detail`, each record also gets every check's status and the non-passing checks' findings."""
     out = Partial()
     left_out = out.left_out
     refs: dict[str, _Reference] = {}
@@ -155,7 +161,17 @@ def fold(batch: Sequence[tuple[int, Item]], rule: FactRule, group_by: str) -> Pa
             out.unreadable.append((index, item.source, item.error))
             continue
         try:
-            record, facts = parse(_read(item), item.source)
+            data = _read(item)
+            record, facts = parse(data, item.source)
+            measured = figures.extract(data, facts)
+            if measured:
+                record = dataclasses.replace(record, figures=measured)
+            if detail:
+                try:
+                    results, details = node_detail.scan(data)
+                except ValueError as exc:
+                    raise ReportError(f"cannot read its results: {exc}") from None
+                record = dataclasses.replace(record, results=results, details=details)
             group = group_name(record, facts, group_by)
             ref = refs.get(group)
             if ref is None:
@@ -332,8 +348,10 @@ def collect(
     rule: FactRule | None = None,
     group_by: str = GROUP_BY_BASELINE,
     jobs: int | None = None,
+    detail: bool = False,
 ) -> Fleet:
-    """Read every report and build the Fleet; more than one batch is decoded in parallel."""
+    """Read every report and build the Fleet; more than one batch is decoded in parallel.
+    `detail`: keep every check's status and the non-passing findings per node (the HTML view)."""
     rule = rule or FactRule()
     jobs = default_jobs() if jobs is None else max(1, jobs)
     total = Partial()
@@ -343,11 +361,12 @@ def collect(
     if second is None or jobs == 1 or not SAFE_SPAWN:
         count = 0
         for batch in itertools.chain([first], [second] if second else [], batches):
-            merge(total, fold(batch, rule, group_by))
+            merge(total, fold(batch, rule, group_by, detail))
             count += len(batch)
         return finish(total, count)
     try:
-        count = _in_workers(total, itertools.chain([first, second], batches), rule, group_by, jobs)
+        batches = itertools.chain([first, second], batches)
+        count = _in_workers(total, batches, rule, group_by, jobs, detail)
     except BrokenProcessPool as exc:
         raise PreflightError(
             f"a worker process decoding reports died ({exc}); --jobs 1 decodes in this process"
@@ -361,6 +380,7 @@ def _in_workers(
     rule: FactRule,
     group_by: str,
     jobs: int,
+    detail: bool,
 ) -> int:
     # spawn, not fork: the parent may hold threads (abandoned check threads) that fork would copy
     # mid-lock. At most two batches per worker are in flight, so a tarball streams in bounded
@@ -378,7 +398,7 @@ def _in_workers(
         pending: set[Future[Partial]] = set()
         for batch in batches:
             count += len(batch)
-            pending.add(pool.submit(fold, batch, rule, group_by))
+            pending.add(pool.submit(fold, batch, rule, group_by, detail))
             while len(pending) >= 2 * jobs:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in done:

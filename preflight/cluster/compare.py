@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from preflight.cluster.aggregate import Fleet
 from preflight.cluster.drift import ABSENT, Drift, Value, find_drift
 from preflight.cluster.failures import CheckFailures, by_check, failing_nodes
+from preflight.cluster.figures import MetricStats, judge
 from preflight.cluster.record import NodeRecord
 from preflight.cluster.rules import FactRule, mask
 from preflight.exitcodes import ExitCode
@@ -45,6 +46,8 @@ class Comparison:
     drift: list[Drift]
     failures: list[CheckFailures]
     failing: list[NodeRecord]
+    figures: list[MetricStats] = field(default_factory=list)
+    """Per group and numeric metric: distribution and outliers (robust statistics)."""
 
     @property
     def drifting_nodes(self) -> int:
@@ -127,6 +130,7 @@ class Comparison:
                 reason: sorted(k for k, r in fleet.left_out.items() if r == reason)
                 for reason in ("unique", "ignored")
             },
+            "figures": [f.to_dict(name) for f in self.figures],
         }
 
 
@@ -140,4 +144,8 @@ def compare(fleet: Fleet, group_by: str, golden: Golden | None = None) -> Compar
     """Judge the fleet: failures from the records, drift from the facts."""
     records = fleet.nodes.values()
     drift = find_drift(fleet.facts, fleet.groups, golden.facts if golden else None)
-    return Comparison(fleet, group_by, golden, drift, by_check(records), failing_nodes(records))
+    measured = {i: r.figures for i, r in fleet.nodes.items() if r.figures}
+    stats = judge(measured, fleet.groups) if measured else []
+    return Comparison(
+        fleet, group_by, golden, drift, by_check(records), failing_nodes(records), stats
+    )

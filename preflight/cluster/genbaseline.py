@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from preflight.cluster import figures
 from preflight.cluster.aggregate import Fleet
 from preflight.cluster.rules import UUID_MASK
 from preflight.errors import UsageError
@@ -240,6 +241,34 @@ def pins(facts: Facts) -> list[Pin]:
     return out
 
 
+BUSBW_FLOOR_SHARE = 0.9
+"""bench.allreduce.min_busbw_gbps is pinned at this share of the group's median bus bandwidth
+(outliers removed first, as SuperBench's baseline generation does): 10 % below its peers fails."""
+
+
+def figure_pins(fleet: Fleet, group: str) -> tuple[list[Pin], dict[str, int]]:
+    """Pins from the group's measured figures, and how many nodes each rests on: the all-reduce
+    floor from the median of the nodes that are not outliers."""
+    members = fleet.groups[group]
+    per_node = {i: fleet.nodes[i].figures for i in members if fleet.nodes[i].figures}
+    stats = [
+        f
+        for f in figures.judge(per_node, {group: members})
+        if f.metric.startswith("bench.allreduce all_reduce ") and f.metric.endswith("(GB/s)")
+    ]
+    if len(stats) != 1:  # none measured, or several gate sizes: nothing to say which is the gate
+        return [], {}
+    (f,) = stats
+    median = figures.inliers_median(f, per_node, members)
+    source = (
+        f"{f.metric} median {median:g} without {len(f.outliers)} outliers, x{BUSBW_FLOOR_SHARE}"
+    )
+    floor = round(BUSBW_FLOOR_SHARE * median, 1)
+    return [Pin("bench.allreduce", "min_busbw_gbps", floor, (source,))], {
+        source: f.count - len(f.outliers)
+    }
+
+
 def registered(candidates: Sequence[Pin], registry: Registry) -> list[Pin]:
     """The pins whose check and parameter this preflight knows."""
     out = []
@@ -344,7 +373,9 @@ def generate(
         description = f"the report of {record.name} ({record.source})"
     else:
         description = f"the majority of {nodes:,} reports (group {group})"
-    chosen = registered(pins(facts), registry)
+    measured, support_of = figure_pins(fleet, group)
+    support.update(support_of)
+    chosen = registered([*pins(facts), *measured], registry)
     text = to_toml(
         name or f"fleet-{group}", chosen, facts, Origin(description, nodes, support), extends
     )

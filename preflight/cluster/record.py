@@ -9,6 +9,7 @@ from typing import Any
 
 from preflight import safeio
 from preflight.cluster import fastparse
+from preflight.cluster.detail import CheckDetail
 from preflight.errors import ConfigError, UsageError
 from preflight.model import SCHEMA_VERSION, Scalar
 
@@ -32,6 +33,12 @@ class NodeRecord:
     profile: str | None
     failing: tuple[tuple[str, str, str], ...] = ()
     """(check id, status, summary) of every failed or errored check."""
+    results: tuple[tuple[str, str], ...] = ()
+    """(check id, status) of every check: only when compare was asked for detail (HTML)."""
+    details: tuple[CheckDetail, ...] = ()
+    """The warning, failing and erroring checks' findings: only with detail, like results."""
+    figures: tuple[tuple[str, float], ...] = ()
+    """(metric, value) measured on the node (see cluster.figures)."""
 
 
 def parse(data: bytes | str, source: str) -> tuple[NodeRecord, dict[str, Scalar]]:

@@ -18,6 +18,8 @@ ROWS = 30
 """Rows per table without -v; JSON always has everything."""
 NODES_WIDTH = 120
 """Characters of a node list without -v."""
+OUTLIERS_SHOWN = 10
+"""Outliers named per metric in the table; JSON has them all."""
 
 _BDF = re.compile(r"[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]")
 _INDEX = re.compile(r"(?<=\.)\d+(?=\.)")
@@ -152,6 +154,24 @@ def render_table(comparison: Comparison, out: TextIO, verbose: bool, width: int)
         screen.print(table)
         if limit is not None and len(rows) > limit:
             say(f"… {len(rows) - limit:,} more drift rows (-v or --format json: all)")
+
+    if comparison.figures:
+        table = Table(title="Figures: outliers by median and MAD", title_justify="left")
+        for col in ("Group", "Metric", "Nodes", "Median", "MAD", "Outliers: node value"):
+            table.add_column(col, overflow="fold")
+        for f in comparison.figures[:limit]:
+            outs = ", ".join(f"{name(i)} {v:g}" for i, v, _ in f.outliers[:OUTLIERS_SHOWN])
+            if len(f.outliers) > OUTLIERS_SHOWN:
+                outs += f" … {len(f.outliers) - OUTLIERS_SHOWN:,} more"
+            table.add_row(
+                cell(f.group),
+                cell(f.metric),
+                f"{f.count:,}",
+                f"{f.median:g}",
+                f"{f.mad:g}",
+                cell(outs or "-"),
+            )
+        screen.print(table)
 
     unique = sum(1 for r in fleet.left_out.values() if r == "unique")
     ignored = len(fleet.left_out) - unique

@@ -1,0 +1,193 @@
+"""Numeric figures across the fleet: each node's measured numbers, and per node type and metric
+the median, the spread, and the nodes far from their peers (outliers).
+
+Where figures come from (a run report as `preflight run` writes it):
+- the findings of benchmark results (`bench.*`): an evidence item whose observed value is a
+  number and a unit (`12.34 GB/s`), as `bench.allreduce` writes the bus bandwidth at its gate
+  size; the metric is `<check> <finding subject> (<unit>)`;
+- numeric facts under `bench.` (none today; per-size figures when runs record them).
+Only the benchmark results are decoded (found by their id in the raw text), so reports without
+any cost one substring search.
+
+Outliers use robust statistics, within one group (node type) and metric: the median and the
+median absolute deviation (MAD); a node is an outlier when its modified z-score
+|x − median| / (1.4826 · MAD) exceeds THRESHOLD (3.5, Iglewicz and Hoaglin's cut-off: for
+normally distributed values 1.4826 · MAD estimates the standard deviation). When over half the
+nodes agree exactly (MAD 0), a node counts when it is more than MIN_RELATIVE of the median away.
+Groups smaller than MIN_NODES are not judged.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import statistics
+from array import array
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+THRESHOLD = 3.5
+SCALE = 1.4826
+MIN_RELATIVE = 0.01
+MIN_NODES = 5
+SAMPLE = 200
+"""Values of a metric the HTML page draws (evenly spaced by rank) besides the outliers."""
+RESULT_BYTES = 65536
+"""A benchmark result longer than this is not read for figures (bounded work per report)."""
+FIGURES = 64
+"""Figures kept per node (hostile reports could carry thousands)."""
+
+_RESULT_HEAD = re.compile(rb'\{\s*"id":\s*\Z')
+_NUMBER_UNIT = re.compile(r"^\s*(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\s*([A-Za-zµ/%]{1,12})\s*$")
+_DECODER = json.JSONDecoder()
+
+
+def from_result(result: Any) -> list[tuple[str, float]]:
+    """The figures of one decoded benchmark result."""
+    out: list[tuple[str, float]] = []
+    if not isinstance(result, dict) or not isinstance(result.get("findings"), list):
+        return out
+    check = str(result.get("id", ""))[:64]
+    for finding in result["findings"]:
+        if not isinstance(finding, dict) or not isinstance(finding.get("evidence"), list):
+            continue
+        for ev in finding["evidence"]:
+            observed = ev.get("observed") if isinstance(ev, dict) else None
+            m = _NUMBER_UNIT.match(observed) if isinstance(observed, str) else None
+            if m and math.isfinite(float(m.group(1))):
+                subject = str(finding.get("subject", ""))[:80]
+                out.append((f"{check} {subject} ({m.group(2)})", float(m.group(1))))
+    return out
+
+
+def extract(data: bytes, facts: Mapping[str, Any]) -> tuple[tuple[str, float], ...]:
+    """Every figure of one report (raw bytes and its decoded facts), at most FIGURES."""
+    out: dict[str, float] = {}
+    end = data.rfind(b'"facts":')
+    bench_facts = data.find(b'"bench.', max(end, 0)) >= 0  # one search, not a loop over facts
+    for key, value in facts.items() if bench_facts else ():
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if number and key.startswith("bench.") and math.isfinite(value):
+            out[key[:160]] = float(value)
+    at = data.find(b'"bench.', 0, end)
+    while at >= 0:
+        # a result's first key is its id: `{ "id": "bench.…"`; anything else is some other text
+        head = _RESULT_HEAD.search(data, max(0, at - 32), at)
+        if head is not None:
+            try:
+                stop = min(end, head.start() + RESULT_BYTES)
+                text = data[head.start() : stop].decode("utf-8", "replace")
+                result, _ = _DECODER.raw_decode(text)
+            except (ValueError, RecursionError):
+                result = None
+            for metric, value in from_result(result):
+                out.setdefault(metric, value)
+        at = data.find(b'"bench.', at + 7, end)
+    return tuple(sorted(out.items())[:FIGURES])
+
+
+@dataclass(frozen=True)
+class MetricStats:
+    """One metric within one group: its distribution and its outliers."""
+
+    group: str
+    metric: str
+    count: int
+    median: float
+    mad: float
+    low: float
+    high: float
+    sample: tuple[float, ...]
+    outliers: tuple[tuple[int, float, float], ...]
+    """(node id, value, modified z-score; inf when MAD is 0), farthest first."""
+
+    def to_dict(self, name: Any) -> dict[str, Any]:
+        """The JSON form, node ids as hostnames via name()."""
+        return {
+            "group": self.group,
+            "metric": self.metric,
+            "nodes": self.count,
+            "median": self.median,
+            "mad": self.mad,
+            "min": self.low,
+            "max": self.high,
+            "outliers": [
+                {"hostname": name(i), "value": v, "z": None if z == float("inf") else round(z, 2)}
+                for i, v, z in self.outliers
+            ],
+        }
+
+
+def outliers(
+    values: Iterable[tuple[int, float]],
+) -> tuple[float, float, list[tuple[int, float, float]]]:
+    """(median, MAD, outliers) of (node id, value) pairs, by the rule in the module docstring."""
+    pairs = list(values)
+    xs = [v for _, v in pairs]
+    med = statistics.median(xs)
+    mad = statistics.median(abs(v - med) for v in xs)
+    found = []
+    for node, v in pairs:
+        dev = abs(v - med)
+        if mad > 0:
+            z = dev / (SCALE * mad)
+            if z > THRESHOLD:
+                found.append((node, v, z))
+        elif dev > MIN_RELATIVE * abs(med):
+            found.append((node, v, float("inf")))
+    found.sort(key=lambda t: (-t[2], -abs(t[1] - med), t[0]))
+    return med, mad, found
+
+
+def judge(
+    per_node: Mapping[int, tuple[tuple[str, float], ...]], groups: Mapping[str, Iterable[int]]
+) -> list[MetricStats]:
+    """Every metric of every group with at least MIN_NODES nodes holding it."""
+    out = []
+    for group in sorted(groups):
+        by_metric: dict[str, tuple[array[int], array[float]]] = {}
+        for node in groups[group]:
+            for metric, value in per_node.get(node, ()):
+                ids, vals = by_metric.setdefault(metric, (array("I"), array("d")))
+                ids.append(node)
+                vals.append(value)
+        for metric in sorted(by_metric):
+            ids, vals = by_metric[metric]
+            if len(ids) < MIN_NODES:
+                continue
+            med, mad, found = outliers(zip(ids, vals, strict=True))
+            ordered = sorted(vals)
+            step = max(1, len(ordered) // SAMPLE)
+            out.append(
+                MetricStats(
+                    group,
+                    metric,
+                    len(ids),
+                    med,
+                    mad,
+                    ordered[0],
+                    ordered[-1],
+                    tuple(ordered[::step]),
+                    tuple(found),
+                )
+            )
+    return out
+
+
+def inliers_median(
+    stats: MetricStats,
+    per_node: Mapping[int, tuple[tuple[str, float], ...]],
+    members: Iterable[int],
+) -> float:
+    """The median of the group's values with its outliers removed (what a baseline pins)."""
+    out = {i for i, _, _ in stats.outliers}
+    xs = [
+        v
+        for node in members
+        if node not in out
+        for m, v in per_node.get(node, ())
+        if m == stats.metric
+    ]
+    return statistics.median(xs)
