@@ -245,6 +245,15 @@ def run(
             help="Show every finding with its evidence (and tracebacks of errors).",
         ),
     ] = False,
+    problems: Annotated[
+        bool,
+        typer.Option(
+            "--problems",
+            "--quiet",
+            "-q",
+            help="Table: show only the checks that failed, errored or warned.",
+        ),
+    ] = False,
     slurm_drain: Annotated[
         bool,
         typer.Option(
@@ -318,7 +327,11 @@ def run(
         color = to_stdout and fmt == "table" and sys.stdout.isatty()
         width = shutil.get_terminal_size((160, 24)).columns if color else 160
         text = Buffer(output)
-        renderers()[fmt](report, text, RenderOptions(verbose=verbose, color=color, width=width))
+        renderers()[fmt](
+            report,
+            text,
+            RenderOptions(verbose=verbose, color=color, width=width, problems=problems),
+        )
         code = for_report(report, strict)
         # A signal swallowed on the way (the bench launcher stops its ranks on one) still
         # means these results are not the node's: raise it now, before Slurm or the report.

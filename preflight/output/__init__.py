@@ -16,6 +16,7 @@ class RenderOptions:
     verbose: bool = False
     color: bool = False
     width: int = 120
+    problems: bool = False  # the table shows only the checks that did not pass or skip
 
 
 Renderer = Callable[[Report, TextIO, RenderOptions], None]
