@@ -37,6 +37,7 @@ class RunOptions:
     bench: bool = False  # run the all-reduce benchmark for the bench.* checks
     bench_backend: str | None = None
     bench_nproc: int | None = None
+    strict: bool = False  # warnings, and essential checks that could not run, fail the run
 
 
 def parse_env_options(items: Sequence[str]) -> dict[str, str]:
@@ -134,6 +135,12 @@ def execute(
         profile=options.profile,
         results=tuple(results),
         facts=facts,
+        unchecked=tuple(
+            (r.id, r.summary)
+            for r in results
+            if r.status is Status.SKIP and r.id in baseline.essential
+        ),
+        unchecked_fails=baseline.unchecked_fails or options.strict,
     )
 
 

@@ -235,7 +235,8 @@ def run(
         ),
     ] = 5.0,
     strict: Annotated[
-        bool, typer.Option(help="Treat warnings as failures in the exit code.")
+        bool,
+        typer.Option(help="Warnings, and essential checks that could not run, fail the exit code."),
     ] = False,
     verbose: Annotated[
         bool,
@@ -319,6 +320,7 @@ def run(
             bench=bench,
             bench_backend=bench_backend,
             bench_nproc=bench_nproc,
+            strict=strict,
         )
         try:
             report = execute(options)
@@ -343,7 +345,8 @@ def run(
             slurm.apply(
                 slurm.node_name(os.environ),
                 code == ExitCode.OK,
-                slurm.failing_checks(report.results, strict),
+                slurm.failing_checks(report.results, strict)
+                + ([i for i, _ in report.unchecked] if report.unchecked_fails else []),
                 drain=slurm_drain,
                 resume=slurm_resume,
                 dry_run=dry_run,

@@ -28,10 +28,14 @@ ORDER = (Status.ERROR, Status.FAIL, Status.WARN, Status.PASS, Status.SKIP)
 NOT_PASSING = (Status.ERROR, Status.FAIL, Status.WARN)
 
 
-def ordered(results: Iterable[CheckResult], problems: bool = False) -> list[CheckResult]:
-    """Results by severity then id; only error/fail/warn with `problems`."""
+def ordered(
+    results: Iterable[CheckResult], problems: bool = False, keep: Iterable[str] = ()
+) -> list[CheckResult]:
+    """Results by severity then id; with `problems` only error/fail/warn and the ids in `keep`
+    (essential checks that could not run)."""
     rows = sorted(results, key=lambda r: (ORDER.index(r.status), r.id))
-    return [r for r in rows if r.status in NOT_PASSING] if problems else rows
+    kept = set(keep)
+    return [r for r in rows if r.status in NOT_PASSING or r.id in kept] if problems else rows
 
 
 def render(report: Report, out: TextIO, options: RenderOptions) -> None:
@@ -43,7 +47,7 @@ def render(report: Report, out: TextIO, options: RenderOptions) -> None:
     title = f"preflight {report.tool_version} on {report.hostname}"
     if report.profile:
         title += f" (profile {report.profile})"
-    rows = ordered(report.results, options.problems)
+    rows = ordered(report.results, options.problems, (i for i, _ in report.unchecked))
     if rows:
         table = Table(title=cell(title), title_justify="left", show_lines=False, expand=False)
         table.add_column("Status", no_wrap=True)
@@ -70,8 +74,19 @@ def render(report: Report, out: TextIO, options: RenderOptions) -> None:
         ids = [r.id for r in report.results if r.status is st]
         if ids:
             screen.print(Text(f"{label}: ", style=STYLE[st]) + cell(", ".join(sorted(ids))))
+    if report.unchecked:
+        style = STYLE[Status.FAIL] if report.unchecked_fails else STYLE[Status.WARN]
+        screen.print(Text("not checked: ", style=style) + cell(unchecked_line(report.unchecked)))
     # rich pads the title and the last column to the table's width: no trailing spaces.
     out.write("\n".join(line.rstrip() for line in buffer.getvalue().split("\n")))
+
+
+def unchecked_line(unchecked: Iterable[tuple[str, str]]) -> str:
+    """`pcie.acs, pcie.devctl: needs root`: ids grouped by the first clause of their reason."""
+    groups: dict[str, list[str]] = {}
+    for check_id, reason in unchecked:
+        groups.setdefault(reason.split(":", 1)[0].strip(), []).append(check_id)
+    return "; ".join(f"{', '.join(ids)}: {why}" for why, ids in groups.items())
 
 
 def _summary(r: CheckResult, verbose: bool) -> Text:
