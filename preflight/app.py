@@ -18,7 +18,14 @@ from preflight.inventory import Inventory
 from preflight.model import CheckResult, Report, Scalar, Status
 from preflight.profile import host_from_profile
 from preflight.registry import Registry, discover
-from preflight.runner import GPU_COUNT_CHECK, NIC_COUNT_CHECK, Planned, run_checks, run_with_timeout
+from preflight.runner import (
+    GPU_COUNT_CHECK,
+    NIC_COUNT_CHECK,
+    Planned,
+    describe_error,
+    run_checks,
+    run_with_timeout,
+)
 
 
 @dataclass
@@ -119,6 +126,7 @@ def execute(
         ),
         expects_gpus=expects_gpus,
         expects_nics=expects_nics,
+        deadline_given_s=options.deadline_s,
     )
     facts, facts_error = gather_facts(inv, options.timeout_s)
     if facts_error:
@@ -161,5 +169,5 @@ def gather_facts(inv: Inventory, timeout_s: float) -> tuple[dict[str, Scalar], s
 
     outcome = run_with_timeout(collect, timeout_s, inv.abandon)
     if outcome.error is not None:
-        return {}, f"facts could not be gathered: {type(outcome.error).__name__}: {outcome.error}"
+        return {}, f"facts could not be gathered: {describe_error(outcome.error)}"
     return box.get("facts", {}), None

@@ -3,11 +3,16 @@ what was not checked, one error style, precise messages."""
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pytest
 
-from tests.harness import assert_one_line_error, cli, run_json
+from preflight.inventory.node import PartHung
+from preflight.runner import describe_error
+from preflight.wording import count as plural
+from tests.harness import assert_one_line_error, by_id, cli, run_json
 
 ROW_STATUSES = ("ERROR", "FAIL", "WARN", "PASS", "SKIP")
 
@@ -92,3 +97,49 @@ def test_a_bad_essential_setting_is_a_config_error(tmp_path: Path, meta: str, ne
     toml = tmp_path / "bad.toml"
     toml.write_text(f"[baseline]\n{meta}\n")
     assert_one_line_error(cli(*UNPRIVILEGED, "--baseline", str(toml)), 3, needle)
+
+
+# -- precise messages ------------------------------------------------------------------------
+
+
+def test_an_ignored_xid_is_said_not_hidden() -> None:
+    code, doc = run_json(
+        "--profile", "dgx-h100-xid-79", "--only", "xid.events", "--set", "xid.events.ignore=79"
+    )
+    assert code == 0
+    summary = by_id(doc)["xid.events"]["summary"]
+    assert re.fullmatch(r"1 Xid ignored \(79\) in \d+ kernel log lines since boot", summary)
+
+
+def test_the_deadline_message_names_the_deadline_given() -> None:
+    code, doc = run_json("--profile", "dgx-h100", "--deadline", "0.001")
+    assert code == 1
+    summaries = {r["summary"] for r in doc["results"] if r["status"] == "error"}
+    assert "not run: the run's --deadline 0.001 s passed" in summaries
+
+
+@pytest.mark.parametrize(
+    ("n", "noun", "text"),
+    [(0, "node", "0 nodes"), (1, "node", "1 node"), (90473, "report", "90,473 reports")],
+)
+def test_counted_nouns(n: int, noun: str, text: str) -> None:
+    assert plural(n, noun) == text
+
+
+def test_an_abandoned_part_is_described_without_its_class_name() -> None:
+    err = PartHung("the pci inventory was abandoned: an earlier check hung building it")
+    assert describe_error(err) == str(err)
+    assert describe_error(KeyError("x")) == "KeyError: 'x'"  # a bug keeps its class
+
+
+def test_compare_counts_in_the_singular(tmp_path: Path) -> None:
+    result = cli("run", "--profile", "dgx-h100", "--format", "json")
+    doc = json.loads(result.stdout)
+    (tmp_path / "a.json").write_text(json.dumps(doc))
+    older = dict(doc, started_at="2020-01-01T00:00:00+00:00")
+    (tmp_path / "b.json").write_text(json.dumps(older))
+    (tmp_path / "c.json").write_text("{")
+    out = cli("compare", *(str(tmp_path / n) for n in ("a.json", "b.json", "c.json"))).stdout
+    assert "preflight compare: 1 node from 3 reports" in out
+    assert "1 older duplicate report left out" in out
+    assert ": 0 of 1 node fail, 1 report unreadable; 0 facts drift on 0 nodes" in out
