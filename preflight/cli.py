@@ -431,6 +431,8 @@ def list_checks(
     from preflight.registry import discover
     from preflight.safetext import console
 
+    if fmt not in ("table", "json"):
+        raise _usage(f"unknown --format {fmt!r} (choose from table, json)")
     try:
         registry = discover()
     except PreflightError as exc:

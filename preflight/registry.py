@@ -220,16 +220,24 @@ class Registry:
     def select(self, only: Sequence[str] = (), skip: Sequence[str] = ()) -> list[CheckSpec[Any]]:
         """Checks matching any --only pattern (all when none) and no --skip pattern.
 
-        Patterns are ids, globs (`pcie.*`) or tags (`tag:gpu`); a pattern that matches nothing
-        is a usage error, so a typo never silently runs zero checks.
+        Patterns are ids, globs (`pcie.*`) or tags (`tag:gpu`), also as comma lists
+        (`pcie.acs,pcie.link`); a pattern that matches nothing, or patterns that leave no check
+        to run, are a usage error, so a typo never silently runs zero checks.
         """
+        only, skip = _split(only), _split(skip)
         for pattern in [*only, *skip]:
             if not self._matching(pattern):
                 raise UsageError(
                     f"no check matches {pattern!r}" + did_you_mean(pattern, self.specs)
                 )
         chosen = [s for s in self if not only or any(self._match(s, p) for p in only)]
-        return [s for s in chosen if not any(self._match(s, p) for p in skip)]
+        chosen = [s for s in chosen if not any(self._match(s, p) for p in skip)]
+        if not chosen and skip and self.specs:
+            raise UsageError(
+                f"--skip {','.join(skip)} leaves no check to run"
+                + (f" of --only {','.join(only)}" if only else "")
+            )
+        return chosen
 
     def _matching(self, pattern: str) -> list[CheckSpec[Any]]:
         return [s for s in self if self._match(s, pattern)]
@@ -239,6 +247,11 @@ class Registry:
         if pattern.startswith("tag:"):
             return pattern[4:] in spec.tags
         return fnmatch.fnmatchcase(spec.id, pattern)
+
+
+def _split(patterns: Sequence[str]) -> list[str]:
+    """`--only a,b --only c` as [a, b, c]; empty items (a trailing comma) are dropped."""
+    return [p.strip() for item in patterns for p in item.split(",") if p.strip()]
 
 
 def specs_in_module(module: types.ModuleType) -> list[CheckSpec[Any]]:

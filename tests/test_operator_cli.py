@@ -11,6 +11,7 @@ import pytest
 
 from preflight.inventory.node import PartHung
 from preflight.runner import describe_error
+from preflight.suggest import ranked
 from preflight.wording import count as plural
 from tests.harness import assert_one_line_error, by_id, cli, run_json
 
@@ -143,3 +144,57 @@ def test_compare_counts_in_the_singular(tmp_path: Path) -> None:
     assert "preflight compare: 1 node from 3 reports" in out
     assert "1 older duplicate report left out" in out
     assert ": 0 of 1 node fail, 1 report unreadable; 0 facts drift on 0 nodes" in out
+
+
+# -- one error style -------------------------------------------------------------------------
+
+USAGE_ERRORS = [
+    (("list", "--format", "xml"), 2, "unknown --format 'xml' (choose from table, json)"),
+    (("run", "--profile", "dgx-h100", "--skip", "*"), 2, "--skip * leaves no check to run"),
+    (
+        ("run", "--profile", "dgx-h100", "--only", "pcie.acs", "--skip", "pcie.*"),
+        2,
+        "--skip pcie.* leaves no check to run of --only pcie.acs",
+    ),
+    (("run", "--bogus"), 2, "No such option: --bogus"),
+    (("run", "--only", "pcie.acs,pcie.lnk"), 2, "no check matches 'pcie.lnk'"),
+    (("profiles", "show", "dgx-h100-acs"), 3, "did you mean 'dgx-h100-acs-enabled'?"),
+    (("baselines", "show", "dgx-h10"), 3, "did you mean 'dgx-h100'?"),
+    (("explain", "pcie.acss"), 2, "did you mean 'pcie.acs'?"),
+]
+
+
+@pytest.mark.parametrize(("args", "code", "needle"), USAGE_ERRORS)
+def test_usage_errors_are_one_line(args: tuple[str, ...], code: int, needle: str) -> None:
+    assert_one_line_error(cli(*args), code, needle)
+
+
+def test_only_and_skip_take_comma_lists() -> None:
+    code, doc = run_json(
+        "--profile", "dgx-h100", "--only", "pcie.acs,pcie.link,", "--only", "cpu.*"
+    )
+    assert code == 0
+    ids = [r["id"] for r in doc["results"]]
+    assert "pcie.acs" in ids and "pcie.link" in ids and "cpu.governor" in ids
+    assert "pcie.aer" not in ids
+    code, doc = run_json("--profile", "dgx-h100", "--only", "pcie.*", "--skip", "pcie.acs,pcie.aer")
+    assert {"pcie.acs", "pcie.aer"}.isdisjoint(r["id"] for r in doc["results"])
+
+
+@pytest.mark.parametrize(
+    ("word", "choices", "best"),
+    [
+        (
+            "dgx-h100-acs",
+            ["dgx-h100", "dgx-h100-roce", "dgx-h100-acs-enabled"],
+            "dgx-h100-acs-enabled",
+        ),
+        ("pcie.acss", ["pcie.acs", "pcie.aer"], "pcie.acs"),
+        ("dgx-h10", ["dgx-h100", "hgx-h200"], "dgx-h100"),
+        ("xyz", ["dgx-h100"], None),
+    ],
+)
+def test_suggestions_rank_the_name_the_word_begins_first(
+    word: str, choices: list[str], best: str | None
+) -> None:
+    assert next(iter(ranked(word, choices)), None) == best
