@@ -7,16 +7,15 @@ import errno
 import json
 import os
 import re
-import shutil
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperGroup, TyperOption
 
-from preflight import __version__
+from preflight import __version__, terminal
 from preflight.bench.cli import bench_app  # imports no torch: the ranks do
 from preflight.errors import PreflightError
 from preflight.exitcodes import ExitCode
@@ -45,6 +44,24 @@ class PreflightGroup(TyperGroup):
         if standalone_mode:
             sys.exit(code)
         return code
+
+
+_METAVARS = {"str": "TEXT", "list[str]": "TEXT", "float": "NUMBER", "int": "INTEGER"}
+
+
+def _help_metavar(option: TyperOption, ctx: Any) -> str | None:
+    """What help shows after an option: nothing for a flag (typer shows `<bool>`), and the
+    conventional upper-case word for a value (`TEXT`, not `<str>`)."""
+    if option.metavar is not None:
+        return option.metavar
+    if option.is_flag or option.count:
+        return None
+    label = option.display_type(ctx).strip("<>")
+    return _METAVARS.get(label, label.upper())
+
+
+# typer's help (0.29) prints the Python type; one assignment, here, where the app is made.
+TyperOption.display_type_rich = _help_metavar  # type: ignore[method-assign,assignment]
 
 
 app = typer.Typer(
@@ -170,7 +187,10 @@ def _version(value: bool) -> None:
 @app.callback()
 def main_options(
     version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+        bool,
+        typer.Option(
+            "--version", "-V", callback=_version, is_eager=True, help="Print the version."
+        ),
     ] = False,
 ) -> None:
     """Check a GPU node for what silently ruins distributed training, before the job starts."""
@@ -326,8 +346,8 @@ def run(
             report = execute(options)
         except BenchInterrupted as exc:  # the launcher stopped its ranks on the signal
             raise interrupts.Interrupted(exc.signum) from None
-        color = to_stdout and fmt == "table" and sys.stdout.isatty()
-        width = shutil.get_terminal_size((160, 24)).columns if color else 160
+        color = to_stdout and fmt == "table" and terminal.wants_color(sys.stdout)
+        width = terminal.width() if to_stdout else 160
         text = Buffer(output)
         renderers()[fmt](
             report,
@@ -456,7 +476,7 @@ def list_checks(
     for s in registry:
         params = ", ".join(f"{k}={v!r}" for k, v in s.defaults().items())
         table.add_row(s.id, s.title, ",".join(s.tags), ",".join(s.needs), params)
-    console(sys.stdout, 160, sys.stdout.isatty()).print(table)
+    console(sys.stdout, terminal.width(), terminal.wants_color(sys.stdout)).print(table)
 
 
 @app.command()
@@ -472,7 +492,7 @@ def explain(check_id: Annotated[str, typer.Argument(help="A check id, e.g. pcie.
         spec = discover().get(check_id)
     except PreflightError as exc:
         raise _fail(exc) from None
-    out = console(sys.stdout, 100, sys.stdout.isatty())
+    out = console(sys.stdout, terminal.width(100), terminal.wants_color(sys.stdout))
     out.print(Text(spec.id, style="bold") + Text(f" — {spec.title}"))
     out.print(f"tags: {', '.join(spec.tags) or '-'}   needs: {', '.join(spec.needs) or '-'}\n")
     out.print(Markdown(spec.doc))
@@ -548,7 +568,7 @@ def compare(
         raise _usage(f"no report found in {' '.join(reports)}")
     result = comparison.compare(fleet, "none (golden node)" if gold else group_by, gold)
     to_stdout = output is None or str(output) == STDOUT
-    width = max(100, shutil.get_terminal_size((160, 24)).columns) if to_stdout else 160
+    width = terminal.width() if to_stdout else 160
     text = Buffer(output)
     if fmt == "json":
         render.render_json(result, text)

@@ -4,16 +4,21 @@ what was not checked, one error style, precise messages."""
 from __future__ import annotations
 
 import json
+import os
+import pty
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from preflight.cli import app
 from preflight.inventory.node import PartHung
 from preflight.runner import describe_error
 from preflight.suggest import ranked
 from preflight.wording import count as plural
-from tests.harness import assert_one_line_error, by_id, cli, run_json
+from tests.harness import assert_one_line_error, by_id, cli, run_json, runner
 
 ROW_STATUSES = ("ERROR", "FAIL", "WARN", "PASS", "SKIP")
 
@@ -198,3 +203,98 @@ def test_suggestions_rank_the_name_the_word_begins_first(
     word: str, choices: list[str], best: str | None
 ) -> None:
     assert next(iter(ranked(word, choices)), None) == best
+
+
+# -- terminal conventions --------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def on_a_terminal(args: list[str], env: dict[str, str]) -> str:
+    """`preflight ARGS` with stdout on a real pseudo-terminal: what the terminal received."""
+    main, child = pty.openpty()
+    full_env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")}
+    full_env.update(env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "preflight", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=child,
+        stderr=child,
+        cwd=ROOT,
+        env=full_env,
+    )
+    os.close(child)
+    chunks = []
+    while True:
+        try:
+            data = os.read(main, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(timeout=60)
+    os.close(main)
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+TERMINAL_RUN = ["run", "--profile", "dgx-h100-acs-enabled", "--only", "pcie.acs"]
+
+
+@pytest.mark.parametrize(
+    ("env", "colored"),
+    [({}, True), ({"NO_COLOR": "1"}, False), ({"NO_COLOR": "1", "FORCE_COLOR": "1"}, False)],
+)
+def test_colour_on_a_terminal_unless_no_color(env: dict[str, str], colored: bool) -> None:
+    text = on_a_terminal(TERMINAL_RUN, {"COLUMNS": "100", **env})
+    assert "pcie.acs" in text
+    assert ("\x1b[" in text) is colored
+
+
+def test_force_color_colours_a_pipe() -> None:
+    result = cli(*TERMINAL_RUN)
+    assert "\x1b[" not in result.stdout
+    forced = runner.invoke(app, TERMINAL_RUN, env={"FORCE_COLOR": "1", "NO_COLOR": ""})
+    assert "\x1b[" in forced.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["list"],
+        ["explain", "pcie.acs"],
+        ["run", "--profile", "dgx-h100-acs-enabled", "--only", "pcie.*"],
+        ["run", "--help"],
+        ["--help"],
+    ],
+)
+@pytest.mark.parametrize("columns", [80, 60])
+def test_every_command_fits_columns(args: list[str], columns: int) -> None:
+    result = runner.invoke(app, args, env={"COLUMNS": str(columns)})
+    assert result.exit_code in (0, 1), result.output
+    lines = result.stdout.splitlines()
+    assert lines and max(len(line) for line in lines) <= columns, result.stdout
+    if args[0] != "run" or "--help" in args:
+        return
+    assert all(line == line.rstrip() for line in lines)
+
+
+def test_compare_fits_columns(tmp_path: Path) -> None:
+    doc = cli("run", "--profile", "dgx-h100-acs-enabled", "--format", "json").stdout
+    (tmp_path / "a.json").write_text(doc)
+    result = runner.invoke(app, ["compare", str(tmp_path / "a.json")], env={"COLUMNS": "72"})
+    assert result.exit_code == 1
+    assert max(len(line) for line in result.stdout.splitlines()) <= 72
+
+
+@pytest.mark.parametrize("flag", ["-V", "--version"])
+def test_version(flag: str) -> None:
+    result = cli(flag)
+    assert result.exit_code == 0 and re.fullmatch(r"preflight \d+\.\d+\.\d+\S*\n", result.stdout)
+
+
+def test_help_shows_flags_without_a_type_and_values_by_their_word() -> None:
+    text = runner.invoke(app, ["run", "--help"], env={"COLUMNS": "100"}).stdout
+    assert "<bool>" not in text and "<str>" not in text and "<float>" not in text
+    assert re.search(r"--profile\s+TEXT\s", text)
+    assert re.search(r"--strict\s+--no-strict\s{3,}Warnings", text)
