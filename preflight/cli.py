@@ -217,7 +217,7 @@ def run(
         list[str] | None, typer.Option(help="Skip these checks (same patterns). Repeatable.")
     ] = None,
     fmt: Annotated[
-        str, typer.Option("--format", help="table, json, junit or prometheus.")
+        str, typer.Option("--format", help="table, json, jsonl, junit or prometheus.")
     ] = "table",
     output: Annotated[
         Path | None,

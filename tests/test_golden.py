@@ -122,6 +122,7 @@ GOLDEN_FILES = {
     ("table", False): "report.table.txt",
     ("table", True): "report.table-verbose.txt",
     ("json", False): "report.json",
+    ("jsonl", False): "report.jsonl",
     ("junit", False): "report.junit.xml",
     ("prometheus", False): "report.prom",
 }

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from preflight.cli import app
@@ -18,7 +19,7 @@ from preflight.inventory.node import PartHung
 from preflight.runner import describe_error
 from preflight.suggest import ranked
 from preflight.wording import count as plural
-from tests.harness import assert_one_line_error, by_id, cli, run_json, runner
+from tests.harness import SCHEMA, assert_one_line_error, by_id, cli, run_json, runner
 
 ROW_STATUSES = ("ERROR", "FAIL", "WARN", "PASS", "SKIP")
 
@@ -298,3 +299,57 @@ def test_help_shows_flags_without_a_type_and_values_by_their_word() -> None:
     assert "<bool>" not in text and "<str>" not in text and "<float>" not in text
     assert re.search(r"--profile\s+TEXT\s", text)
     assert re.search(r"--strict\s+--no-strict\s{3,}Warnings", text)
+
+
+COMPARE_SCHEMA = json.loads((ROOT / "preflight/schema/compare.schema.json").read_text())
+
+
+# -- automation round trips ------------------------------------------------------------------
+
+
+def node_report(profile: str, hostname: str, fmt: str = "json") -> str:
+    result = cli("run", "--profile", profile, "--format", fmt)
+    assert result.exit_code in (0, 1), result.output
+    return result.stdout.replace('"dgx-h100-01"', json.dumps(hostname))
+
+
+def test_jsonl_is_one_line_per_report_and_the_same_document() -> None:
+    line = node_report("dgx-h100", "n001", "jsonl")
+    assert line.count("\n") == 1 and line.endswith("\n")
+    doc = json.loads(line)
+    jsonschema.validate(doc, SCHEMA)
+    assert doc["host"]["hostname"] == "n001"
+
+
+def test_compare_reads_concatenated_json_documents_and_json_lines_mixed() -> None:
+    stream = (
+        node_report("dgx-h100", "n001")  # indented, as `run --format json` writes
+        + node_report("dgx-h100-acs-enabled", "n002")
+        + node_report("dgx-h100", "n003", "jsonl")
+        + "\n"
+        + node_report("dgx-h100-ib-symbol-errors", "n004", "jsonl")
+    )
+    result = runner.invoke(app, ["compare", "-", "--format", "json"], input=stream)
+    assert result.exit_code == 1, result.output
+    doc = json.loads(result.stdout)
+    jsonschema.validate(doc, COMPARE_SCHEMA)
+    assert doc["nodes"] == 4 and doc["unreadable"] == []
+    assert [n["hostname"] for n in doc["failures"]["by_node"]] == ["n002"]
+    assert [n["hostname"] for n in doc["warnings"]["nodes"]] == ["n004"]
+
+
+def test_an_unfinished_document_costs_only_itself() -> None:
+    whole = node_report("dgx-h100", "n001")
+    cut = whole[: len(whole) // 2].rsplit("\n", 1)[0] + "\n"
+    stream = cut + node_report("dgx-h100", "n002") + "not json\n"
+    result = runner.invoke(app, ["compare", "-"], input=stream)
+    assert result.exit_code == 1
+    assert "UNREADABLE <stdin>:1: cannot read: a JSON document that never ends" in result.stdout
+    assert "2 nodes" not in result.stdout and "1 node from 3 reports" in result.stdout
+
+
+def test_compare_names_the_nodes_with_warnings() -> None:
+    stream = node_report("dgx-h100-ib-symbol-errors", "n004") + node_report("dgx-h100", "n001")
+    result = runner.invoke(app, ["compare", "-"], input=stream, env={"COLUMNS": "120"})
+    assert result.exit_code == 0
+    assert "warnings on 1 node: n004 (`run -q` there says which)" in result.stdout

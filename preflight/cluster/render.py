@@ -130,6 +130,11 @@ def render_table(comparison: Comparison, out: TextIO, verbose: bool, width: int)
         if limit is not None and len(comparison.failing) > limit:
             say(f"… {plural(len(comparison.failing) - limit, 'more failing node')} (-v: all)")
 
+    warned = comparison.warning_nodes
+    if warned:
+        which = shorten(compress(r.name for r in warned), nodes_width)
+        say(f"warnings on {plural(len(warned), 'node')}: {which} (`run -q` there says which)")
+
     rows = fold(comparison.drift)
     if rows:
         expected_title = "Golden value" if comparison.golden else "Majority value (nodes)"

@@ -29,9 +29,10 @@ def renderers() -> dict[str, Renderer]:
     return {
         "table": table.render,
         "json": jsonfmt.render,
+        "jsonl": jsonfmt.render_line,
         "junit": junit.render,
         "prometheus": prometheus.render,
     }
 
 
-FORMATS = ("table", "json", "junit", "prometheus")
+FORMATS = ("table", "json", "jsonl", "junit", "prometheus")
