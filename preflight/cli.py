@@ -96,6 +96,7 @@ def _fail(exc: PreflightError) -> typer.Exit:
     return typer.Exit(exc.exit_code)
 
 
+_NODE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
 _WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EBADF)
 _VALUE_ERROR = re.compile(r"^Invalid value for '([^']*)': Value error, ")
 
@@ -298,6 +299,13 @@ def run(
         bool,
         typer.Option(help="With --slurm-drain/--slurm-resume: say what scontrol would do, do not."),
     ] = False,
+    node_name: Annotated[
+        str | None,
+        typer.Option(
+            help="With --slurm-drain/--slurm-resume: the Slurm node to act on (default "
+            "SLURMD_NODENAME, else the short hostname; needed with --profile)."
+        ),
+    ] = None,
     bench: Annotated[
         bool, typer.Option(help="Also measure all-reduce across the node's GPUs (bench.allreduce).")
     ] = False,
@@ -325,6 +333,20 @@ def run(
         raise _usage(f"unknown --format {fmt!r} (choose from {', '.join(FORMATS)})")
     if dry_run and not (slurm_drain or slurm_resume):
         raise _usage("--dry-run needs --slurm-drain or --slurm-resume")
+    if node_name is not None and not (slurm_drain or slurm_resume):
+        raise _usage("--node-name needs --slurm-drain or --slurm-resume")
+    if node_name is not None and not _NODE_NAME.fullmatch(node_name):
+        raise _usage("--node-name: expected a Slurm node name (letters, digits, . _ -)")
+    if (
+        profile
+        and (slurm_drain or slurm_resume)
+        and not (node_name or os.environ.get("SLURMD_NODENAME"))
+    ):
+        # The checks read a mocked node: this host's name would drain a node nobody checked.
+        raise _usage(
+            "--slurm-drain/--slurm-resume with --profile act on a node the checks did not read: "
+            "name it with --node-name or SLURMD_NODENAME"
+        )
     to_stdout = output is None or str(output) == STDOUT
     with interrupts.watching() as watch:
         options = RunOptions(
@@ -363,7 +385,7 @@ def run(
             from preflight.safetext import clean_line
 
             slurm.apply(
-                slurm.node_name(os.environ),
+                node_name or slurm.node_name(os.environ),
                 code == ExitCode.OK,
                 slurm.failing_checks(report.results, strict)
                 + ([i for i, _ in report.unchecked] if report.unchecked_fails else []),
