@@ -10,9 +10,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from preflight import __version__
-from preflight.baseline import Baseline, detect, load, parse_set_options
+from preflight.baseline import Baseline, builtin_names, detect, load, parse_set_options
 from preflight.bench.measurement import bench_selection, check_bench_options
 from preflight.errors import ConfigError, ProfileError
+from preflight.hints import link_layers, roce_hint
 from preflight.host import Host
 from preflight.inventory import Inventory
 from preflight.model import CheckResult, Report, Scalar, Status
@@ -133,6 +134,7 @@ def execute(
         results.append(
             CheckResult("preflight.facts", "Node facts gathered", Status.ERROR, facts_error, 0.0)
         )
+    hints = _hints(results, facts, baseline, registry)
     return Report(
         tool_version=__version__,
         hostname=host.hostname,
@@ -149,7 +151,33 @@ def execute(
             if r.status is Status.SKIP and r.id in baseline.essential
         ),
         unchecked_fails=baseline.unchecked_fails or options.strict,
+        hints=hints,
     )
+
+
+LINK_LAYER_CHECK = "rdma.link_layer"
+
+
+def _hints(
+    results: Sequence[CheckResult],
+    facts: Mapping[str, Scalar],
+    baseline: Baseline,
+    registry: Registry,
+) -> tuple[str, ...]:
+    """A RoCE node judged by an InfiniBand baseline fails rdma.link_layer on every port: say
+    which baseline fits."""
+    failed = any(r.id == LINK_LAYER_CHECK and r.status is Status.FAIL for r in results)
+    if not failed or LINK_LAYER_CHECK not in registry.specs:
+        return ()
+    spec = registry.specs[LINK_LAYER_CHECK]
+    ethernet = [
+        name
+        for name in builtin_names()
+        if getattr(load(name, registry).params_for(spec), "expected", "") == "Ethernet"
+    ]
+    expected = str(getattr(baseline.params_for(spec), "expected", ""))
+    hint = roce_hint(link_layers(facts), expected, baseline.name, ethernet)
+    return (hint,) if hint else ()
 
 
 def _expected(baseline: Baseline, registry: Registry, check_id: str) -> bool:

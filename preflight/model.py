@@ -184,6 +184,7 @@ class Report:
     # Essential checks (the baseline's) that skipped: (id, why), and whether that fails the run.
     unchecked: tuple[tuple[str, str], ...] = ()
     unchecked_fails: bool = False
+    hints: tuple[str, ...] = ()  # what the operator likely meant (`--baseline dgx-h100-roce`)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -216,6 +217,7 @@ class Report:
                 "counts": self.counts,
                 "unchecked": [{"id": i, "reason": why} for i, why in self.unchecked],
                 "unchecked_fails": self.unchecked_fails,
+                "hints": list(self.hints),
             },
             "results": [r.to_dict() for r in self.results],
             "facts": dict(sorted(self.facts.items())),

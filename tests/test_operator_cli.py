@@ -15,6 +15,7 @@ import jsonschema
 import pytest
 
 from preflight.cli import app
+from preflight.hints import roce_hint
 from preflight.inventory.node import PartHung
 from preflight.runner import describe_error
 from preflight.suggest import ranked
@@ -353,3 +354,43 @@ def test_compare_names_the_nodes_with_warnings() -> None:
     result = runner.invoke(app, ["compare", "-"], input=stream, env={"COLUMNS": "120"})
     assert result.exit_code == 0
     assert "warnings on 1 node: n004 (`run -q` there says which)" in result.stdout
+
+
+# -- RoCE nodes ------------------------------------------------------------------------------
+
+ROCE_CASES = [
+    # (link layers, expected, baseline, Ethernet baselines, hint or None)
+    (
+        ["Ethernet"] * 8,
+        "InfiniBand",
+        "dgx-h100",
+        ["dgx-h100-roce"],
+        "--baseline dgx-h100-roce fits",
+    ),
+    (["Ethernet"] * 8, "InfiniBand", "hgx-h200", ["dgx-h100-roce"], 'expected = "Ethernet"'),
+    (["Ethernet", "InfiniBand"], "InfiniBand", "dgx-h100", ["dgx-h100-roce"], None),
+    (["Ethernet"] * 2, "Ethernet", "dgx-h100-roce", ["dgx-h100-roce"], None),
+    ([], "InfiniBand", "dgx-h100", ["dgx-h100-roce"], None),
+]
+
+
+@pytest.mark.parametrize(("layers", "expected", "baseline", "ethernet", "hint"), ROCE_CASES)
+def test_roce_hint(
+    layers: list[str], expected: str, baseline: str, ethernet: list[str], hint: str | None
+) -> None:
+    said = roce_hint(layers, expected, baseline, ethernet)
+    assert (said is None) == (hint is None)
+    assert hint is None or (said is not None and said.endswith(hint))
+
+
+def test_a_roce_node_on_the_detected_infiniband_baseline_is_told_which_fits() -> None:
+    result = cli("run", "--profile", "dgx-h100-roce", "-q")
+    assert result.exit_code == 1
+    assert result.stdout.splitlines()[-1] == (
+        "hint: every RDMA port (8) is Ethernet (RoCE) and baseline dgx-h100 expects "
+        "InfiniBand: --baseline dgx-h100-roce fits"
+    )
+    code, doc = run_json("--profile", "dgx-h100-roce")
+    assert doc["summary"]["hints"] and "dgx-h100-roce" in doc["summary"]["hints"][0]
+    code, doc = run_json("--profile", "dgx-h100-roce", "--baseline", "dgx-h100-roce")
+    assert code == 0 and doc["summary"]["hints"] == []

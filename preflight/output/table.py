@@ -77,6 +77,8 @@ def render(report: Report, out: TextIO, options: RenderOptions) -> None:
     if report.unchecked:
         style = STYLE[Status.FAIL] if report.unchecked_fails else STYLE[Status.WARN]
         screen.print(Text("not checked: ", style=style) + cell(unchecked_line(report.unchecked)))
+    for hint in report.hints:
+        screen.print(Text("hint: ", style="bold") + cell(hint))
     # rich pads the title and the last column to the table's width: no trailing spaces.
     out.write("\n".join(line.rstrip() for line in buffer.getvalue().split("\n")))
 
