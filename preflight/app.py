@@ -107,7 +107,12 @@ def execute(
     if any("nvml" in s.needs for s in selected):
         host.nvml_prefetch()  # NVML answers in its child process while other checks run
     inv = Inventory(host)
-    baseline = choose_baseline(options.baseline, inv, registry, min(10.0, options.timeout_s))
+    pinned = options.baseline
+    if pinned is None and options.profile is None:  # a profile is not one of the site's nodes
+        from preflight import siteconfig
+
+        pinned = siteconfig.load(os.environ).baseline
+    baseline = choose_baseline(pinned, inv, registry, min(10.0, options.timeout_s))
     plan = [Planned(s, baseline.params_for(s, overrides.get(s.id))) for s in selected]
     expects_gpus = _expected(baseline, registry, GPU_COUNT_CHECK)
     expects_nics = _expected(baseline, registry, NIC_COUNT_CHECK)
