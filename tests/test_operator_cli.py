@@ -25,6 +25,13 @@ from tests.harness import SCHEMA, assert_one_line_error, by_id, cli, run_json, r
 ROW_STATUSES = ("ERROR", "FAIL", "WARN", "PASS", "SKIP")
 
 
+@pytest.fixture(autouse=True)
+def _restore_safepath(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `compare` in this process sets PYTHONSAFEPATH for its workers; undone after each test so
+    # later tests' subprocesses (tools/*.py importing their neighbours) start as they would.
+    monkeypatch.setenv("PYTHONSAFEPATH", "")
+
+
 def row_statuses(text: str) -> list[str]:
     cells = [line.split()[1] for line in text.splitlines() if line.startswith("│")]
     return [c for c in cells if c != "│"]  # continuation lines of a folded summary
