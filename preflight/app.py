@@ -10,15 +10,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from preflight import __version__
-from preflight.baseline import Baseline, detect, load, parse_set_options
+from preflight.baseline import Baseline, builtin_names, detect, load, parse_set_options
 from preflight.bench.measurement import bench_selection, check_bench_options
 from preflight.errors import ConfigError, ProfileError
+from preflight.hints import link_layers, roce_hint
 from preflight.host import Host
 from preflight.inventory import Inventory
 from preflight.model import CheckResult, Report, Scalar, Status
 from preflight.profile import host_from_profile
 from preflight.registry import Registry, discover
-from preflight.runner import GPU_COUNT_CHECK, NIC_COUNT_CHECK, Planned, run_checks, run_with_timeout
+from preflight.runner import (
+    GPU_COUNT_CHECK,
+    NIC_COUNT_CHECK,
+    Planned,
+    describe_error,
+    run_checks,
+    run_with_timeout,
+)
 
 
 @dataclass
@@ -38,6 +46,7 @@ class RunOptions:
     bench_backend: str | None = None
     bench_nproc: int | None = None
     level: int = 1  # checks of tier <= level run, and deeper ones --only names by id
+    strict: bool = False  # warnings, and essential checks that could not run, fail the run
 
 
 def parse_env_options(items: Sequence[str]) -> dict[str, str]:
@@ -99,7 +108,12 @@ def execute(
     if any("nvml" in s.needs for s in selected):
         host.nvml_prefetch()  # NVML answers in its child process while other checks run
     inv = Inventory(host)
-    baseline = choose_baseline(options.baseline, inv, registry, min(10.0, options.timeout_s))
+    pinned = options.baseline
+    if pinned is None and options.profile is None:  # a profile is not one of the site's nodes
+        from preflight import siteconfig
+
+        pinned = siteconfig.load(os.environ).baseline
+    baseline = choose_baseline(pinned, inv, registry, min(10.0, options.timeout_s))
     plan = [Planned(s, baseline.params_for(s, overrides.get(s.id))) for s in selected]
     expects_gpus = _expected(baseline, registry, GPU_COUNT_CHECK)
     expects_nics = _expected(baseline, registry, NIC_COUNT_CHECK)
@@ -122,12 +136,14 @@ def execute(
         ),
         expects_gpus=expects_gpus,
         expects_nics=expects_nics,
+        deadline_given_s=options.deadline_s,
     )
     facts, facts_error = gather_facts(inv, options.timeout_s)
     if facts_error:
         results.append(
             CheckResult("preflight.facts", "Node facts gathered", Status.ERROR, facts_error, 0.0)
         )
+    hints = _hints(results, facts, baseline, registry)
     return Report(
         tool_version=__version__,
         hostname=host.hostname,
@@ -138,7 +154,39 @@ def execute(
         profile=options.profile,
         results=tuple(results),
         facts=facts,
+        unchecked=tuple(
+            (r.id, r.summary)
+            for r in results
+            if r.status is Status.SKIP and r.id in baseline.essential
+        ),
+        unchecked_fails=baseline.unchecked_fails or options.strict,
+        hints=hints,
     )
+
+
+LINK_LAYER_CHECK = "rdma.link_layer"
+
+
+def _hints(
+    results: Sequence[CheckResult],
+    facts: Mapping[str, Scalar],
+    baseline: Baseline,
+    registry: Registry,
+) -> tuple[str, ...]:
+    """A RoCE node judged by an InfiniBand baseline fails rdma.link_layer on every port: say
+    which baseline fits."""
+    failed = any(r.id == LINK_LAYER_CHECK and r.status is Status.FAIL for r in results)
+    if not failed or LINK_LAYER_CHECK not in registry.specs:
+        return ()
+    spec = registry.specs[LINK_LAYER_CHECK]
+    ethernet = [
+        name
+        for name in builtin_names()
+        if getattr(load(name, registry).params_for(spec), "expected", "") == "Ethernet"
+    ]
+    expected = str(getattr(baseline.params_for(spec), "expected", ""))
+    hint = roce_hint(link_layers(facts), expected, baseline.name, ethernet)
+    return (hint,) if hint else ()
 
 
 def _expected(baseline: Baseline, registry: Registry, check_id: str) -> bool:
@@ -158,5 +206,5 @@ def gather_facts(inv: Inventory, timeout_s: float) -> tuple[dict[str, Scalar], s
 
     outcome = run_with_timeout(collect, timeout_s, inv.abandon)
     if outcome.error is not None:
-        return {}, f"facts could not be gathered: {type(outcome.error).__name__}: {outcome.error}"
+        return {}, f"facts could not be gathered: {describe_error(outcome.error)}"
     return box.get("facts", {}), None

@@ -19,7 +19,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-META_KEYS = {"name", "description", "extends", "match"}
+META_KEYS = {"name", "description", "extends", "match", "essential", "unchecked_fails"}
 MATCH_KEYS = {"product_names", "gpu_ids", "gpu_count"}
 
 
@@ -34,6 +34,10 @@ class Baseline:
     product_names: tuple[str, ...] = ()
     gpu_ids: tuple[str, ...] = ()
     gpu_count: int | None = None
+    # Checks whose SKIP must not read as healthy (the footer names them; with unchecked_fails
+    # or --strict the run fails): ACS and DevCtl are what a bad BIOS setting shows in.
+    essential: tuple[str, ...] = ()
+    unchecked_fails: bool = False
 
     def params_for(self, spec: CheckSpec[Any], overrides: Mapping[str, Any] | None = None) -> Any:
         """The check's params: defaults < baseline < command-line overrides."""
@@ -116,8 +120,16 @@ def parse(
             parent = str(here / parent)
         base = load(parent, registry, _seen)
         params = {k: dict(v) for k, v in base.params.items()}
+        essential, unchecked_fails = base.essential, base.unchecked_fails
     else:
         params = {}
+        essential, unchecked_fails = (), False
+    if "essential" in meta:
+        essential = _essential(meta["essential"], registry, source)
+    if "unchecked_fails" in meta:
+        if not isinstance(meta["unchecked_fails"], bool):
+            raise ConfigError(f"baseline {source}: baseline.unchecked_fails must be true or false")
+        unchecked_fails = meta["unchecked_fails"]
     for area, checks in data.items():
         if area == "baseline":
             continue
@@ -154,7 +166,21 @@ def parse(
         product_names=tuple(str(x) for x in match.get("product_names", ())),
         gpu_ids=tuple(str(x).lower() for x in match.get("gpu_ids", ())),
         gpu_count=match.get("gpu_count"),
+        essential=essential,
+        unchecked_fails=unchecked_fails,
     )
+
+
+def _essential(value: object, registry: Registry, source: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+        raise ConfigError(f"baseline {source}: baseline.essential must be a list of check ids")
+    for check_id in value:
+        if check_id not in registry.specs:
+            raise ConfigError(
+                f"baseline {source}: baseline.essential: unknown check {check_id!r}"
+                + did_you_mean(check_id, registry.specs)
+            )
+    return tuple(dict.fromkeys(value))
 
 
 def detect(product_name: str | None, gpu_ids: Sequence[str], registry: Registry) -> Baseline:

@@ -7,16 +7,15 @@ import errno
 import json
 import os
 import re
-import shutil
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperGroup, TyperOption
 
-from preflight import __version__
+from preflight import __version__, terminal
 from preflight.bench.cli import bench_app  # imports no torch: the ranks do
 from preflight.errors import PreflightError
 from preflight.exitcodes import ExitCode
@@ -45,6 +44,24 @@ class PreflightGroup(TyperGroup):
         if standalone_mode:
             sys.exit(code)
         return code
+
+
+_METAVARS = {"str": "TEXT", "list[str]": "TEXT", "float": "NUMBER", "int": "INTEGER"}
+
+
+def _help_metavar(option: TyperOption, ctx: Any) -> str | None:
+    """What help shows after an option: nothing for a flag (typer shows `<bool>`), and the
+    conventional upper-case word for a value (`TEXT`, not `<str>`)."""
+    if option.metavar is not None:
+        return option.metavar
+    if option.is_flag or option.count:
+        return None
+    label = option.display_type(ctx).strip("<>")
+    return _METAVARS.get(label, label.upper())
+
+
+# typer's help (0.29) prints the Python type; one assignment, here, where the app is made.
+TyperOption.display_type_rich = _help_metavar  # type: ignore[method-assign,assignment]
 
 
 app = typer.Typer(
@@ -79,6 +96,7 @@ def _fail(exc: PreflightError) -> typer.Exit:
     return typer.Exit(exc.exit_code)
 
 
+_NODE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
 _WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EBADF)
 _VALUE_ERROR = re.compile(r"^Invalid value for '([^']*)': Value error, ")
 
@@ -170,7 +188,10 @@ def _version(value: bool) -> None:
 @app.callback()
 def main_options(
     version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+        bool,
+        typer.Option(
+            "--version", "-V", callback=_version, is_eager=True, help="Print the version."
+        ),
     ] = False,
 ) -> None:
     """Check a GPU node for what silently ruins distributed training, before the job starts."""
@@ -197,7 +218,7 @@ def run(
         list[str] | None, typer.Option(help="Skip these checks (same patterns). Repeatable.")
     ] = None,
     fmt: Annotated[
-        str, typer.Option("--format", help="table, json, junit or prometheus.")
+        str, typer.Option("--format", help="table, json, jsonl, junit or prometheus.")
     ] = "table",
     output: Annotated[
         Path | None,
@@ -235,7 +256,8 @@ def run(
         ),
     ] = 5.0,
     strict: Annotated[
-        bool, typer.Option(help="Treat warnings as failures in the exit code.")
+        bool,
+        typer.Option(help="Warnings, and essential checks that could not run, fail the exit code."),
     ] = False,
     verbose: Annotated[
         bool,
@@ -243,6 +265,15 @@ def run(
             "--verbose",
             "-v",
             help="Show every finding with its evidence (and tracebacks of errors).",
+        ),
+    ] = False,
+    problems: Annotated[
+        bool,
+        typer.Option(
+            "--problems",
+            "--quiet",
+            "-q",
+            help="Table: show only the checks that failed, errored or warned.",
         ),
     ] = False,
     slurm_drain: Annotated[
@@ -268,6 +299,13 @@ def run(
         bool,
         typer.Option(help="With --slurm-drain/--slurm-resume: say what scontrol would do, do not."),
     ] = False,
+    node_name: Annotated[
+        str | None,
+        typer.Option(
+            help="With --slurm-drain/--slurm-resume: the Slurm node to act on (default "
+            "SLURMD_NODENAME, else the short hostname; needed with --profile)."
+        ),
+    ] = None,
     bench: Annotated[
         bool, typer.Option(help="Also measure all-reduce across the node's GPUs (bench.allreduce).")
     ] = False,
@@ -318,6 +356,20 @@ def run(
         raise _usage(f"--level must be 1, 2 or 3, got {level}")
     if npd_max_output < 16:
         raise _usage(f"--npd-max-output must be at least 16 bytes, got {npd_max_output}")
+    if node_name is not None and not (slurm_drain or slurm_resume):
+        raise _usage("--node-name needs --slurm-drain or --slurm-resume")
+    if node_name is not None and not _NODE_NAME.fullmatch(node_name):
+        raise _usage("--node-name: expected a Slurm node name (letters, digits, . _ -)")
+    if (
+        profile
+        and (slurm_drain or slurm_resume)
+        and not (node_name or os.environ.get("SLURMD_NODENAME"))
+    ):
+        # The checks read a mocked node: this host's name would drain a node nobody checked.
+        raise _usage(
+            "--slurm-drain/--slurm-resume with --profile act on a node the checks did not read: "
+            "name it with --node-name or SLURMD_NODENAME"
+        )
     to_stdout = output is None or str(output) == STDOUT
     with interrupts.watching() as watch:
         options = RunOptions(
@@ -334,6 +386,7 @@ def run(
             bench_backend=bench_backend,
             bench_nproc=bench_nproc,
             level=level,
+            strict=strict,
         )
         try:
             report = execute(options)
@@ -347,10 +400,14 @@ def run(
             typer.echo(plugin.unknown(str(exc), npd_max_output))
             say_error(exc)
             raise typer.Exit(plugin.UNKNOWN) from None
-        color = to_stdout and fmt == "table" and sys.stdout.isatty()
-        width = shutil.get_terminal_size((160, 24)).columns if color else 160
+        color = to_stdout and fmt == "table" and terminal.wants_color(sys.stdout)
+        width = terminal.width() if to_stdout else 160
         text = Buffer(output)
-        renderers()[fmt](report, text, RenderOptions(verbose=verbose, color=color, width=width))
+        renderers()[fmt](
+            report,
+            text,
+            RenderOptions(verbose=verbose, color=color, width=width, problems=problems),
+        )
         code = for_report(report, strict)
         # A signal swallowed on the way (the bench launcher stops its ranks on one) still
         # means these results are not the node's: raise it now, before Slurm or the report.
@@ -360,9 +417,10 @@ def run(
             from preflight.safetext import clean_line
 
             slurm.apply(
-                slurm.node_name(os.environ),
+                node_name or slurm.node_name(os.environ),
                 code == ExitCode.OK,
-                slurm.failing_checks(report.results, strict),
+                slurm.failing_checks(report.results, strict)
+                + ([i for i, _ in report.unchecked] if report.unchecked_fails else []),
                 drain=slurm_drain,
                 resume=slurm_resume,
                 dry_run=dry_run,
@@ -453,6 +511,8 @@ def list_checks(
     from preflight.registry import discover
     from preflight.safetext import console
 
+    if fmt not in ("table", "json"):
+        raise _usage(f"unknown --format {fmt!r} (choose from table, json)")
     try:
         registry = discover()
     except PreflightError as exc:
@@ -477,7 +537,7 @@ def list_checks(
     for s in registry:
         params = ", ".join(f"{k}={v!r}" for k, v in s.defaults().items())
         table.add_row(s.id, str(s.tier), s.title, ",".join(s.tags), ",".join(s.needs), params)
-    console(sys.stdout, 160, sys.stdout.isatty()).print(table)
+    console(sys.stdout, terminal.width(), terminal.wants_color(sys.stdout)).print(table)
 
 
 @app.command()
@@ -493,7 +553,7 @@ def explain(check_id: Annotated[str, typer.Argument(help="A check id, e.g. pcie.
         spec = discover().get(check_id)
     except PreflightError as exc:
         raise _fail(exc) from None
-    out = console(sys.stdout, 100, sys.stdout.isatty())
+    out = console(sys.stdout, terminal.width(100), terminal.wants_color(sys.stdout))
     out.print(Text(spec.id, style="bold") + Text(f" — {spec.title}"))
     out.print(
         f"tags: {', '.join(spec.tags) or '-'}   needs: {', '.join(spec.needs) or '-'}   "
@@ -576,7 +636,7 @@ def compare(
         raise _usage(f"no report found in {' '.join(reports)}")
     result = comparison.compare(fleet, "none (golden node)" if gold else group_by, gold)
     to_stdout = output is None or str(output) == STDOUT
-    width = max(100, shutil.get_terminal_size((160, 24)).columns) if to_stdout else 160
+    width = terminal.width() if to_stdout else 160
     text = Buffer(output)
     if fmt == "json":
         render.render_json(result, text)

@@ -21,10 +21,13 @@ class ExitCode(enum.IntEnum):
 
 
 def for_report(report: Report, strict: bool = False) -> ExitCode:
-    """FAILED when any check failed or errored (or warned, with strict)."""
+    """FAILED when any check failed or errored (or warned, with strict; or an essential check
+    could not run, with strict or the baseline's unchecked_fails)."""
     statuses = {r.status for r in report.results}
     if statuses & {Status.FAIL, Status.ERROR}:
         return ExitCode.FAILED
     if strict and Status.WARN in statuses:
+        return ExitCode.FAILED
+    if report.unchecked and (strict or report.unchecked_fails):
         return ExitCode.FAILED
     return ExitCode.OK

@@ -181,6 +181,10 @@ class Report:
     results: tuple[CheckResult, ...]
     facts: Mapping[str, Scalar] = field(default_factory=dict)
     strict: bool = False
+    # Essential checks (the baseline's) that skipped: (id, why), and whether that fails the run.
+    unchecked: tuple[tuple[str, str], ...] = ()
+    unchecked_fails: bool = False
+    hints: tuple[str, ...] = ()  # what the operator likely meant (`--baseline dgx-h100-roce`)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -192,8 +196,12 @@ class Report:
 
     @property
     def status(self) -> Status:
-        """The node's overall status (worst result)."""
-        return worst((r.status for r in self.results), default=Status.SKIP)
+        """The node's overall status (worst result; FAIL when an essential check could not run
+        and that fails the run)."""
+        status = worst((r.status for r in self.results), default=Status.SKIP)
+        if self.unchecked and self.unchecked_fails and status.rank < Status.FAIL.rank:
+            return Status.FAIL
+        return status
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON report (schema: preflight/schema/report.schema.json)."""
@@ -204,7 +212,13 @@ class Report:
             "started_at": self.started_at,
             "duration_s": round(self.duration_s, 6),
             "baseline": {"name": self.baseline, "source": self.baseline_source},
-            "summary": {"status": self.status.value, "counts": self.counts},
+            "summary": {
+                "status": self.status.value,
+                "counts": self.counts,
+                "unchecked": [{"id": i, "reason": why} for i, why in self.unchecked],
+                "unchecked_fails": self.unchecked_fails,
+                "hints": list(self.hints),
+            },
             "results": [r.to_dict() for r in self.results],
             "facts": dict(sorted(self.facts.items())),
         }

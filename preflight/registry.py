@@ -233,10 +233,13 @@ class Registry:
     ) -> list[CheckSpec[Any]]:
         """Checks matching any --only pattern (all when none) and no --skip pattern.
 
-        Patterns are ids, globs (`pcie.*`) or tags (`tag:gpu`); a pattern that matches nothing
-        is a usage error, so a typo never silently runs zero checks. `level` keeps the checks
-        of tier ≤ level, and the deeper ones --only names by id (a glob or tag keeps the level).
+        Patterns are ids, globs (`pcie.*`) or tags (`tag:gpu`), also as comma lists
+        (`pcie.acs,pcie.link`); a pattern that matches nothing, or patterns that leave no check
+        to run, are a usage error, so a typo never silently runs zero checks. `level` keeps the
+        checks of tier ≤ level, and the deeper ones --only names by id (a glob or tag keeps the
+        level).
         """
+        only, skip = _split(only), _split(skip)
         for pattern in [*only, *skip]:
             if not self._matching(pattern):
                 raise UsageError(
@@ -245,7 +248,13 @@ class Registry:
         chosen = [s for s in self if not only or any(self._match(s, p) for p in only)]
         if level is not None:  # a deeper check runs only when --only names its id
             chosen = [s for s in chosen if s.tier <= level or s.id in only]
-        return [s for s in chosen if not any(self._match(s, p) for p in skip)]
+        chosen = [s for s in chosen if not any(self._match(s, p) for p in skip)]
+        if not chosen and skip and self.specs:
+            raise UsageError(
+                f"--skip {','.join(skip)} leaves no check to run"
+                + (f" of --only {','.join(only)}" if only else "")
+            )
+        return chosen
 
     def _matching(self, pattern: str) -> list[CheckSpec[Any]]:
         return [s for s in self if self._match(s, pattern)]
@@ -255,6 +264,11 @@ class Registry:
         if pattern.startswith("tag:"):
             return pattern[4:] in spec.tags
         return fnmatch.fnmatchcase(spec.id, pattern)
+
+
+def _split(patterns: Sequence[str]) -> list[str]:
+    """`--only a,b --only c` as [a, b, c]; empty items (a trailing comma) are dropped."""
+    return [p.strip() for item in patterns for p in item.split(",") if p.strip()]
 
 
 def specs_in_module(module: types.ModuleType) -> list[CheckSpec[Any]]:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from preflight.inventory import Inventory
+from preflight.inventory.node import PartHung
 from preflight.model import CheckResult, Status, Verdict
 from preflight.registry import CheckSpec
 
@@ -83,6 +84,16 @@ def run_with_timeout(
     return outcome
 
 
+def describe_error(err: BaseException) -> str:
+    """Why a check could not finish, for its summary: a timeout or an abandoned inventory part
+    says it in words (no internal class name); an unexpected exception keeps its class, which
+    says what kind of bug it is (`KeyError: 'x'`)."""
+    text = str(err)
+    if isinstance(err, (TimeoutError, PartHung)):
+        return text
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
 def run_checks(
     plan: Sequence[Planned],
     inv: Inventory,
@@ -91,8 +102,12 @@ def run_checks(
     deadline_s: float | None = None,
     expects_gpus: bool = False,
     expects_nics: bool = False,
+    deadline_given_s: float | None = None,
 ) -> list[CheckResult]:
     """Run every planned check; each gets its own time budget and never crashes the run.
+
+    `deadline_s` is what is left of the run's deadline; `deadline_given_s` the --deadline the
+    operator gave, which is what a message names.
 
     `final` checks run last (results keep the plan's order); when there are any, the
     inventory's sampling window opens before the first check.
@@ -108,6 +123,7 @@ def run_checks(
 
         # A failed first sample shows again, as an error, in the check that needs it.
         run_with_timeout(open_window, timeout_s, inv.abandon)
+    given = deadline_s if deadline_given_s is None else deadline_given_s
     for index in order:
         item = plan[index]
         spec = item.spec
@@ -117,7 +133,7 @@ def run_checks(
                 spec.id,
                 spec.title,
                 Status.ERROR,
-                f"not run: the run's {deadline_s:g} s deadline passed",
+                f"not run: the run's --deadline {given:g} s passed",
                 0.0,
             )
             continue
@@ -143,7 +159,7 @@ def run_checks(
         elapsed = time.monotonic() - start
         if outcome.error is not None:
             err = outcome.error
-            msg = str(err) if isinstance(err, TimeoutError) else f"{type(err).__name__}: {err}"
+            msg = describe_error(err)
             if blocked:
                 msg += f" (blocked reading {blocked[0]})"
             results[index] = CheckResult(

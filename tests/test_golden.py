@@ -111,9 +111,10 @@ REPORT = Report(
 )
 
 
-def rendered(fmt: str, verbose: bool = False) -> str:
+def rendered(fmt: str, verbose: bool = False, width: int = 120, problems: bool = False) -> str:
     out = io.StringIO()
-    renderers()[fmt](REPORT, out, RenderOptions(verbose=verbose, color=False, width=120))
+    options = RenderOptions(verbose=verbose, color=False, width=width, problems=problems)
+    renderers()[fmt](REPORT, out, options)
     return out.getvalue()
 
 
@@ -121,6 +122,7 @@ GOLDEN_FILES = {
     ("table", False): "report.table.txt",
     ("table", True): "report.table-verbose.txt",
     ("json", False): "report.json",
+    ("jsonl", False): "report.jsonl",
     ("junit", False): "report.junit.xml",
     ("prometheus", False): "report.prom",
 }
@@ -136,6 +138,37 @@ def test_output_matches_its_golden_file(
     fmt: str, verbose: bool, golden: Callable[[str, str], None]
 ) -> None:
     golden(GOLDEN_FILES[fmt, verbose], rendered(fmt, verbose))
+
+
+# The table in an 80-column terminal, and the same narrowed further: columns fold, rows keep
+# their failures-first order; --problems leaves the passing and skipped rows out.
+TABLE_VARIANTS = {
+    "report.table-80.txt": {"width": 80},
+    "report.table-60.txt": {"width": 60},
+    "report.table-problems.txt": {"width": 120, "problems": True},
+}
+
+
+@pytest.mark.parametrize("name", sorted(TABLE_VARIANTS))
+def test_table_variants_match_their_golden_files(
+    name: str, golden: Callable[[str, str], None]
+) -> None:
+    golden(name, rendered("table", **TABLE_VARIANTS[name]))  # type: ignore[arg-type]
+
+
+def test_table_rows_are_failures_first_and_the_footer_names_them() -> None:
+    lines = rendered("table").splitlines()
+    rows = [line.split()[1] for line in lines if line.startswith("│")]
+    assert [r.split("│")[0] for r in rows] == ["ERROR", "FAIL", "WARN", "PASS", "SKIP"]
+    assert lines[-2:] == ["failed: rdma.port_state", "could not run: xid.events"]
+    assert all(line == line.rstrip() for line in lines)
+
+
+def test_problems_view_shows_only_what_is_not_passing() -> None:
+    text = rendered("table", problems=True)
+    assert "rdma.port_state" in text and "xid.events" in text and "cpu.governor" in text
+    assert "pcie.link" not in text and "gpu.nvml_available" not in text
+    assert "1 pass" in text and "1 skip" in text  # the footer still counts everything
 
 
 def test_the_json_golden_file_is_a_valid_report() -> None:

@@ -320,8 +320,15 @@ def test_select_with_skip(registry: Registry) -> None:
     assert ids(registry.select(["pcie.*"], ["tag:gpu"])) == ["pcie.acs"]
 
 
-def test_select_only_and_skip_overlap_gives_empty(registry: Registry) -> None:
-    assert registry.select(["pcie.link"], ["tag:gpu"]) == []
+def test_select_only_and_skip_that_leave_nothing_are_a_usage_error(registry: Registry) -> None:
+    # A run of zero checks would read as a pass: the operator asked for something else.
+    with pytest.raises(UsageError, match="--skip tag:gpu leaves no check to run of --only"):
+        registry.select(["pcie.link"], ["tag:gpu"])
+
+
+def test_select_takes_comma_lists(registry: Registry) -> None:
+    assert ids(registry.select(["pcie.link,cpu.governor,"])) == ["cpu.governor", "pcie.link"]
+    assert ids(registry.select(["pcie.*"], ["pcie.acs, pcie.aer"])) == ["pcie.link"]
 
 
 @pytest.mark.parametrize(

@@ -260,7 +260,7 @@ def test_deadline_marks_unstarted_checks_error(tmp_path: Path, blocker: threadin
     assert "did not finish" in hang.summary
     for r in (b, c):
         assert r.status is Status.ERROR
-        assert r.summary == "not run: the run's 0.2 s deadline passed"
+        assert r.summary == "not run: the run's --deadline 0.2 s passed"
         assert r.duration_s == 0.0
     assert started == ["hang"]
 

@@ -24,6 +24,7 @@ from preflight.slurm import (
     parse_show_node,
     run_bounded,
 )
+from tests.harness import assert_one_line_error
 
 runner = CliRunner()
 
@@ -266,3 +267,27 @@ def test_run_bounded_kills_the_whole_process_group(tmp_path: Path) -> None:
 def test_dry_run_alone_is_a_usage_error() -> None:
     result = runner.invoke(app, ["run", "--profile", "dgx-h100", "--dry-run"])
     assert result.exit_code == 2 and "--dry-run needs --slurm-drain" in result.stderr
+
+
+def test_drain_with_a_profile_needs_the_node_named(fake_scontrol: dict[str, Path]) -> None:
+    # A mocked node's failure must not drain the real host: the name has to be given.
+    env = {"PATH": f"{fake_scontrol['bin']}:{os.environ['PATH']}", "SLURMD_NODENAME": ""}
+    args = ["run", "--profile", "dgx-h100-acs-enabled", "--format", "json", "--output", os.devnull]
+    for flag in ("--slurm-drain", "--slurm-resume"):
+        result = runner.invoke(app, [*args, flag], env=env)
+        assert_one_line_error(result, 2, "name it with --node-name or SLURMD_NODENAME")
+    assert calls(fake_scontrol) == []
+    result = runner.invoke(app, [*args, "--slurm-drain", "--node-name", "n9"], env=env)
+    assert result.exit_code == 1
+    assert calls(fake_scontrol)[-1] == "update NodeName=n9 State=DRAIN Reason=preflight: pcie.acs"
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (["--node-name", "n1"], "--node-name needs --slurm-drain or --slurm-resume"),
+        (["--slurm-drain", "--node-name", "n1 State=DOWN"], "--node-name: expected a Slurm node"),
+    ],
+)
+def test_node_name_is_checked(extra: list[str], needle: str) -> None:
+    assert_one_line_error(runner.invoke(app, ["run", "--profile", "dgx-h100", *extra]), 2, needle)

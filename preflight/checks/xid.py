@@ -8,6 +8,7 @@ from preflight.inventory import Inventory
 from preflight.inventory.xid import ACTION_TEXT, DRAIN, IGNORE, RESTART_APP, XidEvent
 from preflight.model import Evidence, Finding, Status, Verdict
 from preflight.registry import check
+from preflight.wording import count
 
 SOURCE = "kmsg"
 
@@ -108,9 +109,15 @@ def events(inv: Inventory, params: XidParams) -> Verdict:
         if dev.is_gpu:
             labels[bdf] = inv.pci.label(dev)
     findings = judge_xids(list(log.events), labels, params.ignore)
+    ignored = [e.xid for e in log.events if e.xid is not None and e.xid in params.ignore]
+    lines = count(log.lines, "kernel log line")
+    # An ignored Xid is still said: "no Xid" would hide that the log holds one.
+    said = ""
+    if ignored:
+        said = f"{count(len(ignored), 'Xid')} ignored ({', '.join(map(str, sorted(set(ignored))))})"
     return Verdict.from_findings(
         findings,
-        ok=f"no Xid needing action in {log.lines} kernel log lines since boot",
-        empty=f"no Xid in {log.lines} kernel log lines since boot",
+        ok=f"no Xid needing action in {lines} since boot" + (f"; {said}" if said else ""),
+        empty=f"{said} in {lines} since boot" if said else f"no Xid in {lines} since boot",
         empty_status=Status.PASS,
     )

@@ -59,6 +59,12 @@ class Comparison:
         return len(ids)
 
     @property
+    def warning_nodes(self) -> list[NodeRecord]:
+        """Nodes whose report's worst result is a warning (4,387 symbol errors is one): not
+        failing, and not healthy either."""
+        return sorted((r for r in self.fleet.nodes.values() if r.status == "warn"), key=_name)
+
+    @property
     def status(self) -> str:
         """fail (a node fails or a report is unreadable), drift, or ok."""
         if self.failing or self.fleet.unreadable:
@@ -111,6 +117,9 @@ class Comparison:
                     for r in self.failing
                 ],
             },
+            "warnings": {
+                "nodes": [{"hostname": r.name, "source": r.source} for r in self.warning_nodes]
+            },
             "drift": {
                 "facts": len(self.drift),
                 "nodes": self.drifting_nodes,
@@ -132,6 +141,10 @@ class Comparison:
             },
             "figures": [f.to_dict(name) for f in self.figures],
         }
+
+
+def _name(record: NodeRecord) -> str:
+    return record.name
 
 
 def _value(value: Value) -> dict[str, Any]:

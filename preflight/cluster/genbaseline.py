@@ -20,6 +20,7 @@ from preflight.cluster.rules import UUID_MASK
 from preflight.errors import UsageError
 from preflight.model import Scalar
 from preflight.registry import Registry
+from preflight.wording import count as plural
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -333,9 +334,8 @@ def to_toml(
         for pin in by_check[check]:
             agree = min(origin.support.get(s, origin.nodes) for s in pin.sources)
             where = pin.sources[0] + (f" (+{len(pin.sources) - 1})" if len(pin.sources) > 1 else "")
-            lines.append(
-                f"{pin.param} = {_toml(pin.value)}  # {where}: {agree:,} of {origin.nodes:,} nodes"
-            )
+            of = plural(origin.nodes, "node")
+            lines.append(f"{pin.param} = {_toml(pin.value)}  # {where}: {agree:,} of {of}")
     return "\n".join(lines) + "\n"
 
 
@@ -350,7 +350,9 @@ def pick_group(fleet: Fleet, group: str | None) -> str:
     if not fleet.groups:
         raise UsageError("no readable report")
     if len(fleet.groups) > 1:
-        sizes = ", ".join(f"{g} ({len(m)} nodes)" for g, m in sorted(fleet.groups.items()))
+        sizes = ", ".join(
+            f"{g} ({plural(len(m), 'node')})" for g, m in sorted(fleet.groups.items())
+        )
         raise UsageError(f"the reports hold several groups: {sizes}; choose one with --group")
     return next(iter(fleet.groups))
 

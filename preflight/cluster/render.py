@@ -13,6 +13,7 @@ from preflight.cluster.compare import Comparison
 from preflight.cluster.drift import ABSENT, Drift, Value
 from preflight.cluster.hostlist import compress, shorten
 from preflight.safetext import cell, clean, console
+from preflight.wording import count as plural
 
 ROWS = 30
 """Rows per table without -v; JSON always has everything."""
@@ -93,7 +94,8 @@ def render_table(comparison: Comparison, out: TextIO, verbose: bool, width: int)
     nodes_width = 10_000 if verbose else NODES_WIDTH
     groups = ", ".join(f"{g} {len(m):,}" for g, m in sorted(fleet.groups.items()))
     say(
-        f"preflight compare: {len(fleet.nodes):,} nodes from {fleet.reports:,} reports; "
+        f"preflight compare: {plural(len(fleet.nodes), 'node')} from "
+        f"{plural(fleet.reports, 'report')}; "
         f"groups by {comparison.group_by}: {groups or '-'}"
     )
     if comparison.golden is not None:
@@ -102,11 +104,11 @@ def render_table(comparison: Comparison, out: TextIO, verbose: bool, width: int)
     for source, error in fleet.unreadable[:limit]:
         say(f"UNREADABLE {source}: {error}")
     if limit is not None and len(fleet.unreadable) > limit:
-        say(f"… {len(fleet.unreadable) - limit} more unreadable reports")
+        say(f"… {plural(len(fleet.unreadable) - limit, 'more unreadable report')}")
     if fleet.duplicates:
         say(
-            f"{len(fleet.duplicates)} older duplicate reports left out (the newest report of a "
-            f"node counts), e.g. {fleet.duplicates[0][2]}"
+            f"{plural(len(fleet.duplicates), 'older duplicate report')} left out "
+            f"(the newest report of a node counts), e.g. {fleet.duplicates[0][2]}"
         )
 
     if comparison.failures:
@@ -128,7 +130,12 @@ def render_table(comparison: Comparison, out: TextIO, verbose: bool, width: int)
             table.add_row(cell(r.name), cell(checks), cell(r.source))
         screen.print(table)
         if limit is not None and len(comparison.failing) > limit:
-            say(f"… {len(comparison.failing) - limit:,} more failing nodes (-v: all)")
+            say(f"… {plural(len(comparison.failing) - limit, 'more failing node')} (-v: all)")
+
+    warned = comparison.warning_nodes
+    if warned:
+        which = shorten(compress(r.name for r in warned), nodes_width)
+        say(f"warnings on {plural(len(warned), 'node')}: {which} (`run -q` there says which)")
 
     rows = fold(comparison.drift)
     if rows:
@@ -153,7 +160,7 @@ def render_table(comparison: Comparison, out: TextIO, verbose: bool, width: int)
             table.add_row(cell(d.group), cell(fact), cell(expected), differs)
         screen.print(table)
         if limit is not None and len(rows) > limit:
-            say(f"… {len(rows) - limit:,} more drift rows (-v or --format json: all)")
+            say(f"… {plural(len(rows) - limit, 'more drift row')} (-v or --format json: all)")
 
     if comparison.figures:
         table = Table(title="Figures: outliers by median and MAD", title_justify="left")
@@ -177,14 +184,16 @@ def render_table(comparison: Comparison, out: TextIO, verbose: bool, width: int)
     ignored = len(fleet.left_out) - unique
     if unique or ignored:
         say(
-            f"left out of drift: {unique} naturally unique fact keys"
+            f"left out of drift: {plural(unique, 'naturally unique fact key')}"
             + (f", {ignored} by --ignore-fact" if ignored else "")
         )
     status = comparison.status
     verdict = Text(status.upper(), style=STYLE[status])
     verdict.append(
-        f": {len(comparison.failing):,} of {len(fleet.nodes):,} nodes fail"
-        + (f", {len(fleet.unreadable):,} reports unreadable" if fleet.unreadable else "")
-        + f"; {len(comparison.drift):,} facts drift on {comparison.drifting_nodes:,} nodes"
+        f": {len(comparison.failing):,} of {plural(len(fleet.nodes), 'node')} fail"
+        + (f", {plural(len(fleet.unreadable), 'report')} unreadable" if fleet.unreadable else "")
+        + f"; {plural(len(comparison.drift), 'fact')}"
+        + (" drifts" if len(comparison.drift) == 1 else " drift")
+        + f" on {plural(comparison.drifting_nodes, 'node')}"
     )
     screen.print(verdict)

@@ -1,4 +1,5 @@
-"""Where reports come from: files, folders, globs, tarballs, JSON-lines files and stdin.
+"""Where reports come from: files, folders, globs, tarballs, JSON-lines files and stdin (JSON
+lines or concatenated JSON documents).
 
 Each argument becomes a stream of items, one per report. A plain file stays a path so that a
 worker process reads it itself; reports inside a tarball or a JSON-lines stream are read here
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import tarfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -79,17 +81,62 @@ def _file(path: str) -> Iterator[Item]:
         yield Item(path)
 
 
+# A JSON string never holds a raw newline, so braces can be counted line by line once the
+# strings on the line are skipped.
+_BRACES = re.compile(rb'"(?:[^"\\]|\\.)*"|[{}]')
+
+
+def _depth_change(line: bytes) -> int:
+    change = 0
+    for match in _BRACES.finditer(line):
+        token = match.group()
+        if token == b"{":
+            change += 1
+        elif token == b"}":
+            change -= 1
+    return change
+
+
 def _lines(stream: IO[bytes], name: str) -> Iterator[Item]:
-    """JSON lines: one compact report per line; blank lines are skipped; a line longer than
-    a report may be is unreadable, and never held in memory whole."""
+    """Reports in a stream: JSON lines (one compact report per line) or concatenated JSON
+    documents (`cat *.json`, indented as `run --format json` writes them), or both mixed.
+    Blank lines are skipped; a report larger than a report may be is unreadable and never held
+    in memory whole; a `{` at the start of a line inside a report that never closed starts the
+    next report (the unclosed one is unreadable, not the rest of the stream)."""
     limit = safeio.REPORT_MAX_BYTES
+    parts: list[bytes] = []
+    start, depth, size, too_big = 0, 0, 0, False
+
+    def finished() -> Item:
+        where = f"{name}:{start}"
+        if too_big:
+            return Item(where, error=f"cannot read: longer than {safeio.size_text(limit)}")
+        return Item(where, data=b"".join(parts))
+
     for number, line in safeio.lines(stream, limit):
+        if depth > 0 and (line is None or line.startswith(b"{")):
+            yield Item(f"{name}:{start}", error="cannot read: a JSON document that never ends")
+            parts, depth = [], 0
         if line is None:
             yield Item(
                 f"{name}:{number}", error=f"cannot read: longer than {safeio.size_text(limit)}"
             )
-        elif line.strip():
-            yield Item(f"{name}:{number}", data=line)
+            continue
+        if depth == 0:
+            if not line.strip():
+                continue
+            parts, start, size, too_big = [], number, 0, False
+        size += len(line)
+        if size > limit:
+            too_big, parts = True, []
+        elif not too_big:
+            parts.append(line)
+        depth += _depth_change(line)
+        if depth <= 0:  # a whole document, or a line that is none (the decoder says why)
+            yield finished()
+            parts, depth = [], 0
+    if depth > 0:
+        yield Item(f"{name}:{start}", error="cannot read: a JSON document that never ends")
 
 
 def _tarball(path: str) -> Iterator[Item]:

@@ -16,6 +16,7 @@ class RenderOptions:
     verbose: bool = False
     color: bool = False
     width: int = 120
+    problems: bool = False  # the table shows only the checks that did not pass or skip
 
 
 Renderer = Callable[[Report, TextIO, RenderOptions], None]
@@ -28,9 +29,10 @@ def renderers() -> dict[str, Renderer]:
     return {
         "table": table.render,
         "json": jsonfmt.render,
+        "jsonl": jsonfmt.render_line,
         "junit": junit.render,
         "prometheus": prometheus.render,
     }
 
 
-FORMATS = ("table", "json", "junit", "prometheus")
+FORMATS = ("table", "json", "jsonl", "junit", "prometheus")

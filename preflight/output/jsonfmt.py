@@ -13,3 +13,10 @@ def render(report: Report, out: TextIO, options: RenderOptions) -> None:
     """Write the report as one JSON document."""
     json.dump(report.to_dict(), out, indent=2)
     out.write("\n")
+
+
+def render_line(report: Report, out: TextIO, options: RenderOptions) -> None:
+    """Write the report as one line of compact JSON (JSON lines: append many nodes' reports to
+    one file, or stream them into `preflight compare -`)."""
+    json.dump(report.to_dict(), out, separators=(",", ":"))
+    out.write("\n")
