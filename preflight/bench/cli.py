@@ -387,6 +387,13 @@ def locate(
     fmt: FormatOpt = "table",
     output: OutputOpt = None,
     deadline: DeadlineOpt = None,
+    per_rail: Annotated[
+        str | None,
+        typer.Option(
+            help="Run the pair tests once per rail (comma-separated HCAs for nccl, interfaces "
+            "for gloo) and name the node and the rail."
+        ),
+    ] = None,
 ) -> None:
     """Name the node (or the pair of nodes) that slows the job, from pair all-reduce tests.
 
@@ -407,6 +414,17 @@ def locate(
     except ValueError as exc:
         raise _usage(str(exc)) from None
     _enter_rank(ctx, nproc, deadline)
+    from preflight.bench.rails import RAIL_ENV
+
+    if per_rail and RAIL_ENV not in os.environ:  # one locate child per rail, then node × rail
+        from preflight.bench.rails_locate import RETEST_ROUNDS, per_rail_locate_command
+
+        drop = ("nproc", "deadline", "per_rail", "fmt", "output")
+        max_rounds = (rounds or 7) + RETEST_ROUNDS  # 7: every pair of 8 nodes
+        budget = init_timeout + op_timeout * (iters + warmup) * max_rounds + 30
+        out = str(output) if output is not None else None
+        argv = child_argv(ctx, drop)
+        raise typer.Exit(per_rail_locate_command(argv, per_rail, backend, fmt, out, budget))
     try:
         from preflight.bench.pairtest import LocateOptions, run_locate
     except ImportError as exc:
