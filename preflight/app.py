@@ -37,6 +37,7 @@ class RunOptions:
     bench: bool = False  # run the all-reduce benchmark for the bench.* checks
     bench_backend: str | None = None
     bench_nproc: int | None = None
+    bench_rdma: bool = False  # run perftest loopback for bench.rdma_loopback
 
 
 def parse_env_options(items: Sequence[str]) -> dict[str, str]:
@@ -91,7 +92,9 @@ def execute(
     t0 = time.monotonic()
     selected = registry.select(options.only, options.skip)
     check_bench_options(options.bench, options.bench_backend, options.bench_nproc)
-    selected = bench_selection(selected, registry, options.bench, options.only, options.skip)
+    selected = bench_selection(
+        selected, registry, options.bench, options.only, options.skip, options.bench_rdma
+    )
     overrides = parse_set_options(options.sets, registry)
     host = host or make_host(options.profile, options.env)
     host.nvml_timeout_s = options.nvml_timeout_s
@@ -106,6 +109,10 @@ def execute(
         from preflight.bench.node import measure_planned
 
         measure_planned(plan, inv, options.bench_backend, options.bench_nproc)
+    if options.bench_rdma:
+        from preflight.bench.node import measure_planned_rdma
+
+        measure_planned_rdma(plan, inv)
     results = run_checks(
         plan,
         inv,

@@ -278,6 +278,10 @@ def run(
         int | None,
         typer.Option(parser=RANKS, help="With --bench: ranks to start (default one per GPU)."),
     ] = None,
+    bench_rdma: Annotated[
+        bool,
+        typer.Option(help="Also run perftest loopback on each HCA port (bench.rdma_loopback)."),
+    ] = False,
 ) -> None:
     """Run the checks on this node (or on a mocked profile) and report pass/warn/fail.
 
@@ -310,6 +314,7 @@ def run(
             bench=bench,
             bench_backend=bench_backend,
             bench_nproc=bench_nproc,
+            bench_rdma=bench_rdma,
         )
         try:
             report = execute(options)
