@@ -285,6 +285,13 @@ def allreduce(
             "and name the rail below its peers."
         ),
     ] = None,
+    split: Annotated[
+        bool,
+        typer.Option(
+            help="Sweep inside the node, then network only (NCCL: P2P, SHM, NVLS off), side "
+            "by side; gloo has no NVLink path and says so."
+        ),
+    ] = False,
 ) -> None:
     """All-reduce bus bandwidth by message size, as nccl-tests measures it, with #wrong checked.
 
@@ -308,6 +315,8 @@ def allreduce(
         raise _usage(str(exc)) from None
     if gate is not None and gate not in chosen:
         chosen.append(gate)
+    if split and per_rail:
+        raise _usage("--split and --per-rail are separate runs: choose one")
     _enter_rank(ctx, nproc, deadline)
     from preflight.bench.rails import RAIL_ENV, per_rail_command
 
@@ -317,6 +326,13 @@ def allreduce(
         out = str(output) if output is not None else None
         argv = child_argv(ctx, drop)
         raise typer.Exit(per_rail_command(argv, per_rail, backend, fmt, out, budget))
+    if split and RAIL_ENV not in os.environ:  # this rank fans out: one child sweep per leg
+        from preflight.bench.split import split_command
+
+        drop = ("nproc", "deadline", "split", "fmt", "output", "progress")
+        budget = init_timeout + op_timeout * (iters + warmup) * len(chosen) + 30
+        out = str(output) if output is not None else None
+        raise typer.Exit(split_command(child_argv(ctx, drop), backend, fmt, out, budget))
     try:
         from preflight.bench.sweep import SweepOptions, run_sweep
     except ImportError as exc:
