@@ -14,7 +14,7 @@ def locate_doc(verdicts: dict[str, str], bad_pairs: int = 0) -> dict[str, Any]:
             {"node": n, "verdict": v, "median_gbps": 0.01 if v == "slow" else 1.0}
             for n, v in verdicts.items()
         ],
-        "bad_pairs": [{}] * bad_pairs,
+        "bad_pairs": [{"nodes": ["n0", "n1"]}] * bad_pairs,
     }
 
 
@@ -45,7 +45,7 @@ def test_a_rail_without_result_and_bad_pairs_and_suspects_are_named() -> None:
     ]
     doc = report(outs, "gloo")
     assert doc["summary"] == (
-        "FAIL: bad pair(s) on rail r0; unresolved: n1 on r0; rail(s) without a result: r1"
+        "FAIL: bad pair(s) on rail r0: n0–n1; unresolved: n1 on r0; rail(s) without a result: r1"
     )
     assert bad_rails(outs) == {}
 

@@ -65,11 +65,17 @@ def report(outcomes: Sequence[RailOutcome], backend: str) -> dict[str, Any]:
     for node, slow in bad.items():
         what = "every rail" if len(slow) == len(rails) > 1 else "rail " + ", ".join(slow)
         parts.append(f"{node} slow on {what}")
-    bad_pair_rails = [
-        o.rail for o in outcomes if (o.result or {}).get("bad_pairs") and o.rail not in missing
-    ]
-    if bad_pair_rails:
-        parts.append("bad pair(s) on rail " + ", ".join(bad_pair_rails))
+    for o in outcomes:
+        pairs = (o.result or {}).get("bad_pairs") or []
+        if pairs and o.rail not in missing:
+            names = [
+                "–".join(str(n) for n in p["nodes"])
+                for p in pairs
+                if isinstance(p, dict) and isinstance(p.get("nodes"), list)
+            ]
+            parts.append(
+                f"bad pair(s) on rail {o.rail}" + (f": {', '.join(names)}" if names else "")
+            )
     if unresolved:
         parts.append("unresolved: " + ", ".join(unresolved))
     if missing:
