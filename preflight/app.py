@@ -47,6 +47,7 @@ class RunOptions:
     bench_nproc: int | None = None
     level: int = 1  # checks of tier <= level run, and deeper ones --only names by id
     strict: bool = False  # warnings, and essential checks that could not run, fail the run
+    bench_rdma: bool = False  # run perftest loopback for bench.rdma_loopback
 
 
 def parse_env_options(items: Sequence[str]) -> dict[str, str]:
@@ -101,7 +102,9 @@ def execute(
     t0 = time.monotonic()
     selected = registry.select(options.only, options.skip, options.level)
     check_bench_options(options.bench, options.bench_backend, options.bench_nproc)
-    selected = bench_selection(selected, registry, options.bench, options.only, options.skip)
+    selected = bench_selection(
+        selected, registry, options.bench, options.only, options.skip, options.bench_rdma
+    )
     overrides = parse_set_options(options.sets, registry)
     host = host or make_host(options.profile, options.env)
     host.nvml_timeout_s = options.nvml_timeout_s
@@ -124,6 +127,10 @@ def execute(
     from preflight.active.collect import collect_planned  # imports no torch: the workers do
 
     collect_planned(plan, inv)
+    if options.bench_rdma:
+        from preflight.bench.node import measure_planned_rdma
+
+        measure_planned_rdma(plan, inv)
     results = run_checks(
         plan,
         inv,

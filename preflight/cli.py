@@ -335,6 +335,10 @@ def run(
     npd_max_output: Annotated[
         int, typer.Option(help="With --npd: the plugin config's max_output_length (bytes).")
     ] = 80,
+    bench_rdma: Annotated[
+        bool,
+        typer.Option(help="Also run perftest loopback on each HCA port (bench.rdma_loopback)."),
+    ] = False,
 ) -> None:
     """Run the checks on this node (or on a mocked profile) and report pass/warn/fail.
 
@@ -387,6 +391,7 @@ def run(
             bench_nproc=bench_nproc,
             level=level,
             strict=strict,
+            bench_rdma=bench_rdma,
         )
         try:
             report = execute(options)

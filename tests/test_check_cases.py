@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
 import sys
 from collections.abc import Mapping
@@ -35,7 +36,8 @@ CASE_DIR = DATA / "cases"
 PASS, WARN, FAIL = Status.PASS, Status.WARN, Status.FAIL
 GPU0 = "0000:18:00.0"  # the first GPU of dgx-h100 (and of the profiles that extend it)
 FIELDS = {"check", "expect", "profile", "set", "env", "baseline", "edit", "remove", "nvml_gpu0"}
-FIELDS |= {"summary_has", "summary_starts"}
+FIELDS |= {"summary_has", "summary_starts", "bench_rdma"}
+STANDINS = Path(__file__).parent / "standins"  # bench_rdma cases run the perftest STAND-IN
 NVML_TIMEOUT_S = 10.0
 """Only a hung NVML child waits this long; the profiles answer at once, but a loaded machine
 may take seconds to start the child."""
@@ -56,6 +58,7 @@ class Case:
     edit: Mapping[str, Any] = field(default_factory=dict)
     summary_has: str | None = None
     summary_starts: str | None = None
+    bench_rdma: Mapping[str, str] | None = None  # run --bench-rdma; the stand-in's variables
 
     @property
     def label(self) -> str:
@@ -91,6 +94,7 @@ def load_cases(folder: Path = CASE_DIR) -> list[Case]:
                     edit=_edit(raw),
                     summary_has=raw.get("summary_has"),
                     summary_starts=raw.get("summary_starts"),
+                    bench_rdma=raw.get("bench_rdma"),
                 )
             )
     return cases
@@ -109,6 +113,11 @@ EXEMPT: dict[tuple[str, str], str] = {
     # dcgm.diag runs dcgmi, which a profile cannot; judged on real dcgmi outputs (stand-in).
     ("dcgm.diag", "pass"): "tests/test_dcgm.py::test_v3_pass_with_banner_and_nulls",
     ("dcgm.diag", "fail"): "tests/test_dcgm.py::test_end_to_end_through_run",
+    # Only real perftest on real HCAs can pass; the stand-in's replays warn (tests/data/cases/
+    # bench.toml has its warn and fail cases).
+    ("bench.rdma_loopback", "pass"): (
+        "tests/test_bench_rdma_check.py::test_a_run_at_its_floor_passes"
+    ),
     # FAIL means a counter grew between the runner's first sample and the check's: a profile's
     # files do not change during a run.
     ("rdma.counters", "fail"): (
@@ -134,8 +143,15 @@ def profile_for(case: Case, tmp_path: Path) -> str:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.label for c in CASES])
-def test_case(case: Case, registry: Registry, tmp_path: Path) -> None:
+def test_case(
+    case: Case, registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if case.bench_rdma is not None:  # perftest loopback with the stand-in first on PATH
+        monkeypatch.setenv("PATH", f"{STANDINS}{os.pathsep}{os.environ.get('PATH', '')}")
+        for name, value in case.bench_rdma.items():
+            monkeypatch.setenv(name, value)
     options = RunOptions(
+        bench_rdma=case.bench_rdma is not None,
         profile=profile_for(case, tmp_path),
         only=(case.check_id,),
         sets=case.sets,

@@ -285,6 +285,13 @@ def allreduce(
             "and name the rail below its peers."
         ),
     ] = None,
+    split: Annotated[
+        bool,
+        typer.Option(
+            help="Sweep inside the node, then network only (NCCL: P2P, SHM, NVLS off), side "
+            "by side; gloo has no NVLink path and says so."
+        ),
+    ] = False,
 ) -> None:
     """All-reduce bus bandwidth by message size, as nccl-tests measures it, with #wrong checked.
 
@@ -308,6 +315,8 @@ def allreduce(
         raise _usage(str(exc)) from None
     if gate is not None and gate not in chosen:
         chosen.append(gate)
+    if split and per_rail:
+        raise _usage("--split and --per-rail are separate runs: choose one")
     _enter_rank(ctx, nproc, deadline)
     from preflight.bench.rails import RAIL_ENV, per_rail_command
 
@@ -317,6 +326,13 @@ def allreduce(
         out = str(output) if output is not None else None
         argv = child_argv(ctx, drop)
         raise typer.Exit(per_rail_command(argv, per_rail, backend, fmt, out, budget))
+    if split and RAIL_ENV not in os.environ:  # this rank fans out: one child sweep per leg
+        from preflight.bench.split import split_command
+
+        drop = ("nproc", "deadline", "split", "fmt", "output", "progress")
+        budget = init_timeout + op_timeout * (iters + warmup) * len(chosen) + 30
+        out = str(output) if output is not None else None
+        raise typer.Exit(split_command(child_argv(ctx, drop), backend, fmt, out, budget))
     try:
         from preflight.bench.sweep import SweepOptions, run_sweep
     except ImportError as exc:
@@ -387,6 +403,13 @@ def locate(
     fmt: FormatOpt = "table",
     output: OutputOpt = None,
     deadline: DeadlineOpt = None,
+    per_rail: Annotated[
+        str | None,
+        typer.Option(
+            help="Run the pair tests once per rail (comma-separated HCAs for nccl, interfaces "
+            "for gloo) and name the node and the rail."
+        ),
+    ] = None,
 ) -> None:
     """Name the node (or the pair of nodes) that slows the job, from pair all-reduce tests.
 
@@ -407,6 +430,17 @@ def locate(
     except ValueError as exc:
         raise _usage(str(exc)) from None
     _enter_rank(ctx, nproc, deadline)
+    from preflight.bench.rails import RAIL_ENV
+
+    if per_rail and RAIL_ENV not in os.environ:  # one locate child per rail, then node × rail
+        from preflight.bench.rails_locate import RETEST_ROUNDS, per_rail_locate_command
+
+        drop = ("nproc", "deadline", "per_rail", "fmt", "output")
+        max_rounds = (rounds or 7) + RETEST_ROUNDS  # 7: every pair of 8 nodes
+        budget = init_timeout + op_timeout * (iters + warmup) * max_rounds + 30
+        out = str(output) if output is not None else None
+        argv = child_argv(ctx, drop)
+        raise typer.Exit(per_rail_locate_command(argv, per_rail, backend, fmt, out, budget))
     try:
         from preflight.bench.pairtest import LocateOptions, run_locate
     except ImportError as exc:

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 BENCH_TAG = "bench"
 """Checks with this tag run only with `preflight run --bench`."""
+RDMA_TAG = "bench-rdma"
+"""Checks with this tag run only with `preflight run --bench-rdma` (perftest loopback)."""
 
 MEASURED, SKIPPED, FAILED, UNAVAILABLE = "measured", "skipped", "failed", "unavailable"
 
@@ -35,7 +37,17 @@ class Measurement:
     duration_s: float = 0.0
 
 
+@dataclass(frozen=True)
+class RdmaMeasurement:
+    """What happened when this node's HCA ports were measured with perftest loopback."""
+
+    outcome: str  # measured or skipped (no perftest, no RDMA port)
+    reason: str = ""
+    results: tuple[Any, ...] = ()  # preflight.bench.rdma_bench.RdmaResult, one per run
+
+
 _ATTACHED: weakref.WeakKeyDictionary[Any, Measurement] = weakref.WeakKeyDictionary()
+_RDMA_ATTACHED: weakref.WeakKeyDictionary[Any, RdmaMeasurement] = weakref.WeakKeyDictionary()
 
 
 def attach(inv: Inventory, measurement: Measurement) -> None:
@@ -48,18 +60,35 @@ def measurement(inv: Inventory) -> Measurement | None:
     return _ATTACHED.get(inv)
 
 
+def attach_rdma(inv: Inventory, measurement: RdmaMeasurement) -> None:
+    """Hand the RDMA loopback measurement to the checks of this run."""
+    _RDMA_ATTACHED[inv] = measurement
+
+
+def rdma_measurement(inv: Inventory) -> RdmaMeasurement | None:
+    """The RDMA loopback measurement of this run, or None when it was not asked for."""
+    return _RDMA_ATTACHED.get(inv)
+
+
 def bench_selection(
     selected: Sequence[CheckSpec[Any]],
     registry: Registry,
     enabled: bool,
     only: Sequence[str],
     skip: Sequence[str],
+    rdma: bool = False,
 ) -> list[CheckSpec[Any]]:
-    """--bench adds the bench checks; without it they run only when --only names them.
+    """--bench adds the bench checks (--bench-rdma the RDMA ones); without it they run only
+    when --only names them.
 
     Named without --bench, they SKIP with a hint, so asking for one never silently drops it.
     """
     chosen = list(selected)
+    if rdma:  # --bench-rdma adds the perftest loopback check, with or without --bench
+        kept = {s.id for s in registry.select(skip=skip)}
+        chosen += [s for s in registry if RDMA_TAG in s.tags and s not in chosen and s.id in kept]
+    elif not only:
+        chosen = [s for s in chosen if RDMA_TAG not in s.tags]
     if enabled:
         kept = {s.id for s in registry.select(skip=skip)}
         for spec in registry:

@@ -177,3 +177,14 @@ def measure_planned(
         if BENCH_TAG in item.spec.tags:
             attach(inv, measure(inv, item.params, backend, nproc))
             return
+
+
+def measure_planned_rdma(plan: Sequence[Any], inv: Inventory) -> None:
+    """Run perftest loopback for the planned RDMA check and attach the outcome."""
+    from preflight.bench.measurement import RDMA_TAG, attach_rdma
+    from preflight.bench.rdma_node import measure_rdma
+
+    for item in plan:
+        if RDMA_TAG in item.spec.tags:
+            attach_rdma(inv, measure_rdma(inv, item.params))
+            return

@@ -57,12 +57,25 @@ def run_rails(
     timeout_s: float,
 ) -> list[RailOutcome]:
     """Run `python -m preflight ARGV --format json --output F` once per rail, one after another."""
+    legs = [(rail, rail_environment(backend, rail)) for rail in rails]
+    return run_legs(argv, legs, environ, master_port, leader, timeout_s)
+
+
+def run_legs(
+    argv: Sequence[str],
+    legs: Sequence[tuple[str, Mapping[str, str]]],
+    environ: Mapping[str, str],
+    master_port: int,
+    leader: bool,
+    timeout_s: float,
+) -> list[RailOutcome]:
+    """The same, once per (name, variables) leg: a rail, or one side of `--split`."""
     out = []
     with tempfile.TemporaryDirectory(prefix="preflight-rails-") as tmp:
-        for k, rail in enumerate(rails):
+        for k, (rail, variables) in enumerate(legs):
             path = os.path.join(tmp, f"rail{k}.json")
             env = dict(environ)
-            env.update(rail_environment(backend, rail))
+            env.update(variables)
             env["MASTER_PORT"] = str(master_port + 1 + k)
             cmd = [sys.executable, "-m", "preflight", *argv, "--format", "json", "--output", path]
             proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, start_new_session=True)

@@ -1,4 +1,5 @@
-"""Benchmarks: the all-reduce bus bandwidth this node delivers, judged against the baseline."""
+"""Benchmarks: the all-reduce bus bandwidth this node delivers, judged against the baseline, and
+each HCA port's RDMA loopback bandwidth against its line rate."""
 
 from __future__ import annotations
 
@@ -7,10 +8,13 @@ from dataclasses import dataclass
 from preflight.bench.expected import Theoretical
 from preflight.bench.measurement import (
     FAILED,
+    RDMA_TAG,
     SKIPPED,
     UNAVAILABLE,
     Measurement,
+    RdmaMeasurement,
     measurement,
+    rdma_measurement,
 )
 from preflight.bench.metrics import format_size
 from preflight.bench.result import judge_gate
@@ -139,3 +143,93 @@ def allreduce(inv: Inventory, params: BenchParams) -> Verdict:
     `preflight bench allreduce` and nccl-tests' `all_reduce_perf` run by hand.
     """
     return judge_allreduce(measurement(inv), params.gate_bytes, params.min_busbw_gbps)
+
+
+# RdmaResult.status values (preflight.bench.rdma_bench)
+RUN_PASS, RUN_FAIL, RUN_STANDIN = "pass", "fail", "stand-in"
+
+
+@dataclass(frozen=True)
+class RdmaLoopbackParams:
+    """min_efficiency: the share of each port's line rate a run must reach (aznhc: 0.95 with
+    GPUDirect on NDR); the rest shapes the perftest runs."""
+
+    min_efficiency: float = 0.90
+    test: str = "write_bw"
+    size_bytes: int = 1 << 20
+    duration_s: int = 5
+    gpudirect: str = "auto"
+    listen_timeout_s: float = 10.0
+    run_timeout_s: float = 35.0
+    hca: str = ""  # comma-separated HCAs to test; empty: every active port
+
+
+def judge_loopback(m: RdmaMeasurement | None) -> Verdict:
+    """One finding per run (HCA port × memory); a stand-in's replay warns, never passes."""
+    if m is None:
+        return Verdict.skip("not measured: add --bench-rdma to `preflight run` to run perftest")
+    if m.outcome == SKIPPED:
+        return Verdict.skip(m.reason)
+    findings = []
+    for r in m.results:
+        subject = f"{r.hca} port {r.port} {r.memory}" + (f" (GPU {r.gpu})" if r.gpu else "")
+        if r.status == RUN_STANDIN:
+            status, message = Status.WARN, r.message  # "STAND-IN replay, not a measurement: …"
+        elif r.status == RUN_PASS:
+            status, message = Status.PASS, r.message
+        elif r.status == RUN_FAIL:
+            status, message = Status.FAIL, r.message
+        else:
+            status, message = Status.FAIL, f"perftest loopback failed: {r.problem or r.message}"
+        got = f"{r.average_gbps:g} Gb/s" if r.average_gbps is not None else "no result"
+        expected = (
+            f">= {r.floor:.0%} of {r.line_rate_gbps:g} Gb/s"
+            if r.floor is not None and r.line_rate_gbps is not None
+            else None
+        )
+        source = f"perftest {r.test} loopback ({' '.join(r.client_cmd[:1])})"
+        findings.append(Finding(subject, status, message, (Evidence(source, got, expected),)))
+    return Verdict.from_findings(
+        findings,
+        ok=f"{len(findings)} loopback run(s) at or above their share of line rate",
+        empty="no loopback run was planned",
+    )
+
+
+@check(
+    "bench.rdma_loopback",
+    title="Each HCA port reaches its share of line rate in perftest loopback",
+    tags=(RDMA_TAG, "rdma"),
+    params=RdmaLoopbackParams,
+)
+def rdma_loopback(inv: Inventory, params: RdmaLoopbackParams) -> Verdict:
+    """Each active HCA port moves data at its expected share of line rate in perftest loopback.
+
+    Runs only with `preflight run --bench-rdma`.
+
+    ## Why
+    A bad NIC, a PCIe path trained narrow, or a broken GPUDirect path (peermem, DMA-BUF) slows
+    or breaks every multi-node job; perftest loopback (the HCA to itself, in host memory and
+    from the nearest GPU) finds it on one node, without a second node or the fabric.
+
+    ## Reads
+    `ib_write_bw` (the `test` parameter) from perftest, started by preflight as server and
+    client on each active port, `--report_gbits`, `size_bytes`, `duration_s` seconds, the RoCE v2
+    GID index on Ethernet ports, `--use_cuda_bus_id` of the nearest GPU; the port's rate from
+    sysfs.
+
+    ## Verdicts
+    - pass: every run's average at or above `min_efficiency` × the port's line rate.
+    - warn: the output came from the test stand-in (`tests/standins/`): replayed, not measured.
+    - fail: a run below its floor, or a run that failed (no device, never listened or
+      accepted, hung: killed and named).
+    - skip: `--bench-rdma` not given, perftest not installed, or no active RDMA port.
+
+    ## Fix
+    Below the floor: look at the `pcie.*` checks for the HCA (link width and speed, ACS),
+    `rdma.*` (port state and rate, counters), the GPU's distance to the HCA and
+    `nvidia_peermem`/DMA-BUF; then `preflight bench rdma --hca mlx5_N` and
+    `tools/rdma_check.sh` by hand. A failed run: the message names perftest's own error.
+    """
+    del params  # they shaped the runs before the checks (preflight.bench.rdma_node)
+    return judge_loopback(rdma_measurement(inv))
