@@ -425,12 +425,15 @@ def zero_bomb(compressed_mib: int) -> bytes:
     return head + block * count + squeeze.flush(zlib.Z_FINISH)
 
 
+# The child's own peak: VmHWM of its address space. getrusage's ru_maxrss would not do: Linux
+# carries the forking parent's peak across fork and exec (pytest's ~500 MiB after many tests).
 MEASURE = """
-import json, resource, sys
+import json, sys
 from typer.testing import CliRunner
 from preflight.cli import app
 result = CliRunner().invoke(app, sys.argv[1:])
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+with open("/proc/self/status") as status:
+    peak = next(int(l.split()[1]) for l in status if l.startswith("VmHWM:")) // 1024
 print(json.dumps({"peak_mib": peak, "code": result.exit_code, "stderr": result.stderr,
                   "stdout": result.stdout, "exception": repr(result.exception)}))
 """
