@@ -17,7 +17,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from preflight.active.collect import MEASURED, ActiveOutcome
-from preflight.active.dcgm import DcgmParseError, DcgmUnavailable, parse, run_diag
+from preflight.active.dcgm import (
+    DcgmParseError,
+    DcgmUnavailable,
+    could_not_run,
+    parse,
+    run_diag,
+)
 from preflight.active.judge import judge_dcgm
 from preflight.app import RunOptions, execute
 from preflight.model import Status
@@ -67,6 +73,112 @@ def test_v4_gb10_software_fail() -> None:
     verdict = judge_dcgm(ActiveOutcome("dcgm", MEASURED, dcgm=run), {0: "GPU0 0000:18:00.0"})
     assert verdict.status is Status.FAIL
     assert verdict.summary.startswith("GPU0 0000:18:00.0: fail: software (Persistence Mode:")
+
+
+def test_v3_issue139_every_test_skipped_is_a_skip_not_a_pass_or_fail() -> None:
+    run = parse(real("v3_r3_t400_all-skip_dcgm-issue139.json"))
+    assert [(r.category, r.test, r.gpu, r.status) for r in run.results] == [
+        ("Integration", "PCIe", 0, "skip"),
+        ("Hardware", "GPU Memory", 0, "skip"),
+        ("Hardware", "Diagnostic", 0, "skip"),
+        ("Hardware", "EUD Test", 0, "skip"),
+        ("Stress", "Targeted Stress", 0, "skip"),
+    ]
+    verdict = judge_dcgm(ActiveOutcome("dcgm", MEASURED, dcgm=run), {0: "GPU0 0000:18:00.0"})
+    assert verdict.status is Status.SKIP
+    assert verdict.summary == "every DCGM test was skipped"
+
+
+REAL_VERDICTS = [
+    # file, version, results, statuses seen, verdict (ground truth in each file's SOURCE line)
+    ("v3.1.0_8gpu_pass_nvvs-jsonresult-test.txt", "3.1.0", 80, {"pass"}, Status.PASS),
+    ("v4.2.3_r1_gb10_software-fail_exit226.json", "4.2.3", 1, {"fail"}, Status.FAIL),
+    ("v3_r3_t400_all-skip_dcgm-issue139.json", "", 5, {"skip"}, Status.SKIP),
+]
+
+
+@pytest.mark.parametrize(("name", "version", "count", "statuses", "verdict"), REAL_VERDICTS)
+def test_real_outputs_against_their_ground_truth(
+    name: str, version: str, count: int, statuses: set[str], verdict: Status
+) -> None:
+    run = parse(real(name))
+    assert (run.version, len(run.results), {r.status for r in run.results}) == (
+        version,
+        count,
+        statuses,
+    )
+    assert judge_dcgm(ActiveOutcome("dcgm", MEASURED, dcgm=run), {}).status is verdict
+
+
+def in_use_document() -> str:
+    """dcgmi -j's document when the diagnostic cannot start (dcgmi/Diag.cpp
+    HelperDisplayFailureMessage) around the real DCGM_ST_IN_USE message (NVSentinel #1363)."""
+    message = real("dcgm-st-in-use_message_nvsentinel-issue1363.txt").splitlines()[-1]
+    error = f"Error: Unable to complete diagnostic for group 2. Return: (-34) : {message}\n"
+    return json.dumps({"DCGM Diagnostic": {"runtime_error": error, "version": "4.2.3"}}, indent=3)
+
+
+def test_in_use_document_is_a_skip_with_the_reason_never_a_fail() -> None:
+    run = parse(in_use_document())
+    assert run.results == () and "affected resource is in use" in run.runtime_error
+    verdict = judge_dcgm(ActiveOutcome("dcgm", MEASURED, dcgm=run), {})
+    assert verdict.status is Status.SKIP
+    assert verdict.summary == "the GPUs are in use (DCGM_ST_IN_USE): run it on an idle node"
+
+
+@pytest.mark.parametrize("exit_status", ["0", "222"])
+def test_in_use_through_the_standin(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, exit_status: str
+) -> None:
+    replay = tmp_path / "in-use.json"
+    replay.write_text(in_use_document())
+    monkeypatch.setenv("PREFLIGHT_STANDIN_DCGMI_REPLAY", str(replay))
+    monkeypatch.setenv("PREFLIGHT_STANDIN_DCGMI_EXIT", exit_status)
+    answer = run_diag(2, 30, str(STANDIN))
+    assert answer == DcgmUnavailable(
+        "in_use", "the GPUs are in use (DCGM_ST_IN_USE): run it on an idle node"
+    )
+
+
+COULD_NOT_RUN = [
+    # exit status, output, kind (None: a result to parse); dcgmReturn_t values: dcgm_structs.h
+    (222, "", "in_use"),
+    (217, "", "in_use"),  # DCGM_ST_DIAG_ALREADY_RUNNING -39
+    (0, "Return: (-39) : A diag instance is already running, cannot run", "in_use"),
+    (235, "", "engine"),  # DCGM_ST_CONNECTION_NOT_VALID -21
+    (0, "Error: unable to establish a connection to the specified host: localhost", "engine"),
+    (0, "Error: Unable to connect to host engine. Host engine connection invalid", "engine"),
+    (250, "", None),  # DCGM_ST_NOT_SUPPORTED -6: not a missing engine
+    (226, "", None),  # DCGM_ST_NVVS_ERROR -30: the results say what failed
+    (0, "", None),
+]
+
+
+@pytest.mark.parametrize(("code", "text", "kind"), COULD_NOT_RUN)
+def test_could_not_run_table(code: int, text: str, kind: str | None) -> None:
+    answer = could_not_run(code, text)
+    assert (answer.kind if answer else None) == kind
+
+
+def test_other_runtime_error_is_an_error_with_dcgms_words() -> None:
+    doc = {
+        "DCGM Diagnostic": {
+            "runtime_error": "Error: Unable to complete diagnostic. Return: "
+            "(-52) : The NVVS binary was not found\n",
+            "version": "4.0.0",
+        }
+    }
+    run = parse(json.dumps(doc))
+    verdict = judge_dcgm(ActiveOutcome("dcgm", MEASURED, dcgm=run), {})
+    assert verdict.status is Status.ERROR
+    assert "NVVS binary was not found" in verdict.summary
+
+
+def test_v4_summary_only_test_counts_for_the_group() -> None:
+    test = {"name": "software", "results": [], "test_summary": {"status": "Fail", "info": ["x"]}}
+    doc = {"DCGM Diagnostic": {"test_categories": [{"category": "Deployment", "tests": [test]}]}}
+    [r] = parse(json.dumps(doc)).results
+    assert (r.test, r.gpu, r.status, r.detail) == ("software", None, "fail", "x")
 
 
 @pytest.mark.parametrize("text", ["", "Error: could not open", "{not json", "[]", '{"x": 1}'])

@@ -2,10 +2,15 @@
 
 dcgmi talks to the DCGM host engine (nv-hostengine), which runs the diagnostic (nvvs). Two JSON
 shapes exist: DCGM 3.x puts everything under "DCGM GPU Diagnostic" → test_categories → tests →
-results with "gpu_ids" (a number, or "0,1,2" for the deployment checks); DCGM 4.x uses the root
-"DCGM Diagnostic" and results with "entity_group"/"entity_id" (NVIDIA DCGM 4.0 release notes,
-"breaking changes"). dcgmi's exit status is the negative dcgmReturn_t as an unsigned byte
-(NVIDIA/DCGM issue #158: 226 = DCGM_ST_NVVS_ERROR −30; dcgm_structs.h: DCGM_ST_IN_USE −34 → 222).
+results with "gpu_ids" or "gpu_id" (a number, a string "0", or "0,1,2" for the deployment
+checks); DCGM 4.x uses the root "DCGM Diagnostic" and results with "entity_group"/"entity_id"
+plus a per-test "test_summary" (NVIDIA DCGM 4.0 release notes, "breaking changes"). When the
+diagnostic cannot start, `dcgmi diag -j` prints only {"DCGM Diagnostic": {"runtime_error": "Error:
+Unable to complete diagnostic ... Return: (-34) : <errorString>", "version": ...}}
+(dcgmi/Diag.cpp HelperDisplayFailureMessage). dcgmi's exit status is the negative dcgmReturn_t
+as an unsigned byte (NVIDIA/DCGM issue #158: 226 = DCGM_ST_NVVS_ERROR −30; dcgm_structs.h:
+DCGM_ST_IN_USE −34 → 222, DCGM_ST_DIAG_ALREADY_RUNNING −39 → 217, DCGM_ST_CONNECTION_NOT_VALID
+−21 → 235).
 
 "Could not run" (not installed, no host engine, GPUs in use, timeout) is never a hardware
 failure: it comes back as a DcgmUnavailable with the reason.
@@ -25,7 +30,21 @@ from dataclasses import dataclass
 from typing import Any
 
 EXIT_IN_USE = 256 - 34  # DCGM_ST_IN_USE: the GPUs are in use by another client or process
-EXIT_CONNECTION = 256 - 6  # DCGM_ST_CONNECTION_NOT_VALID: no host engine to talk to
+EXIT_ALREADY_RUNNING = 256 - 39  # DCGM_ST_DIAG_ALREADY_RUNNING: another diagnostic holds the GPUs
+EXIT_CONNECTION = 256 - 21  # DCGM_ST_CONNECTION_NOT_VALID: no host engine to talk to
+IN_USE_TEXTS = (
+    "DCGM_ST_IN_USE",
+    "Return: (-34)",
+    # errorString(DCGM_ST_IN_USE), dcgmlib/src/dcgm_errors.c; quoted from a real run in
+    # NVIDIA/NVSentinel issue #1363
+    "affected resource is in use",
+    "are in use",
+    "DCGM_ST_DIAG_ALREADY_RUNNING",
+    "Return: (-39)",
+    "A diag instance is already running",
+)
+ENGINE_TEXTS = ("nable to establish a connection", "nable to connect to host engine")
+IN_USE_REASON = "the GPUs are in use (DCGM_ST_IN_USE): run it on an idle node"
 MAX_OUTPUT = 32 << 20
 STATUSES = {"pass": "pass", "fail": "fail", "warn": "warn", "skip": "skip", "not run": "skip"}
 
@@ -45,6 +64,7 @@ class DcgmResult:
 class DcgmRun:
     version: str
     results: tuple[DcgmResult, ...]
+    runtime_error: str = ""  # dcgmi's "runtime_error": the diagnostic did not run
 
 
 @dataclass(frozen=True)
@@ -102,8 +122,8 @@ def _detail(result: Mapping[str, Any]) -> str:
                 texts.append(w)
     for key in ("warning", "info"):
         value = result.get(key)
-        if isinstance(value, str):
-            texts.append(value)
+        # 3.x writes one string, 4.x a list of strings
+        texts += [v for v in (value if isinstance(value, list) else [value]) if isinstance(v, str)]
     return "; ".join(t.strip() for t in texts if t and t.strip())[:500]
 
 
@@ -131,15 +151,32 @@ def parse(text: str) -> DcgmRun:
             if not isinstance(test, dict):
                 continue
             name = str(test.get("name", "?"))[:80]
+            before = len(results)
             for result in _items(test.get("results")):
                 if not isinstance(result, dict):
                     continue
                 status = _status(result.get("status"))
                 for gpu in _gpus(result):
                     results.append(DcgmResult(cat, name, gpu, status, _detail(result)))
+            summary = test.get("test_summary")
+            if len(results) == before and isinstance(summary, dict) and "status" in summary:
+                # DCGM 4.x: a test that ran on no single GPU reports only its summary
+                status = _status(summary.get("status"))
+                results.append(DcgmResult(cat, name, None, status, _detail(summary)))
     meta = doc.get("metadata")
     version = root.get("version") or (meta.get("version") if isinstance(meta, dict) else "") or ""
-    return DcgmRun(str(version)[:40], tuple(results))
+    error = root.get("runtime_error")
+    error_text = " ".join(error.split())[:500] if isinstance(error, str) else ""
+    return DcgmRun(str(version)[:40], tuple(results), error_text)
+
+
+def could_not_run(returncode: int | None, text: str) -> DcgmUnavailable | None:
+    """The DcgmUnavailable that dcgmi's exit status or message means, or None (a result)."""
+    if returncode in (EXIT_IN_USE, EXIT_ALREADY_RUNNING) or any(t in text for t in IN_USE_TEXTS):
+        return DcgmUnavailable("in_use", IN_USE_REASON)
+    if returncode == EXIT_CONNECTION or any(t in text for t in ENGINE_TEXTS):
+        return DcgmUnavailable("engine", "the DCGM host engine is not running (nv-hostengine)")
+    return None
 
 
 def run_diag(
@@ -173,13 +210,9 @@ def run_diag(
         )
     text = out[:MAX_OUTPUT].decode(errors="replace")
     errtext = err[:65536].decode(errors="replace").strip()
-    both = f"{text}\n{errtext}"
-    if proc.returncode == EXIT_IN_USE or "DCGM_ST_IN_USE" in both or "are in use" in both:
-        return DcgmUnavailable(
-            "in_use", "the GPUs are in use (DCGM_ST_IN_USE): run it on an idle node"
-        )
-    if proc.returncode == EXIT_CONNECTION or "nable to establish a connection" in both:
-        return DcgmUnavailable("engine", "the DCGM host engine is not running (nv-hostengine)")
+    unavailable = could_not_run(proc.returncode, f"{text}\n{errtext}")
+    if unavailable is not None:
+        return unavailable
     try:
         run = parse(text)
     except DcgmParseError as exc:
@@ -189,6 +222,8 @@ def run_diag(
             f"dcgmi diag ended with status {proc.returncode} after "
             f"{time.monotonic() - start:.0f} s and no readable result ({exc}): {last[0][:200]}",
         )
+    if run.runtime_error and not run.results:
+        return DcgmUnavailable("error", f"dcgmi diag could not run: {run.runtime_error[:300]}")
     return run
 
 

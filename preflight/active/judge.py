@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from preflight.active.collect import SKIPPED, UNAVAILABLE, ActiveOutcome, GpuRun
-from preflight.active.dcgm import DcgmRun, DcgmUnavailable, by_gpu
+from preflight.active.dcgm import DcgmRun, DcgmUnavailable, by_gpu, could_not_run
 from preflight.model import Evidence, Finding, Status, Verdict
 
 SOURCE = "preflight active worker"
@@ -292,6 +292,10 @@ def judge_dcgm(o: ActiveOutcome, names: Mapping[int, str]) -> Verdict:
     """dcgmi's results per GPU: any fail fails the GPU, a warning warns; could-not-run is SKIP
     (not installed, no host engine, GPUs in use) or ERROR (timeout, unreadable output)."""
     answer = o.dcgm
+    if isinstance(answer, DcgmRun) and answer.runtime_error and not answer.results:
+        answer = could_not_run(None, answer.runtime_error) or DcgmUnavailable(
+            "error", f"dcgmi diag could not run: {answer.runtime_error[:300]}"
+        )
     if isinstance(answer, DcgmUnavailable):
         if answer.kind in ("missing", "engine", "in_use"):
             return Verdict.skip(answer.reason)
