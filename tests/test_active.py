@@ -14,14 +14,17 @@ from typing import Any
 import pytest
 
 from preflight.active.collect import MEASURED, SKIPPED, UNAVAILABLE, ActiveOutcome, GpuRun
+from preflight.active.hooks import nvml_standin
 from preflight.active.judge import (
     below_peers,
+    held_clock,
     judge_burn,
     judge_copy,
     judge_gemm,
     judge_p2p,
     not_measured,
     pcie_gbps,
+    slowdown_names,
 )
 from preflight.app import RunOptions, execute
 from preflight.model import CheckResult, Status
@@ -115,6 +118,42 @@ def test_burn_samples_nvml_of_a_profile_and_fails_a_thermal_slowdown(tmp_path: A
     }
 
 
+def test_burn_on_the_cpu_device_says_its_clocks_were_not_sampled() -> None:
+    result = run_one("gpu.burn", CPU, ("gpu.burn.peer_tolerance=0",))
+    assert result.status is Status.PASS, result.summary
+    skipped = {f.subject: f.message for f in result.findings if f.status is Status.SKIP}
+    assert skipped == {
+        "cpu:0 clocks": "not sampled: the test-only CPU device has no NVML",
+        "cpu:1 clocks": "not sampled: the test-only CPU device has no NVML",
+    }
+    assert "2 of 4 not checked: cpu:0 clocks: not sampled" in result.summary
+
+
+@pytest.mark.parametrize(
+    ("standin", "bad"),
+    [
+        # a GPU that holds a lower clock than its peers, no reason given (stand-in samples)
+        (
+            "0:sm=1980;1:sm=1980;2:sm=1410",
+            {
+                "cpu:2 clocks": "held 1410 MHz SM clock under load, 29% below the node's median "
+                "1980 MHz (tolerance 5%)"
+            },
+        ),
+        (
+            "0:sm=1980,reasons=0x40;1:sm=1980;2:sm=1980",
+            {"cpu:0 clocks": "slowed down under load: HW thermal slowdown"},
+        ),
+        ("0:sm=1980;1:sm=1900;2:sm=1980", {}),  # 4% below: within the tolerance
+    ],
+)
+def test_burn_judges_the_clocks_the_workers_sampled(standin: str, bad: dict[str, str]) -> None:
+    env = {**CPU, "PREFLIGHT_ACTIVE_TEST_DEVICES": "3", "PREFLIGHT_ACTIVE_TEST_NVML": standin}
+    result = run_one("gpu.burn", env, ("gpu.burn.peer_tolerance=0",))
+    assert failing(result) == bad, result.summary
+    assert result.status is (Status.FAIL if bad else Status.PASS)
+
+
 def test_run_never_imports_torch_in_the_parent() -> None:
     code = (
         "import sys; from preflight.app import RunOptions, execute; "
@@ -194,6 +233,81 @@ def test_burn_power_cap_warns_and_a_low_gpu_fails() -> None:
     status = {f.subject: f.status for f in v.findings}
     assert status["GPU0 0000:00:00.0 clocks"] is Status.WARN
     assert status["GPU2 0000:02:00.0 sustained GEMM"] is Status.FAIL
+
+
+def burn_record(sm: Sequence[float], reasons: int = 0) -> dict[str, Any]:
+    samples = [{"t": i, "sm_mhz": v, "reasons": reasons} for i, v in enumerate(sm)]
+    return {"window_tflops": [700.0] * 4, "clocks": {"sampled": True, "samples": samples}}
+
+
+BURN_CLOCKS = [
+    # records per GPU, clock tolerance, {GPU: expected clocks finding status}
+    ([burn_record([1980] * 4)] * 3, 0.05, {0: Status.PASS, 1: Status.PASS, 2: Status.PASS}),
+    # the ramp from idle does not count: the held clock is the second half's median
+    ([burn_record([900, 1980, 1980, 1980])] * 2, 0.05, {0: Status.PASS, 1: Status.PASS}),
+    (
+        [burn_record([1980] * 4)] * 2 + [burn_record([1980, 1980, 1700, 1700])],
+        0.05,
+        {0: Status.PASS, 1: Status.PASS, 2: Status.FAIL},
+    ),
+    (
+        [burn_record([1980] * 4)] * 2 + [burn_record([1700] * 4)],
+        0.20,
+        {0: Status.PASS, 1: Status.PASS, 2: Status.PASS},
+    ),
+    (
+        [burn_record([1980] * 4, 0x8), burn_record([1980] * 4)],
+        0.05,
+        {0: Status.FAIL, 1: Status.PASS},
+    ),  # HW slowdown
+    (
+        [burn_record([1980] * 4, 0x80), burn_record([1980] * 4)],
+        0.05,
+        {0: Status.FAIL, 1: Status.PASS},
+    ),  # power brake
+    (
+        [burn_record([1980] * 4, 0x20), burn_record([1980] * 4)],
+        0.05,
+        {0: Status.FAIL, 1: Status.PASS},
+    ),  # SW thermal slowdown
+    (
+        [burn_record([1980] * 4, 0x4), burn_record([1980] * 4)],
+        0.05,
+        {0: Status.WARN, 1: Status.PASS},
+    ),  # SW power cap: a warning
+    (
+        [burn_record([1980] * 4, 0x1), burn_record([1980] * 4)],
+        0.05,
+        {0: Status.PASS, 1: Status.PASS},
+    ),  # GPU idle bit: not a slowdown
+    (
+        [{"window_tflops": [1.0], "clocks": {"sampled": False, "reason": "NVML: NotSupported"}}],
+        0.05,
+        {0: Status.SKIP},
+    ),
+]
+
+
+@pytest.mark.parametrize(("records", "tolerance", "expected"), BURN_CLOCKS)
+def test_burn_clock_table(
+    records: list[dict[str, Any]], tolerance: float, expected: dict[int, Status]
+) -> None:
+    v = judge_burn(outcome("burn", records), 0.0, 0.5, tolerance)
+    got = {int(f.subject[3]): f.status for f in v.findings if f.subject.endswith(" clocks")}
+    assert got == expected
+
+
+def test_held_clock_and_slowdown_names() -> None:
+    assert held_clock([]) is None
+    assert held_clock([300, 1500, 1980, 1980, 1970]) == 1980
+    assert slowdown_names(0x8 | 0x40 | 0x4 | 0x1) == ["HW slowdown", "HW thermal slowdown"]
+
+
+def test_nvml_standin_hook_parsing() -> None:
+    assert nvml_standin("1:sm=1410,reasons=0x40;2:temp=x,power=700;bad;3:sm=-5") == {
+        "1": {"sm_mhz": 1410.0, "reasons": 0x40},
+        "2": {"power_w": 700.0},
+    }
 
 
 def test_p2p_floor() -> None:

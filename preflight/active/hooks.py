@@ -14,6 +14,10 @@ checksum comparison run for real on a machine without a GPU:
   tests/standins/dcgmi replays real outputs), even on a machine or profile without GPUs.
 - PREFLIGHT_ACTIVE_TEST_HANG="I:TEST"  device I's worker hangs (sleeps, deaf to SIGTERM) at the
   start of TEST (copy, p2p, gemm, burn): a wedged GPU that the deadline must abandon.
+- PREFLIGHT_ACTIVE_TEST_NVML="I:sm=1980,temp=70,power=690,reasons=0x40[;J:...]"  on the CPU
+  device, burn worker I records these values as its NVML samples (a stand-in, named so in the
+  record): a GPU that holds a low clock or slows down. Without it the CPU device records its
+  clocks as not sampled.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ DEVICES = "PREFLIGHT_ACTIVE_TEST_DEVICES"
 SLOW = "PREFLIGHT_ACTIVE_TEST_SLOW"
 CORRUPT = "PREFLIGHT_ACTIVE_TEST_CORRUPT"
 HANG = "PREFLIGHT_ACTIVE_TEST_HANG"
+NVML = "PREFLIGHT_ACTIVE_TEST_NVML"
+NVML_KEYS = {"sm": "sm_mhz", "temp": "temp_c", "power": "power_w", "reasons": "reasons"}
 DCGMI = "PREFLIGHT_ACTIVE_TEST_DCGMI"
 MAX_TEST_DEVICES = 8
 
@@ -58,4 +64,25 @@ def for_worker(env: Mapping[str, str]) -> dict[str, Any]:
         "slow": slow,
         "corrupt": env.get(CORRUPT, "").strip(),
         "hang": {"device": who.strip(), "test": test.strip()} if test else None,
+        "nvml": nvml_standin(env.get(NVML, "")),
     }
+
+
+def nvml_standin(text: str) -> dict[str, dict[str, float | int]]:
+    """PREFLIGHT_ACTIVE_TEST_NVML parsed: device → sample values (malformed parts are ignored)."""
+    out: dict[str, dict[str, float | int]] = {}
+    for item in filter(None, text[:2000].split(";")):
+        who, _, values = item.partition(":")
+        sample: dict[str, float | int] = {}
+        for pair in values.split(","):
+            key, _, raw = pair.partition("=")
+            name = NVML_KEYS.get(key.strip())
+            try:
+                number = int(raw, 0) if name == "reasons" else float(raw)
+            except ValueError:
+                continue
+            if name is not None and 0 <= number < 1 << 40:
+                sample[name] = number
+        if who.strip().isdigit() and sample:
+            out[who.strip()] = sample
+    return out

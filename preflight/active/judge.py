@@ -224,9 +224,133 @@ def _bdf(name: str) -> str:
     return name.rpartition(" ")[2]
 
 
-def judge_burn(o: ActiveOutcome, min_tflops: float, tolerance: float) -> Verdict:
+def held_clock(sm_mhz: Sequence[float]) -> float | None:
+    """The SM clock a GPU held under load: the median of the second half of its samples (the
+    first half includes the ramp from idle clocks)."""
+    values = [float(v) for v in sm_mhz]
+    return statistics.median(values[len(values) // 2 :]) if values else None
+
+
+def slowdown_names(mask: int) -> list[str]:
+    """The slowdown reasons set in an nvmlClocksEventReasons mask (nvml.h)."""
+    return [text for bit, text in SLOWDOWN_REASONS.items() if mask & bit]
+
+
+def clock_samples(record: Mapping[str, Any] | None) -> tuple[list[Mapping[str, Any]], str]:
+    """A burn record's NVML samples, or why it has none ("" when sampled)."""
+    clocks = (record or {}).get("clocks")
+    if not isinstance(clocks, Mapping):
+        return [], "the worker recorded no clocks"
+    if not clocks.get("sampled"):
+        return [], str(clocks.get("reason") or "not sampled")[:200]
+    samples = [x for x in clocks.get("samples") or [] if isinstance(x, Mapping)]
+    return samples, "" if samples else "no sample was taken"
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _clock_findings(
+    o: ActiveOutcome, clock_tolerance: float
+) -> tuple[list[Finding], dict[str, float]]:
+    """Per GPU: slowdown reasons seen while burning (the worker's samples and the NVML
+    collector's), a clock held below the peers' median, or why the clocks were not sampled."""
+    findings: list[Finding] = []
+    held: dict[str, float] = {}
+    seen: dict[str, int] = {}
+    unsampled: dict[str, str] = {}
+    for run in o.runs:
+        if run.record is None:
+            continue
+        samples, why = clock_samples(run.record)
+        mask = 0
+        for sample in samples:
+            reasons = _number(sample.get("reasons"))
+            mask |= int(reasons) if reasons is not None else 0
+        for sample in o.nvml_samples:  # the NVML collector's records (also on a profile)
+            gpu: Any = (sample.get("gpus") or {}).get(_bdf(run.name))
+            reasons = gpu.get("clock_event_reasons") if isinstance(gpu, dict) else None
+            if isinstance(reasons, int) and not isinstance(reasons, bool):
+                mask |= reasons
+        seen[run.name] = mask
+        mhz = [v for v in (_number(x.get("sm_mhz")) for x in samples) if v is not None]
+        clock = held_clock(mhz)
+        if clock is not None:
+            held[run.name] = clock
+        elif why and not mask:
+            unsampled[run.name] = why
+    low = below_peers(held, clock_tolerance)
+    for run in o.runs:
+        if run.name not in seen:
+            continue
+        subject, mask = f"{run.name} clocks", seen[run.name]
+        named = slowdown_names(mask)
+        if named:
+            findings.append(
+                Finding(
+                    subject,
+                    Status.FAIL,
+                    f"slowed down under load: {', '.join(named)}",
+                    (Evidence(NVML_REASONS, hex(mask), "no slowdown"),),
+                )
+            )
+        elif run.name in low:
+            med, mine = low[run.name], held[run.name]
+            findings.append(
+                Finding(
+                    subject,
+                    Status.FAIL,
+                    f"held {mine:.0f} MHz SM clock under load, {100 * (1 - mine / med):.0f}% "
+                    f"below the node's median {med:.0f} MHz (tolerance "
+                    f"{100 * clock_tolerance:.0f}%)",
+                    (
+                        Evidence(
+                            "nvmlDeviceGetClockInfo(SM)",
+                            f"{mine:.0f} MHz",
+                            f">= {med * (1 - clock_tolerance):.0f} MHz (node median {med:.0f})",
+                        ),
+                    ),
+                )
+            )
+        elif mask & SW_POWER_CAP:
+            findings.append(
+                Finding(
+                    subject,
+                    Status.WARN,
+                    "held at the software power cap under load",
+                    (Evidence(NVML_REASONS, hex(mask), "no power cap"),),
+                )
+            )
+        elif run.name in unsampled:
+            findings.append(Finding(subject, Status.SKIP, f"not sampled: {unsampled[run.name]}"))
+        elif run.name in held:
+            findings.append(
+                Finding(
+                    subject,
+                    Status.PASS,
+                    f"held {held[run.name]:.0f} MHz SM clock, no slowdown",
+                    (
+                        Evidence(
+                            "nvmlDeviceGetClockInfo(SM)",
+                            f"{held[run.name]:.0f} MHz",
+                            "near the node median",
+                        ),
+                    ),
+                )
+            )
+    return findings, held
+
+
+NVML_REASONS = "nvmlDeviceGetCurrentClocksEventReasons"
+
+
+def judge_burn(
+    o: ActiveOutcome, min_tflops: float, tolerance: float, clock_tolerance: float = 0.05
+) -> Verdict:
     """Sustained TFLOPS (median of the second half of the windows) against the floor and the
-    median; any slowdown reason NVML reported during the burn fails that GPU."""
+    median; any slowdown reason NVML reported during the burn fails that GPU, and so does an SM
+    clock held more than clock_tolerance below the node's median."""
     findings = [run_failure(r, "burn") for r in o.runs if r.record is None]
     sustained = []
     for r in o.runs:
@@ -243,43 +367,19 @@ def judge_burn(o: ActiveOutcome, min_tflops: float, tolerance: float) -> Verdict
     findings += _figures(
         sustained, "tflops", "sustained GEMM", lambda r: floor, tolerance, "TFLOPS"
     )
-    for run in o.runs:
-        seen = 0
-        for sample in o.nvml_samples:
-            gpu: Any = (sample.get("gpus") or {}).get(_bdf(run.name))
-            reasons = gpu.get("clock_event_reasons") if isinstance(gpu, dict) else None
-            if isinstance(reasons, int) and not isinstance(reasons, bool):
-                seen |= reasons
-        named = [text for bit, text in SLOWDOWN_REASONS.items() if seen & bit]
-        if named:
-            findings.append(
-                Finding(
-                    f"{run.name} clocks",
-                    Status.FAIL,
-                    f"slowed down under load: {', '.join(named)}",
-                    (Evidence("nvmlDeviceGetCurrentClocksEventReasons", hex(seen), "no slowdown"),),
-                )
-            )
-        elif seen & SW_POWER_CAP:
-            findings.append(
-                Finding(
-                    f"{run.name} clocks",
-                    Status.WARN,
-                    "held at the software power cap under load",
-                    (
-                        Evidence(
-                            "nvmlDeviceGetCurrentClocksEventReasons", hex(seen), "no power cap"
-                        ),
-                    ),
-                )
-            )
+    clock_findings, held = _clock_findings(o, clock_tolerance)
+    findings += clock_findings
     for problem in o.nvml_problems[:1]:
         findings.append(Finding("NVML sampling", Status.WARN, f"a sample failed: {problem}", ()))
-    n = len(o.nvml_samples)
+    clocks = (
+        f"SM clocks held at {min(held.values()):.0f}-{max(held.values()):.0f} MHz"
+        if held
+        else "no clock sampled"
+    )
     return Verdict.from_findings(
         findings,
-        ok=f"{len(sustained)} GPUs held their GEMM rate for the burn, {n} NVML samples without "
-        f"slowdown{_cpu(o)}",
+        ok=f"{len(sustained)} GPUs held their GEMM rate for the burn without slowdown, "
+        f"{clocks}{_cpu(o)}",
     )
 
 

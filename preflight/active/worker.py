@@ -16,6 +16,8 @@ import sys
 import time
 from typing import Any
 
+from preflight.active.clocks import ClockSampler
+
 STEP_PREFIX = "@step "
 
 
@@ -150,6 +152,10 @@ class Worker:
         a, b = self._operands(n)
         c = a @ b
         self.sync()
+        step("nvml")
+        me = self.describe()
+        standin = (self.hooks.get("nvml") or {}).get(str(self.index))
+        sampler = ClockSampler(self.kind, me.get("bdf"), standin)
         step("burn")
         windows: list[float] = []
         end = time.perf_counter() + duration
@@ -161,9 +167,16 @@ class Worker:
                 if count % 8 == 0:
                     self.sync()
             self.sync()
+            sampler.sample()  # under load: the clocks the GPU holds while it computes
             self.slow(str(self.index))
             windows.append(2 * n**3 * count / (time.perf_counter() - start) / 1e12)
-        return {**self.describe(), "n": n, "duration_s": duration, "window_tflops": windows}
+        return {
+            **me,
+            "n": n,
+            "duration_s": duration,
+            "window_tflops": windows,
+            "clocks": sampler.record(),
+        }
 
     def p2p(self) -> dict[str, Any]:
         torch = self.torch
