@@ -196,7 +196,10 @@ def gemm(inv: Inventory, params: GemmParams) -> Verdict:
 @dataclass(frozen=True)
 class BurnParams:
     """duration_s: how long each GPU runs GEMM (30 s for a prolog; 300 s or more with
-    --set gpu.burn.duration_s at bring-up); sample_s: how often NVML is sampled."""
+    --set gpu.burn.duration_s at bring-up); sample_s: how often the NVML collector is sampled
+    (the worker itself samples its GPU's clocks once per window_s); clock_tolerance: how far
+    below the node's median SM clock a GPU may hold under load (GEMM time scales with the SM
+    clock, so 5% lower is 5% slower for every synchronous step; preflight's choice)."""
 
     TEST: ClassVar[str] = "burn"
     duration_s: float = 30.0
@@ -204,6 +207,7 @@ class BurnParams:
     sample_s: float = 5.0
     min_tflops: float = 0.0
     peer_tolerance: float = 0.10
+    clock_tolerance: float = 0.05
     n: int = 8192
     timeout_s: float = 90.0
 
@@ -228,16 +232,19 @@ def burn(inv: Inventory, params: BurnParams) -> Verdict:
     tests and slows down after tens of seconds of load; the whole job then runs at its pace.
 
     ## Reads
-    A worker process per GPU running BF16 GEMM for `duration_s` (TFLOPS per `window_s`), and
-    NVML records every `sample_s` meanwhile (the NVML collector child):
-    `nvmlDeviceGetCurrentClocksEventReasons` per GPU.
+    A worker process per GPU running BF16 GEMM for `duration_s` (TFLOPS per `window_s`); after
+    each window the worker samples its own GPU through NVML: SM clock
+    (`nvmlDeviceGetClockInfo`), temperature, power and `nvmlDeviceGetCurrentClocksEventReasons`.
+    The NVML collector child adds a full record every `sample_s`. The test-only CPU device has
+    no NVML: its clocks are reported as not sampled.
 
     ## Verdicts
     - pass: sustained TFLOPS (median of the second half) at or above `min_tflops` (0 = no floor)
-      and within `peer_tolerance` of the node's median; no slowdown reason while burning.
+      and within `peer_tolerance` of the node's median; no slowdown reason while burning; an SM
+      clock (median of the second half of the samples) within `clock_tolerance` of the node's.
     - warn: held at the software power cap, or an NVML sample failed.
-    - fail: HW slowdown, thermal slowdown or power brake during the burn, a GPU below its peers
-      (it holds a lower clock), or a worker hung past `timeout_s`.
+    - fail: HW slowdown, SW or HW thermal slowdown or power brake during the burn, a GPU whose
+      GEMM rate or SM clock is below its peers', or a worker hung past `timeout_s`.
     - error: torch is not installed, or a worker ended without a record.
     - skip: level 1, a mocked profile, or no GPU on this node.
 
@@ -250,4 +257,4 @@ def burn(inv: Inventory, params: BurnParams) -> Verdict:
     early = not_measured(o, ACTIVE_HOW)
     if early is not None or o is None:
         return early or Verdict.skip("not measured")
-    return judge_burn(o, params.min_tflops, params.peer_tolerance)
+    return judge_burn(o, params.min_tflops, params.peer_tolerance, params.clock_tolerance)
