@@ -53,7 +53,11 @@ def test_gemm_on_parallel_workers_gives_one_checksum() -> None:
     )
     assert result.status is Status.PASS, result.summary
     assert "3 GPUs compute the same BF16 GEMM output" in result.summary
-    assert {f.subject for f in result.findings} == {f"cpu:{i} BF16 GEMM" for i in range(3)}
+    assert {f.subject: f.status for f in result.findings} == {
+        **{f"cpu:{i} BF16 GEMM": Status.PASS for i in range(3)},
+        **{f"cpu:{i} FP8 GEMM": Status.SKIP for i in range(3)},
+    }
+    assert "cpu:0 FP8 GEMM: not supported on the torch CPU device (test only)" in result.summary
 
 
 def test_a_corrupted_output_is_named_as_silent_data_corruption() -> None:
@@ -220,6 +224,59 @@ def test_two_gpus_disagreeing_both_named() -> None:
         "GPU0 0000:00:00.0 checksum",
         "GPU1 0000:01:00.0 checksum",
     }
+
+
+def fp8(tflops: float, sha: str) -> dict[str, Any]:
+    return {"supported": True, "tflops": tflops, "sha256": sha}
+
+
+NO_FP8 = {
+    "supported": False,
+    "reason": "not supported on NVIDIA A100 (compute capability 8.0 < 8.9)",
+}
+
+GEMM_FP8 = [
+    # fp8 record per GPU, min_fp8_tflops, expected {subject: status} of the non-BF16 findings
+    (
+        [fp8(1300, "x"), fp8(1310, "x")],
+        990.0,
+        {"GPU0 FP8 GEMM": Status.PASS, "GPU1 FP8 GEMM": Status.PASS},
+    ),
+    (
+        [fp8(1300, "x"), fp8(1310, "x"), fp8(1305, "y")],
+        0.0,
+        {
+            "GPU0 FP8 GEMM": Status.PASS,
+            "GPU1 FP8 GEMM": Status.PASS,
+            "GPU2 FP8 GEMM": Status.PASS,
+            "GPU2 FP8 checksum": Status.FAIL,
+        },
+    ),
+    (
+        [fp8(1300, "x"), fp8(900, "x")],
+        990.0,
+        {"GPU0 FP8 GEMM": Status.PASS, "GPU1 FP8 GEMM": Status.FAIL},
+    ),
+    ([NO_FP8, NO_FP8], 990.0, {"GPU0 FP8 GEMM": Status.SKIP, "GPU1 FP8 GEMM": Status.SKIP}),
+]
+
+
+@pytest.mark.parametrize(("records", "floor", "expected"), GEMM_FP8)
+def test_gemm_fp8_table(
+    records: list[dict[str, Any]], floor: float, expected: dict[str, Status]
+) -> None:
+    recs = [{"tflops": 700.0, "sha256": "bf", "fp8": f} for f in records]
+    v = judge_gemm(outcome("gemm", recs), 0.0, 0.1, floor)
+    got = {
+        f.subject.replace(f"{f.subject.split()[1]} ", ""): f.status
+        for f in v.findings
+        if "BF16" not in f.subject
+    }
+    assert got == expected
+    if all(s is not Status.FAIL for s in expected.values()):
+        assert v.status is Status.PASS
+    if NO_FP8 in records:
+        assert "not supported on NVIDIA A100 (compute capability 8.0 < 8.9)" in v.summary
 
 
 def test_burn_power_cap_warns_and_a_low_gpu_fails() -> None:

@@ -14,6 +14,13 @@ pytestmark = pytest.mark.gpu
 ACTIVE = ("gpu.copy_bandwidth", "gpu.p2p_bandwidth", "gpu.gemm", "gpu.burn")
 
 
+def fp8_capable() -> bool:
+    torch = pytest.importorskip("torch")
+    return all(
+        torch.cuda.get_device_capability(i) >= (8, 9) for i in range(torch.cuda.device_count())
+    )
+
+
 @pytest.fixture(scope="module")
 def report() -> dict[str, tuple[Status, str]]:
     if not os.path.exists("/proc/driver/nvidia/version"):
@@ -41,3 +48,16 @@ def test_measured_on_every_gpu(report: dict[str, tuple[Status, str]], check_id: 
 
 def test_every_gpu_computes_the_same_bits(report: dict[str, tuple[Status, str]]) -> None:
     assert "silent data corruption" not in report["gpu.gemm"][1]
+
+
+def test_fp8_measured_where_the_gpus_have_fp8(report: dict[str, tuple[Status, str]]) -> None:
+    summary = report["gpu.gemm"][1]
+    if fp8_capable():
+        assert "BF16 and FP8 GEMM output" in summary, summary
+    else:
+        assert "FP8 GEMM: not supported on" in summary, summary
+
+
+def test_burn_sampled_the_clocks(report: dict[str, tuple[Status, str]]) -> None:
+    summary = report["gpu.burn"][1]
+    assert "SM clocks held at" in summary and "not sampled" not in summary, summary

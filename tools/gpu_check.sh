@@ -9,9 +9,11 @@
 #   * gpu.copy_bandwidth: H2D and D2H >= 48 GB/s on Gen5 x16 (aznhc), every GPU within 15% of
 #     the node median; device-local in the TB/s range;
 #   * gpu.p2p_bandwidth: every pair >= 335 GB/s over NVLink (aznhc), none far below the others;
-#   * gpu.gemm: one checksum for all GPUs (any mismatch = silent data corruption), TFLOPS well
-#     above half of the 989 TFLOPS BF16 dense spec;
-#   * gpu.burn: no HW/thermal/power slowdown reason; no GPU below its peers' sustained TFLOPS.
+#   * gpu.gemm: one checksum per dtype for all GPUs (any mismatch = silent data corruption),
+#     TFLOPS well above half of the 989 TFLOPS BF16 / 1979 TFLOPS FP8 dense spec (FP8 on
+#     compute capability 8.9+ only);
+#   * gpu.burn: no HW/thermal/power slowdown reason; no GPU below its peers' sustained TFLOPS
+#     or more than 5% below their median SM clock (every GPU's held clock is printed).
 # Exit status: the status of `preflight run --level 2` (0 pass, 1 fail), or of the first step
 # that could not run.
 set -u

@@ -181,32 +181,60 @@ def judge_p2p(o: ActiveOutcome, min_gbps: float, tolerance: float) -> Verdict:
     )
 
 
-def judge_gemm(o: ActiveOutcome, min_tflops: float, tolerance: float) -> Verdict:
-    """TFLOPS against min_tflops and the median; every output hash must equal the others'."""
+def checksum_findings(hashes: Mapping[str, str], label: str) -> list[Finding]:
+    """Every output hash must equal the others' (same inputs, model and library): a GPU outside
+    the majority (or every GPU, when there is none) computed something else."""
+    counts = Counter(hashes.values())
+    if len(counts) <= 1:
+        return []
+    top, n = counts.most_common(1)[0]
+    majority = n > len(hashes) / 2
+    return [
+        Finding(
+            f"{name} {label}checksum",
+            Status.FAIL,
+            f"the {label}GEMM output differs from "
+            + (f"the other {n} GPUs'" if majority else "another GPU's")
+            + " for the same inputs: silent data corruption",
+            (Evidence(SOURCE, h[:16], f"{top[:16]} (sha256 of the output)"),),
+        )
+        for name, h in hashes.items()
+        if not (majority and h == top)
+    ]
+
+
+def judge_gemm(
+    o: ActiveOutcome, min_tflops: float, tolerance: float, min_fp8_tflops: float = 0.0
+) -> Verdict:
+    """BF16 and (where the GPU has FP8 tensor cores) FP8 TFLOPS against their floors and the
+    median; within each dtype every output hash must equal the others'. FP8 that a GPU cannot
+    run is a skip saying why, not a failure."""
     findings = [run_failure(r, "gemm") for r in o.runs if r.record is None]
     floor = (min_tflops, "min_tflops") if min_tflops > 0 else None
     findings += _figures(o.runs, "tflops", "BF16 GEMM", lambda r: floor, tolerance, "TFLOPS")
     hashes = {r.name: str(r.record.get("sha256")) for r in o.runs if r.record is not None}
-    counts = Counter(hashes.values())
-    if len(counts) > 1:
-        top, n = counts.most_common(1)[0]
-        majority = n > len(hashes) / 2
-        for name, h in hashes.items():
-            if majority and h == top:
-                continue
-            findings.append(
-                Finding(
-                    f"{name} checksum",
-                    Status.FAIL,
-                    "the GEMM output differs from "
-                    + (f"the other {n} GPUs'" if majority else "another GPU's")
-                    + " for the same inputs: silent data corruption",
-                    (Evidence(SOURCE, h[:16], f"{top[:16]} (sha256 of the output)"),),
-                )
-            )
+    findings += checksum_findings(hashes, "")
+    fp8 = {
+        r.name: r.record.get("fp8") for r in o.runs if r.record is not None and "fp8" in r.record
+    }
+    fp8_runs = [
+        GpuRun(r.index, r.name, dict(f))
+        for r in o.runs
+        if isinstance(f := fp8.get(r.name), dict) and f.get("supported")
+    ]
+    fp8_floor = (min_fp8_tflops, "min_fp8_tflops") if min_fp8_tflops > 0 else None
+    findings += _figures(fp8_runs, "tflops", "FP8 GEMM", lambda r: fp8_floor, tolerance, "TFLOPS")
+    findings += checksum_findings(
+        {r.name: str((r.record or {}).get("sha256")) for r in fp8_runs}, "FP8 "
+    )
+    for name, f in fp8.items():
+        if isinstance(f, dict) and not f.get("supported"):
+            why = str(f.get("reason") or "not supported")[:200]
+            findings.append(Finding(f"{name} FP8 GEMM", Status.SKIP, why))
+    dtypes = "BF16 and FP8" if fp8_runs else "BF16"
     return Verdict.from_findings(
         findings,
-        ok=f"{len(hashes)} GPUs compute the same BF16 GEMM output at speed{_cpu(o)}",
+        ok=f"{len(hashes)} GPUs compute the same {dtypes} GEMM output at speed{_cpu(o)}",
     )
 
 

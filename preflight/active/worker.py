@@ -142,7 +142,48 @@ class Worker:
             "iters": iters,
             "tflops": 2 * n**3 / per / 1e12,
             "sha256": digest,
+            "fp8": self.gemm_fp8(a, b, n, iters),
         }
+
+    def fp8_unsupported(self) -> str | None:
+        """Why this device cannot run an FP8 GEMM, or None. FP8 tensor cores start with compute
+        capability 8.9 (Ada, Hopper and later; CUDA programming guide)."""
+        torch = self.torch
+        if self.kind == "cpu":
+            return "not supported on the torch CPU device (test only)"
+        if not hasattr(torch, "float8_e4m3fn") or not hasattr(torch, "_scaled_mm"):
+            return f"not supported by torch {torch.__version__} (no float8_e4m3fn/_scaled_mm)"
+        major, minor = torch.cuda.get_device_capability(self.index)
+        if (major, minor) < (8, 9):
+            name = torch.cuda.get_device_name(self.index)
+            return f"not supported on {name} (compute capability {major}.{minor} < 8.9)"
+        return None
+
+    def gemm_fp8(self, a: Any, b: Any, n: int, iters: int) -> dict[str, Any]:
+        """The same product in FP8 (e4m3, scale 1, BF16 output) where the GPU supports it."""
+        why = self.fp8_unsupported()
+        if why is None and n % 16:
+            why = f"n={n} is not a multiple of 16 (torch._scaled_mm)"
+        if why is not None:
+            return {"supported": False, "reason": why}
+        torch = self.torch
+        step("fp8 operands")
+        a8 = a.to(torch.float8_e4m3fn)
+        b8 = b.t().contiguous().to(torch.float8_e4m3fn).t()  # _scaled_mm wants B column-major
+        one = torch.tensor(1.0, device=self.device())
+
+        def product() -> Any:
+            out = torch._scaled_mm(a8, b8, scale_a=one, scale_b=one, out_dtype=torch.bfloat16)
+            return out[0] if isinstance(out, tuple) else out  # torch < 2.5 returned (out, amax)
+
+        step("fp8 matmul")
+        per = self.timed(product, iters, str(self.index))
+        step("fp8 checksum")
+        out = product().contiguous().cpu()
+        if self.hooks.get("corrupt") == str(self.index):
+            out.view(torch.int16).view(-1)[0] ^= 1
+        digest = hashlib.sha256(bytes(out.view(torch.uint8).untyped_storage())).hexdigest()
+        return {"supported": True, "tflops": 2 * n**3 / per / 1e12, "sha256": digest}
 
     def burn(self) -> dict[str, Any]:
         n = int(self.params.get("n", 8192))

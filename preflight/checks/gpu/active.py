@@ -140,10 +140,13 @@ def p2p_bandwidth(inv: Inventory, params: P2pParams) -> Verdict:
 @dataclass(frozen=True)
 class GemmParams:
     """min_tflops: BF16 dense floor (spec sheet: H100/H200 SXM 989 TFLOPS dense; a healthy GPU
-    reaches about 60-75% of it on n=8192); peer_tolerance: fraction below the median."""
+    reaches about 60-75% of it on n=8192); min_fp8_tflops: the same for FP8 e4m3 (H100/H200
+    SXM 1979 TFLOPS dense), judged only where the GPU has FP8 tensor cores (compute capability
+    8.9 or later); peer_tolerance: fraction below the median."""
 
     TEST: ClassVar[str] = "gemm"
     min_tflops: float = 0.0
+    min_fp8_tflops: float = 0.0
     peer_tolerance: float = 0.10
     n: int = 8192
     iters: int = 20
@@ -157,13 +160,13 @@ class GemmParams:
 
 @check(
     "gpu.gemm",
-    title="Every GPU multiplies BF16 matrices at speed and gets the same bits as its peers",
+    title="Every GPU multiplies BF16 and FP8 matrices at speed and gets the same bits as its peers",
     tags=("gpu", "active"),
     params=GemmParams,
     tier=2,
 )
 def gemm(inv: Inventory, params: GemmParams) -> Verdict:
-    """Every GPU computes a BF16 matrix product at speed, bit for bit the same as its peers.
+    """Every GPU computes BF16 (and FP8) matrix products at speed, bit for bit as its peers do.
 
     ## Why
     A GPU that computes wrong values (a faulty SM, HBM or SRAM; Meta's Llama 3 report counts
@@ -173,10 +176,13 @@ def gemm(inv: Inventory, params: GemmParams) -> Verdict:
     ## Reads
     A worker process per GPU (torch, all GPUs at once): the same `n`×`n` BF16 inputs (fixed
     seed) multiplied `iters` times, TFLOPS = 2n³ per product, and the SHA-256 of the output.
+    Where the GPU has FP8 tensor cores (compute capability 8.9+: Ada, Hopper, Blackwell) the
+    same inputs cast to float8_e4m3fn go through `torch._scaled_mm` (scale 1, BF16 output).
 
     ## Verdicts
-    - pass: every GPU at or above `min_tflops` (0 = no floor), within `peer_tolerance` of the
-      node's median, and every output hash equal.
+    - pass: every GPU at or above `min_tflops` (`min_fp8_tflops` for FP8; 0 = no floor),
+      within `peer_tolerance` of the node's median, and every output hash of a dtype equal.
+      FP8 on a GPU (or the CPU test device) without FP8 support is noted as not checked.
     - fail: a GPU whose output differs from its peers' (silent data corruption, named), below
       the floor or its peers, or hung past `timeout_s`.
     - error: torch is not installed, or a worker ended without a record.
@@ -190,7 +196,7 @@ def gemm(inv: Inventory, params: GemmParams) -> Verdict:
     early = not_measured(o, ACTIVE_HOW)
     if early is not None or o is None:
         return early or Verdict.skip("not measured")
-    return judge_gemm(o, params.min_tflops, params.peer_tolerance)
+    return judge_gemm(o, params.min_tflops, params.peer_tolerance, params.min_fp8_tflops)
 
 
 @dataclass(frozen=True)
