@@ -392,3 +392,21 @@ def test_p2p_floor() -> None:
 def test_nothing_to_judge(o: ActiveOutcome | None, status: Status) -> None:
     v = not_measured(o, "run --level 2")
     assert v is not None and v.status is status
+
+
+def test_fp8_product_runs_through_torch_scaled_mm() -> None:
+    """The FP8 code path itself (cast, column-major B, scales, BF16 out) on torch's CPU
+    _scaled_mm, which the CPU device otherwise reports as not supported: same bits twice, and
+    the corruption hook changes them."""
+    from preflight.active.worker import Worker
+
+    def run(hooks: dict[str, Any]) -> dict[str, Any]:
+        w = Worker({"kind": "cpu", "index": 0, "params": {}, "hooks": hooks})
+        assert w.fp8_unsupported() == "not supported on the torch CPU device (test only)"
+        w.fp8_unsupported = lambda: None  # type: ignore[method-assign]
+        a, b = w._operands(64)
+        return w.gemm_fp8(a, b, 64, 1)
+
+    first, second, corrupt = run({}), run({}), run({"corrupt": "0"})
+    assert first["supported"] and first["tflops"] > 0
+    assert first["sha256"] == second["sha256"] != corrupt["sha256"]
