@@ -127,9 +127,12 @@ def judge_copy(
     link_efficiency: float,
     min_d2d_gbps: float,
     tolerance: float,
+    min_h2d_gbps: float = 0.0,
+    min_d2h_gbps: float = 0.0,
 ) -> Verdict:
-    """H2D and D2H against the GPU's PCIe link × link_efficiency, D2D against min_d2d_gbps;
-    each against the node's median. `links`: device index → (GT/s, width) of its link."""
+    """H2D and D2H against the GPU's PCIe link × link_efficiency (or min_h2d_gbps /
+    min_d2h_gbps, a fleet's pinned figure, where higher), D2D against min_d2d_gbps; each against
+    the node's median. `links`: device index → (GT/s, width) of its link."""
     findings = [run_failure(r, "copy") for r in o.runs if r.record is None]
 
     def link_floor(run: GpuRun) -> tuple[float, str] | None:
@@ -141,11 +144,21 @@ def judge_copy(
             return None
         return raw * link_efficiency, f"{link_efficiency:.0%} of the {speed:g} GT/s x{width} link"
 
+    def host_floor(minimum: float, name: str) -> Callable[[GpuRun], tuple[float, str] | None]:
+        def floor(run: GpuRun) -> tuple[float, str] | None:
+            link = link_floor(run)
+            if minimum > 0 and (link is None or minimum > link[0]):
+                return minimum, name
+            return link
+
+        return floor
+
     def hbm_floor(run: GpuRun) -> tuple[float, str] | None:
         return (min_d2d_gbps, "min_d2d_gbps (HBM)") if min_d2d_gbps > 0 else None
 
-    findings += _figures(o.runs, "h2d_gbps", "host→device", link_floor, tolerance)
-    findings += _figures(o.runs, "d2h_gbps", "device→host", link_floor, tolerance)
+    h2d, d2h = host_floor(min_h2d_gbps, "min_h2d_gbps"), host_floor(min_d2h_gbps, "min_d2h_gbps")
+    findings += _figures(o.runs, "h2d_gbps", "host→device", h2d, tolerance)
+    findings += _figures(o.runs, "d2h_gbps", "device→host", d2h, tolerance)
     findings += _figures(o.runs, "d2d_gbps", "device-local", hbm_floor, tolerance)
     good = [r for r in o.runs if r.record is not None]
     return Verdict.from_findings(
@@ -246,6 +259,8 @@ SLOWDOWN_REASONS = {
     0x80: "HW power brake slowdown",
 }
 SW_POWER_CAP = 0x4
+NVML_REASONS = "nvmlDeviceGetCurrentClocksEventReasons"
+SM_CLOCK = "nvmlDeviceGetClockInfo(SM)"
 
 
 def _bdf(name: str) -> str:
@@ -280,7 +295,7 @@ def _number(value: Any) -> float | None:
 
 
 def _clock_findings(
-    o: ActiveOutcome, clock_tolerance: float
+    o: ActiveOutcome, clock_tolerance: float, min_sm_mhz: float = 0.0
 ) -> tuple[list[Finding], dict[str, float]]:
     """Per GPU: slowdown reasons seen while burning (the worker's samples and the NVML
     collector's), a clock held below the peers' median, or why the clocks were not sampled."""
@@ -323,6 +338,17 @@ def _clock_findings(
                     (Evidence(NVML_REASONS, hex(mask), "no slowdown"),),
                 )
             )
+        elif min_sm_mhz > 0 and held.get(run.name, min_sm_mhz) < min_sm_mhz:
+            mine = held[run.name]
+            findings.append(
+                Finding(
+                    subject,
+                    Status.FAIL,
+                    f"held {mine:.0f} MHz SM clock under load, expected >= {min_sm_mhz:.0f} MHz "
+                    "(min_sm_mhz)",
+                    (Evidence(SM_CLOCK, f"{mine:.0f} MHz", f">= {min_sm_mhz:.0f} MHz"),),
+                )
+            )
         elif run.name in low:
             med, mine = low[run.name], held[run.name]
             findings.append(
@@ -334,7 +360,7 @@ def _clock_findings(
                     f"{100 * clock_tolerance:.0f}%)",
                     (
                         Evidence(
-                            "nvmlDeviceGetClockInfo(SM)",
+                            SM_CLOCK,
                             f"{mine:.0f} MHz",
                             f">= {med * (1 - clock_tolerance):.0f} MHz (node median {med:.0f})",
                         ),
@@ -360,7 +386,7 @@ def _clock_findings(
                     f"held {held[run.name]:.0f} MHz SM clock, no slowdown",
                     (
                         Evidence(
-                            "nvmlDeviceGetClockInfo(SM)",
+                            SM_CLOCK,
                             f"{held[run.name]:.0f} MHz",
                             "near the node median",
                         ),
@@ -370,11 +396,12 @@ def _clock_findings(
     return findings, held
 
 
-NVML_REASONS = "nvmlDeviceGetCurrentClocksEventReasons"
-
-
 def judge_burn(
-    o: ActiveOutcome, min_tflops: float, tolerance: float, clock_tolerance: float = 0.05
+    o: ActiveOutcome,
+    min_tflops: float,
+    tolerance: float,
+    clock_tolerance: float = 0.05,
+    min_sm_mhz: float = 0.0,
 ) -> Verdict:
     """Sustained TFLOPS (median of the second half of the windows) against the floor and the
     median; any slowdown reason NVML reported during the burn fails that GPU, and so does an SM
@@ -395,7 +422,7 @@ def judge_burn(
     findings += _figures(
         sustained, "tflops", "sustained GEMM", lambda r: floor, tolerance, "TFLOPS"
     )
-    clock_findings, held = _clock_findings(o, clock_tolerance)
+    clock_findings, held = _clock_findings(o, clock_tolerance, min_sm_mhz)
     findings += clock_findings
     for problem in o.nvml_problems[:1]:
         findings.append(Finding("NVML sampling", Status.WARN, f"a sample failed: {problem}", ()))

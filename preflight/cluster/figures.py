@@ -5,9 +5,13 @@ Where figures come from (a run report as `preflight run` writes it):
 - the findings of benchmark results (`bench.*`): an evidence item whose observed value is a
   number and a unit (`12.34 GB/s`), as `bench.allreduce` writes the bus bandwidth at its gate
   size; the metric is `<check> <finding subject> (<unit>)`;
-- numeric facts under `bench.` (none today; per-size figures when runs record them).
-Only the benchmark results are decoded (found by their id in the raw text), so reports without
-any cost one substring search.
+- numeric facts under `bench.` (none today; per-size figures when runs record them);
+- the active GPU tests (`gpu.copy_bandwidth`, `gpu.p2p_bandwidth`, `gpu.gemm`, `gpu.burn`, run
+  with --level 2): their findings name one GPU (or GPU pair) each, so a node's figure is the
+  median over its GPUs of one kind of finding: `gpu.gemm BF16 GEMM (TFLOPS)`, `gpu.burn clocks
+  (MHz)`, `gpu.copy_bandwidth host→device (GB/s)`, `gpu.p2p_bandwidth copy (GB/s)`.
+Only these results are decoded (found by their id in the raw text), so reports without any cost
+a few substring searches.
 
 Outliers use robust statistics, within one group (node type) and metric: the median and the
 median absolute deviation (MAD); a node is an outlier when its modified z-score
@@ -40,6 +44,11 @@ FIGURES = 64
 """Figures kept per node (hostile reports could carry thousands)."""
 
 _RESULT_HEAD = re.compile(rb'\{\s*"id":\s*\Z')
+ACTIVE_RESULTS = ("gpu.copy_bandwidth", "gpu.p2p_bandwidth", "gpu.gemm", "gpu.burn")
+_DEVICE = re.compile(  # "GPU3 0000:9a:00.0 ", "GPU0→GPU2 " (a pair), "cpu:1 " (the test device)
+    r"^(?:GPU\d{1,3}(?:→GPU\d{1,3})?|cpu:\d{1,3})"
+    r"(?: [0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7])? "
+)
 _NUMBER_UNIT = re.compile(r"^\s*(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\s*([A-Za-zµ/%]{1,12})\s*$")
 _DECODER = json.JSONDecoder()
 
@@ -62,16 +71,21 @@ def from_result(result: Any) -> list[tuple[str, float]]:
     return out
 
 
-def extract(data: bytes, facts: Mapping[str, Any]) -> tuple[tuple[str, float], ...]:
-    """Every figure of one report (raw bytes and its decoded facts), at most FIGURES."""
-    out: dict[str, float] = {}
-    end = data.rfind(b'"facts":')
-    bench_facts = data.find(b'"bench.', max(end, 0)) >= 0  # one search, not a loop over facts
-    for key, value in facts.items() if bench_facts else ():
-        number = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if number and key.startswith("bench.") and math.isfinite(value):
-            out[key[:160]] = float(value)
-    at = data.find(b'"bench.', 0, end)
+def from_active_result(result: Any) -> list[tuple[str, float]]:
+    """The node's figures in one active GPU test result: per kind of finding (its subject
+    without the GPU) and unit, the median over the GPUs."""
+    by_metric: dict[str, list[float]] = {}
+    for metric, value in from_result(result):
+        check, _, rest = metric.partition(" ")
+        device = _DEVICE.match(rest)
+        if device is not None:
+            by_metric.setdefault(f"{check} {rest[device.end() :]}", []).append(value)
+    return [(m, statistics.median(vs)) for m, vs in by_metric.items()]
+
+
+def _results(data: bytes, needle: bytes, end: int) -> Iterable[Any]:
+    """The decoded results whose id starts with `needle` (a quote and the id's start)."""
+    at = data.find(needle, 0, end)
     while at >= 0:
         # a result's first key is its id: `{ "id": "bench.…"`; anything else is some other text
         head = _RESULT_HEAD.search(data, max(0, at - 32), at)
@@ -82,9 +96,26 @@ def extract(data: bytes, facts: Mapping[str, Any]) -> tuple[tuple[str, float], .
                 result, _ = _DECODER.raw_decode(text)
             except (ValueError, RecursionError):
                 result = None
-            for metric, value in from_result(result):
+            yield result
+        at = data.find(needle, at + len(needle), end)
+
+
+def extract(data: bytes, facts: Mapping[str, Any]) -> tuple[tuple[str, float], ...]:
+    """Every figure of one report (raw bytes and its decoded facts), at most FIGURES."""
+    out: dict[str, float] = {}
+    end = data.rfind(b'"facts":')
+    bench_facts = data.find(b'"bench.', max(end, 0)) >= 0  # one search, not a loop over facts
+    for key, value in facts.items() if bench_facts else ():
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if number and key.startswith("bench.") and math.isfinite(value):
+            out[key[:160]] = float(value)
+    for result in _results(data, b'"bench.', end):
+        for metric, value in from_result(result):
+            out.setdefault(metric, value)
+    for check in ACTIVE_RESULTS:
+        for result in _results(data, f'"{check}"'.encode(), end):
+            for metric, value in from_active_result(result):
                 out.setdefault(metric, value)
-        at = data.find(b'"bench.', at + 7, end)
     return tuple(sorted(out.items())[:FIGURES])
 
 

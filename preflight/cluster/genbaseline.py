@@ -245,29 +245,62 @@ def pins(facts: Facts) -> list[Pin]:
 BUSBW_FLOOR_SHARE = 0.9
 """bench.allreduce.min_busbw_gbps is pinned at this share of the group's median bus bandwidth
 (outliers removed first, as SuperBench's baseline generation does): 10 % below its peers fails."""
+FIGURE_FLOOR_SHARE = 0.9
+"""The active GPU tests' floors likewise: this share of the inlier median of the nodes' figures."""
+ACTIVE_FIGURES = (
+    # figure (figures.from_active_result: each node's median over its GPUs) → check parameter
+    ("gpu.copy_bandwidth host→device (GB/s)", "gpu.copy_bandwidth", "min_h2d_gbps"),
+    ("gpu.copy_bandwidth device→host (GB/s)", "gpu.copy_bandwidth", "min_d2h_gbps"),
+    ("gpu.copy_bandwidth device-local (GB/s)", "gpu.copy_bandwidth", "min_d2d_gbps"),
+    ("gpu.p2p_bandwidth copy (GB/s)", "gpu.p2p_bandwidth", "min_gbps"),
+    ("gpu.gemm BF16 GEMM (TFLOPS)", "gpu.gemm", "min_tflops"),
+    ("gpu.gemm FP8 GEMM (TFLOPS)", "gpu.gemm", "min_fp8_tflops"),
+    ("gpu.burn sustained GEMM (TFLOPS)", "gpu.burn", "min_tflops"),
+    ("gpu.burn clocks (MHz)", "gpu.burn", "min_sm_mhz"),
+)
+
+
+def _floor_pin(
+    f: figures.MetricStats,
+    per_node: Mapping[int, tuple[tuple[str, float], ...]],
+    members: Sequence[int],
+    check: str,
+    param: str,
+    share: float,
+) -> tuple[Pin, str, int]:
+    median = figures.inliers_median(f, per_node, members)
+    source = f"{f.metric} median {median:g} without {len(f.outliers)} outliers, x{share}"
+    return Pin(check, param, round(share * median, 1), (source,)), source, f.count - len(f.outliers)
 
 
 def figure_pins(fleet: Fleet, group: str) -> tuple[list[Pin], dict[str, int]]:
     """Pins from the group's measured figures, and how many nodes each rests on: the all-reduce
-    floor from the median of the nodes that are not outliers."""
+    floor and the active GPU tests' floors, each from the median of the nodes that are not
+    outliers."""
     members = fleet.groups[group]
     per_node = {i: fleet.nodes[i].figures for i in members if fleet.nodes[i].figures}
-    stats = [
+    stats = figures.judge(per_node, {group: members})
+    out: list[Pin] = []
+    support: dict[str, int] = {}
+    busbw = [
         f
-        for f in figures.judge(per_node, {group: members})
+        for f in stats
         if f.metric.startswith("bench.allreduce all_reduce ") and f.metric.endswith("(GB/s)")
     ]
-    if len(stats) != 1:  # none measured, or several gate sizes: nothing to say which is the gate
-        return [], {}
-    (f,) = stats
-    median = figures.inliers_median(f, per_node, members)
-    source = (
-        f"{f.metric} median {median:g} without {len(f.outliers)} outliers, x{BUSBW_FLOOR_SHARE}"
-    )
-    floor = round(BUSBW_FLOOR_SHARE * median, 1)
-    return [Pin("bench.allreduce", "min_busbw_gbps", floor, (source,))], {
-        source: f.count - len(f.outliers)
-    }
+    wanted = []
+    if len(busbw) == 1:  # none measured, or several gate sizes: nothing says which is the gate
+        wanted.append((busbw[0], "bench.allreduce", "min_busbw_gbps", BUSBW_FLOOR_SHARE))
+    by_metric = {f.metric: f for f in stats}
+    wanted += [
+        (by_metric[metric], check, param, FIGURE_FLOOR_SHARE)
+        for metric, check, param in ACTIVE_FIGURES
+        if metric in by_metric
+    ]
+    for f, check, param, share in wanted:
+        pin, source, nodes = _floor_pin(f, per_node, members, check, param, share)
+        out.append(pin)
+        support[source] = nodes
+    return out, support
 
 
 def registered(candidates: Sequence[Pin], registry: Registry) -> list[Pin]:

@@ -21,11 +21,15 @@ CPU_SIZES = {"bytes": 1 << 20, "iters": 3, "n": 64}
 @dataclass(frozen=True)
 class CopyParams:
     """link_efficiency: H2D/D2H floor as a fraction of the PCIe link (aznhc requires >= 48 GB/s
-    on H100 = 0.76 of Gen5 x16's 63 GB/s); min_d2d_gbps: device-local floor from the HBM spec;
-    peer_tolerance: how far below the node's median a GPU may be."""
+    on H100 = 0.76 of Gen5 x16's 63 GB/s); min_h2d_gbps/min_d2h_gbps: absolute floors (0 = none;
+    `baselines generate` pins them from a fleet's medians), used where above the link's;
+    min_d2d_gbps: device-local floor from the HBM spec; peer_tolerance: how far below the node's
+    median a GPU may be."""
 
     TEST: ClassVar[str] = "copy"
     link_efficiency: float = 0.76
+    min_h2d_gbps: float = 0.0
+    min_d2h_gbps: float = 0.0
     min_d2d_gbps: float = 0.0
     peer_tolerance: float = 0.15
     bytes: int = 1 << 28
@@ -59,7 +63,8 @@ def copy_bandwidth(inv: Inventory, params: CopyParams) -> Verdict:
     counts each byte read and written). The GPU's current PCIe link (sysfs) gives the floor.
 
     ## Verdicts
-    - pass: H2D and D2H at or above `link_efficiency` × the link's raw bandwidth, device-local at
+    - pass: H2D and D2H at or above `link_efficiency` × the link's raw bandwidth (or
+      `min_h2d_gbps`/`min_d2h_gbps` where higher), device-local at
       or above `min_d2d_gbps` (0 = no floor), and none more than `peer_tolerance` below the
       node's median.
     - fail: a figure below its floor or below its peers, or a worker that hung past `timeout_s`
@@ -78,7 +83,15 @@ def copy_bandwidth(inv: Inventory, params: CopyParams) -> Verdict:
         return early or Verdict.skip("not measured")
     gpus = inv.pci.gpus()
     links = {i: (g.current_link_speed, g.current_link_width) for i, g in enumerate(gpus)}
-    return judge_copy(o, links, params.link_efficiency, params.min_d2d_gbps, params.peer_tolerance)
+    return judge_copy(
+        o,
+        links,
+        params.link_efficiency,
+        params.min_d2d_gbps,
+        params.peer_tolerance,
+        params.min_h2d_gbps,
+        params.min_d2h_gbps,
+    )
 
 
 @dataclass(frozen=True)
@@ -205,7 +218,9 @@ class BurnParams:
     --set gpu.burn.duration_s at bring-up); sample_s: how often the NVML collector is sampled
     (the worker itself samples its GPU's clocks once per window_s); clock_tolerance: how far
     below the node's median SM clock a GPU may hold under load (GEMM time scales with the SM
-    clock, so 5% lower is 5% slower for every synchronous step; preflight's choice)."""
+    clock, so 5% lower is 5% slower for every synchronous step; preflight's choice);
+    min_sm_mhz: the SM clock every GPU must hold under load (0 = none; `baselines generate`
+    pins it from a fleet's median)."""
 
     TEST: ClassVar[str] = "burn"
     duration_s: float = 30.0
@@ -214,6 +229,7 @@ class BurnParams:
     min_tflops: float = 0.0
     peer_tolerance: float = 0.10
     clock_tolerance: float = 0.05
+    min_sm_mhz: float = 0.0
     n: int = 8192
     timeout_s: float = 90.0
 
@@ -247,7 +263,8 @@ def burn(inv: Inventory, params: BurnParams) -> Verdict:
     ## Verdicts
     - pass: sustained TFLOPS (median of the second half) at or above `min_tflops` (0 = no floor)
       and within `peer_tolerance` of the node's median; no slowdown reason while burning; an SM
-      clock (median of the second half of the samples) within `clock_tolerance` of the node's.
+      clock (median of the second half of the samples) within `clock_tolerance` of the node's
+      and at or above `min_sm_mhz` (0 = no floor).
     - warn: held at the software power cap, or an NVML sample failed.
     - fail: HW slowdown, SW or HW thermal slowdown or power brake during the burn, a GPU whose
       GEMM rate or SM clock is below its peers', or a worker hung past `timeout_s`.
@@ -263,4 +280,6 @@ def burn(inv: Inventory, params: BurnParams) -> Verdict:
     early = not_measured(o, ACTIVE_HOW)
     if early is not None or o is None:
         return early or Verdict.skip("not measured")
-    return judge_burn(o, params.min_tflops, params.peer_tolerance, params.clock_tolerance)
+    return judge_burn(
+        o, params.min_tflops, params.peer_tolerance, params.clock_tolerance, params.min_sm_mhz
+    )
