@@ -23,6 +23,7 @@ from preflight.active.dcgm import (
     could_not_run,
     parse,
     run_diag,
+    trusted_program,
 )
 from preflight.active.judge import judge_dcgm
 from preflight.app import RunOptions, execute
@@ -332,3 +333,61 @@ def test_on_a_profile_dcgm_skips() -> None:
     assert report.results[0].status is Status.SKIP
     assert "profile describes a mocked node" in report.results[0].summary
     assert os.environ.get("PREFLIGHT_ACTIVE_TEST_DCGMI") is None
+
+
+# -- PREFLIGHT_ACTIVE_TEST_DCGMI: an environment value that names a program run as root ---------
+
+
+def _program(folder: Path, mode: int = 0o755, folder_mode: int = 0o755, uid: int = -1) -> str:
+    folder.mkdir(exist_ok=True)
+    path = folder / "dcgmi"
+    path.write_bytes(STANDIN.read_bytes())
+    path.chmod(mode)
+    folder.chmod(folder_mode)
+    if uid >= 0:
+        os.chown(path, uid, -1)
+    return str(path)
+
+
+TRUST = [
+    # how the program is set up, the refusal (None: it may run)
+    (lambda d: _program(d), None),
+    (lambda d: "tests/standins/dcgmi", "not an absolute path"),
+    (lambda d: str(d / "missing"), "No such file or directory"),
+    (lambda d: _program(d, mode=0o644), "not an executable regular file"),
+    (lambda d: (_program(d), str(d))[1], "not an executable regular file"),  # a folder
+    (lambda d: _program(d, mode=0o775), "it is writable by group or others (mode 775)"),
+    (lambda d: _program(d, mode=0o757), "it is writable by group or others (mode 757)"),
+    (
+        lambda d: _program(d, folder_mode=0o777),
+        "its folder is writable by group or others (mode 777)",
+    ),
+]
+
+
+@pytest.mark.parametrize(("make", "refusal"), TRUST)
+def test_trusted_program_table(tmp_path: Path, make: Any, refusal: str | None) -> None:
+    assert trusted_program(make(tmp_path / "bin")) == refusal
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown to another user needs root")
+def test_a_program_owned_by_someone_else_is_refused(tmp_path: Path) -> None:
+    path = _program(tmp_path / "bin", uid=65534)
+    assert trusted_program(path) == "it is owned by uid 65534, not root or this user"
+
+
+def test_a_refused_program_is_an_error_and_never_runs(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    path = tmp_path / "bin" / "dcgmi"
+    path.parent.mkdir()
+    path.write_text(f"#!/bin/sh\ntouch {marker}\n")
+    path.chmod(0o777)
+    env = {"PREFLIGHT_ACTIVE_TEST_DCGMI": str(path)}
+    report = execute(RunOptions(profile="dgx-h100", only=("dcgm.diag",), env=env))
+    [result] = report.results
+    assert result.status is Status.ERROR
+    assert result.summary == (
+        f"PREFLIGHT_ACTIVE_TEST_DCGMI='{path}' refused: it is writable by group or others "
+        "(mode 777)"
+    )
+    assert not marker.exists()

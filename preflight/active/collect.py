@@ -20,7 +20,7 @@ from typing import Any
 
 from preflight.active import hooks
 from preflight.active.child import ChildFailure, ChildRecord, run_worker
-from preflight.active.dcgm import DcgmRun, DcgmUnavailable, run_diag
+from preflight.active.dcgm import DcgmRun, DcgmUnavailable, run_diag, trusted_program
 from preflight.inventory import Inventory
 
 MEASURED, SKIPPED, UNAVAILABLE = "measured", "skipped", "unavailable"
@@ -135,6 +135,10 @@ def collect_dcgm(params: Any, inv: Inventory) -> ActiveOutcome:
     test-only PREFLIGHT_ACTIVE_TEST_DCGMI runs on any machine)."""
     env = inv.host.env
     standin = env.get(hooks.DCGMI) or None
+    refused = trusted_program(standin) if standin else None
+    if standin and refused:
+        reason = f"{hooks.DCGMI}={standin[:200]!r} refused: {refused}"
+        return ActiveOutcome("dcgm", MEASURED, dcgm=DcgmUnavailable("error", reason))
     if standin is None:
         if not inv.host.is_live:
             return ActiveOutcome("dcgm", SKIPPED, PROFILE_SKIP)

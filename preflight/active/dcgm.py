@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -176,6 +177,28 @@ def could_not_run(returncode: int | None, text: str) -> DcgmUnavailable | None:
         return DcgmUnavailable("in_use", IN_USE_REASON)
     if returncode == EXIT_CONNECTION or any(t in text for t in ENGINE_TEXTS):
         return DcgmUnavailable("engine", "the DCGM host engine is not running (nv-hostengine)")
+    return None
+
+
+def trusted_program(path: str) -> str | None:
+    """Why `path` may not be run in place of dcgmi (None: it may). preflight runs as root, and an
+    environment value that picks an executable is a way in: like ssh's StrictModes, the program
+    must be an absolute path to a regular executable file owned by root or by this user, and
+    neither it nor its folder writable by group or others."""
+    if not os.path.isabs(path):
+        return "not an absolute path"
+    try:
+        info = os.stat(path)
+        folder = os.stat(os.path.dirname(path))
+    except OSError as exc:
+        return exc.strerror or "cannot stat it"
+    if not stat.S_ISREG(info.st_mode) or not info.st_mode & stat.S_IXUSR:
+        return "not an executable regular file"
+    for what, st in (("it", info), ("its folder", folder)):
+        if st.st_uid not in (0, os.geteuid()):
+            return f"{what} is owned by uid {st.st_uid}, not root or this user"
+        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            return f"{what} is writable by group or others (mode {stat.S_IMODE(st.st_mode):o})"
     return None
 
 

@@ -11,7 +11,11 @@ checksum comparison run for real on a machine without a GPU:
 - PREFLIGHT_ACTIVE_TEST_CORRUPT="I"  device I flips one bit of its GEMM output before hashing:
   silent data corruption.
 - PREFLIGHT_ACTIVE_TEST_DCGMI=PATH  run this program instead of `dcgmi` (tests: the stand-in
-  tests/standins/dcgmi replays real outputs), even on a machine or profile without GPUs.
+  tests/standins/dcgmi replays real outputs), even on a machine or profile without GPUs. As root
+  an environment value that names a program is a way in, so it is honoured only for an absolute
+  path to an executable regular file that root or this user owns and that neither it nor its
+  folder lets group or others write (preflight.active.dcgm.trusted_program); otherwise
+  dcgm.diag is an ERROR saying why, and nothing runs.
 - PREFLIGHT_ACTIVE_TEST_HANG="I:TEST"  device I's worker hangs (sleeps, deaf to SIGTERM) at the
   start of TEST (copy, p2p, gemm, burn): a wedged GPU that the deadline must abandon.
 - PREFLIGHT_ACTIVE_TEST_NVML="I:sm=1980,temp=70,power=690,reasons=0x40[;J:...]"  on the CPU
