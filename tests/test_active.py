@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -410,3 +411,25 @@ def test_fp8_product_runs_through_torch_scaled_mm() -> None:
     first, second, corrupt = run({}), run({}), run({"corrupt": "0"})
     assert first["supported"] and first["tflops"] > 0
     assert first["sha256"] == second["sha256"] != corrupt["sha256"]
+
+
+def test_clock_sampler_says_why_it_has_no_samples() -> None:
+    from preflight.active.clocks import CPU_REASON, STANDIN_SOURCE, ClockSampler
+
+    cpu = ClockSampler("cpu", None, None)
+    cpu.sample()
+    assert cpu.record() == {"sampled": False, "reason": CPU_REASON}
+    standin = ClockSampler("cpu", None, {"sm_mhz": 1410.0, "reasons": 0x40})
+    standin.sample()
+    record = standin.record()
+    assert record["source"] == STANDIN_SOURCE
+    assert [{k: v for k, v in s.items() if k != "t"} for s in record["samples"]] == [
+        {"sm_mhz": 1410.0, "reasons": 0x40}
+    ]
+    assert ClockSampler("cuda", None, None).record()["reason"] == (
+        "CUDA reports no PCI address for this GPU"
+    )
+    if not Path("/proc/driver/nvidia/version").exists():  # a real GPU would answer instead
+        real = ClockSampler("cuda", "0000:18:00.0", None)
+        real.sample()
+        assert real.record()["reason"].startswith("NVML: NVMLError")
