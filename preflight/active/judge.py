@@ -7,13 +7,11 @@ faulty even above the floor). GB = 1e9 bytes.
 
 from __future__ import annotations
 
-import statistics
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from preflight.active.collect import SKIPPED, UNAVAILABLE, ActiveOutcome, GpuRun
-from preflight.active.dcgm import DcgmRun, DcgmUnavailable, by_gpu
 from preflight.model import Evidence, Finding, Status, Verdict
 
 SOURCE = "preflight active worker"
@@ -56,6 +54,8 @@ def below_peers(values: Mapping[str, float], tolerance: float) -> dict[str, floa
     """Subjects more than `tolerance` (a fraction) below the median of all: subject → median."""
     if len(values) < 2 or tolerance <= 0:
         return {}
+    import statistics  # with fractions and decimal: only when a test measured something
+
     median = statistics.median(values.values())
     return {k: median for k, v in values.items() if v < median * (1 - tolerance)}
 
@@ -227,6 +227,8 @@ def _bdf(name: str) -> str:
 def judge_burn(o: ActiveOutcome, min_tflops: float, tolerance: float) -> Verdict:
     """Sustained TFLOPS (median of the second half of the windows) against the floor and the
     median; any slowdown reason NVML reported during the burn fails that GPU."""
+    import statistics
+
     findings = [run_failure(r, "burn") for r in o.runs if r.record is None]
     sustained = []
     for r in o.runs:
@@ -291,6 +293,8 @@ def _cpu(o: ActiveOutcome) -> str:
 def judge_dcgm(o: ActiveOutcome, names: Mapping[int, str]) -> Verdict:
     """dcgmi's results per GPU: any fail fails the GPU, a warning warns; could-not-run is SKIP
     (not installed, no host engine, GPUs in use) or ERROR (timeout, unreadable output)."""
+    from preflight.active.dcgm import DcgmRun, DcgmUnavailable, by_gpu
+
     answer = o.dcgm
     if isinstance(answer, DcgmUnavailable):
         if answer.kind in ("missing", "engine", "in_use"):
