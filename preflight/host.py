@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 from preflight.errors import HostReadError
 from preflight.safeio import read_at_most
+from preflight.sysroot_path import MAX_LINKS as MAX_LINKS  # profile.py checks links by it
+from preflight.sysroot_path import Resolved, confine
 
 if TYPE_CHECKING:
     from preflight.nvml.probe import NvmlResult
 
 MAX_READ_BYTES = 16 << 20
 """The most Host reads of one file: a sysfs attribute is one page, a PCI config space 4 kB."""
-MAX_LINKS = 40
-"""Symlinks followed while resolving one path, as the kernel's ELOOP limit."""
 
 UNLIMITED = -1
 """Limits use -1 for RLIM_INFINITY, as `ulimit` prints `unlimited`."""
@@ -85,6 +85,7 @@ class Host:
     _inflight: dict[int, str] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _nvml_probe: Any = field(default=None, repr=False)
+    _resolved: dict[str, Resolved] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         # Compare resolved paths against the resolved root: a root reached through a symlink
@@ -120,50 +121,10 @@ class Host:
             self.reads.add(path)
 
     def _confined(self, path: str, follow_last: bool = True) -> str | None:
-        """The real path under a sysroot that `path` names, or None when it does not exist.
-
-        Resolves one component at a time with lstat/readlink, as the kernel would with the root
-        as "/": an absolute link target starts again at the root, and a `..` that would climb
-        above the root, a loop or more than MAX_LINKS links makes the path not exist. Every
-        component of the result but the last is a real directory, never a link, so the
-        result is opened with O_NOFOLLOW and nothing outside the root is ever reached. The
-        sysroot is a private 0700 directory that only root could change between the checks.
-        """
-        if not path.startswith("/"):
-            raise ValueError(f"Host paths are absolute, got {path!r}")
-        todo = [p for p in reversed(path.split("/")) if p]
-        done: list[str] = []
-        links = 0
-        while todo:
-            part = todo.pop()
-            if part == ".":
-                continue
-            if part == "..":
-                if not done:
-                    return None  # above the root: outside, so not there
-                done.pop()
-                continue
-            here = os.path.join(self.root, *done, part)
-            try:
-                mode = os.lstat(here).st_mode
-            except (OSError, ValueError):
-                return None
-            if stat.S_ISLNK(mode) and (todo or follow_last):
-                links += 1
-                if links > MAX_LINKS:
-                    return None
-                try:
-                    target = os.readlink(here)
-                except OSError:
-                    return None
-                if target.startswith("/"):
-                    done = []
-                todo.extend(p for p in reversed(target.split("/")) if p)
-                continue
-            if todo and not stat.S_ISDIR(mode):
-                return None
-            done.append(part)
-        return os.path.join(self.root, *done)
+        """The real path under a sysroot that `path` names, or None when it does not exist
+        (preflight.sysroot_path.confine). The sysroot is a private 0700 directory that only
+        root could change between the checks, so its directories are resolved once per Host."""
+        return confine(self.root, path, follow_last, self._resolved)
 
     def _local(self, path: str, follow_last: bool = True) -> str | None:
         """The path to hand to the OS: as given on the live host, confined under a sysroot."""

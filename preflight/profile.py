@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import re
@@ -393,12 +394,26 @@ def materialize(data: Mapping[str, Any], root: str) -> None:
 
 
 def _materialize(data: Mapping[str, Any], root: str) -> None:
+    made = {root}
+
+    def make_dirs(real: str) -> None:
+        """Create `real` and its missing parents, each once (a profile's ~2,000 entries share a
+        few hundred directories; os.makedirs would stat and retry every one of them)."""
+        missing = []
+        while real not in made:
+            missing.append(real)
+            real = os.path.dirname(real)
+        for path in reversed(missing):
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(path)
+            made.add(path)
+
     for path in data.get("dirs", []):
-        os.makedirs(os.path.join(root, path.lstrip("/")), exist_ok=True)
+        make_dirs(os.path.join(root, path.lstrip("/")))
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     for path, content in data.get("files", {}).items():
         real = os.path.join(root, path.lstrip("/"))
-        os.makedirs(os.path.dirname(real), exist_ok=True)
+        make_dirs(os.path.dirname(real))
         if _is_fifo(content):
             # A named pipe nobody writes to: open() blocks, as a read of a hung device does.
             os.mkfifo(real, 0o600)
@@ -408,11 +423,16 @@ def _materialize(data: Mapping[str, Any], root: str) -> None:
         else:
             raw = bytes.fromhex(content["hex"])
             payload = raw + bytes(content.get("size", len(raw)) - len(raw))
-        with os.fdopen(os.open(real, flags, 0o644), "wb") as f:
-            f.write(payload)
+        fd = os.open(real, flags, 0o644)
+        try:
+            view = memoryview(payload)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
     for path, target in data.get("symlinks", {}).items():
         real = os.path.join(root, path.lstrip("/"))
-        os.makedirs(os.path.dirname(real), exist_ok=True)
+        make_dirs(os.path.dirname(real))
         if target.startswith("/"):
             # A path on the profiled node: under the root. The link's parent is a directory,
             # never a link (validate), so the relative form is computed on the names alone.

@@ -75,7 +75,7 @@ class CheckSpec(Generic[P]):
     def make_params(self, overrides: Mapping[str, Any], origin: str) -> P:
         """Params with overrides applied; unknown keys or wrong types raise ConfigError."""
         fields = {f.name: f for f in dataclasses.fields(self.params)}  # type: ignore[arg-type]
-        hints = typing.get_type_hints(self.params)
+        hints = _type_hints(self.params)
         values: dict[str, Any] = {}
         for key, raw in overrides.items():
             if key not in fields:
@@ -86,6 +86,17 @@ class CheckSpec(Generic[P]):
                 )
             values[key] = coerce(raw, hints[key], f"{origin}: {self.id}.{key}")
         return self.params(**values)
+
+
+_HINTS: dict[type[Any], dict[str, Any]] = {}
+
+
+def _type_hints(params: type[Any]) -> dict[str, Any]:
+    """A params class's field types, evaluated once (every baseline loaded validates with them)."""
+    hints = _HINTS.get(params)
+    if hints is None:
+        hints = _HINTS[params] = typing.get_type_hints(params)
+    return hints
 
 
 def _default(f: dataclasses.Field[Any]) -> Any:

@@ -1,4 +1,4 @@
-"""bench/compare_scale.py at a small size: compare finds what it plants (the bench cannot rot)."""
+"""benchmarks/compare_scale.py at a small size: compare finds what it plants (it cannot rot)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from preflight.cluster.aggregate import collect
 from preflight.cluster.compare import compare
 from preflight.cluster.sources import expand
 
-BENCH = Path(__file__).resolve().parent.parent / "bench" / "compare_scale.py"
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "compare_scale.py"
 
 
 def load_bench() -> ModuleType:

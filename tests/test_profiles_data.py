@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import posixpath
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from preflight.profile import merge
 
 ROOT = Path(__file__).resolve().parent.parent
 PROFILE_DIR = ROOT / "preflight" / "profiles"
-GENERATOR = ROOT / "tools" / "make_profiles.py"
+GENERATOR = "tools.make_profiles"  # run as `python -m tools.make_profiles` from ROOT
 
 # Built-in profiles never need empty directories (`dirs` is for snapshots).
 PROFILE_KEYS = LOADER_KEYS - {"dirs"}
@@ -29,7 +30,7 @@ EXPECTED = {
     "dgx-h100-iommu-translated",
     "dgx-h100-gpu-link-x8",
     "dgx-h100-unprivileged",
-    # GPU faults (tools/profile_nvml.py)
+    # GPU faults (tools/make_profiles/nvml.py)
     "dgx-h100-row-remap-pending",
     "dgx-h100-xid-79",
     "dgx-h100-nvlink-down",
@@ -37,7 +38,7 @@ EXPECTED = {
     "dgx-h100-gpu-missing",
     "dgx-h100-nvml-hang",
     "dgx-h100-gpu-lost-no-xid",
-    # network variants (tools/profile_network.py)
+    # network variants (tools/make_profiles/network.py)
     "dgx-h100-ib-port-down",
     "dgx-h100-ib-rate-hdr",
     "dgx-h100-ib-symbol-errors",
@@ -104,7 +105,13 @@ def gpu_dirs(profile: dict[str, Any]) -> list[str]:
 
 def test_generator_check_passes() -> None:
     result = subprocess.run(
-        [sys.executable, str(GENERATOR), "--check"], capture_output=True, text=True, check=False
+        [sys.executable, "-m", GENERATOR, "--check"],
+        cwd=ROOT,
+        # -m imports `tools` from the working directory, which PYTHONSAFEPATH would drop.
+        env={k: v for k, v in os.environ.items() if k != "PYTHONSAFEPATH"},
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
 

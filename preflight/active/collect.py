@@ -14,14 +14,15 @@ import threading
 import time
 import weakref
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from preflight.active import hooks
-from preflight.active.child import ChildFailure, ChildRecord, run_worker
-from preflight.active.dcgm import DcgmRun, DcgmUnavailable, run_diag, trusted_program
 from preflight.inventory import Inventory
+
+if TYPE_CHECKING:  # what runs a test is imported when one runs: most runs plan none
+    from preflight.active.child import ChildFailure, ChildRecord
+    from preflight.active.dcgm import DcgmRun, DcgmUnavailable
 
 MEASURED, SKIPPED, UNAVAILABLE = "measured", "skipped", "unavailable"
 TORCH_MISSING = "torch is not installed: pip install 'gpu-preflight[bench]'"
@@ -99,6 +100,10 @@ def collect(test: str, params: Any, inv: Inventory) -> ActiveOutcome:
     """Run `test` on every device as params say (timeout_s bounds every worker)."""
     if test == "dcgm":
         return collect_dcgm(params, inv)
+    from concurrent.futures import ThreadPoolExecutor
+
+    from preflight.active.child import run_worker
+
     planned = devices(inv)
     if isinstance(planned, str):
         return ActiveOutcome(test, SKIPPED, planned)
@@ -135,6 +140,8 @@ def collect_dcgm(params: Any, inv: Inventory) -> ActiveOutcome:
     test-only PREFLIGHT_ACTIVE_TEST_DCGMI runs on any machine)."""
     env = inv.host.env
     standin = env.get(hooks.DCGMI) or None
+    from preflight.active.dcgm import DcgmUnavailable, trusted_program
+
     refused = trusted_program(standin) if standin else None
     if standin and refused:
         reason = f"{hooks.DCGMI}={standin[:200]!r} refused: {refused}"
@@ -144,12 +151,16 @@ def collect_dcgm(params: Any, inv: Inventory) -> ActiveOutcome:
             return ActiveOutcome("dcgm", SKIPPED, PROFILE_SKIP)
         if not inv.pci.gpus():
             return ActiveOutcome("dcgm", SKIPPED, NO_GPU)
+    from preflight.active.dcgm import run_diag
+
     start = time.monotonic()
     answer = run_diag(int(params.level), float(params.timeout_s), standin)
     return ActiveOutcome("dcgm", MEASURED, duration_s=time.monotonic() - start, dcgm=answer)
 
 
 def _run(index: int, name: str, result: ChildRecord | ChildFailure) -> GpuRun:
+    from preflight.active.child import ChildFailure
+
     if isinstance(result, ChildFailure):
         return GpuRun(index, name, None, result.message, result.elapsed_s)
     return GpuRun(index, name, result.data, None, result.elapsed_s)

@@ -7,13 +7,11 @@ faulty even above the floor). GB = 1e9 bytes.
 
 from __future__ import annotations
 
-import statistics
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from preflight.active.collect import SKIPPED, UNAVAILABLE, ActiveOutcome, GpuRun
-from preflight.active.dcgm import DcgmRun, DcgmUnavailable, by_gpu, could_not_run
 from preflight.model import Evidence, Finding, Status, Verdict
 
 SOURCE = "preflight active worker"
@@ -56,6 +54,8 @@ def below_peers(values: Mapping[str, float], tolerance: float) -> dict[str, floa
     """Subjects more than `tolerance` (a fraction) below the median of all: subject → median."""
     if len(values) < 2 or tolerance <= 0:
         return {}
+    import statistics  # with fractions and decimal: only when a test measured something
+
     median = statistics.median(values.values())
     return {k: median for k, v in values.items() if v < median * (1 - tolerance)}
 
@@ -270,6 +270,8 @@ def _bdf(name: str) -> str:
 def held_clock(sm_mhz: Sequence[float]) -> float | None:
     """The SM clock a GPU held under load: the median of the second half of its samples (the
     first half includes the ramp from idle clocks)."""
+    import statistics
+
     values = [float(v) for v in sm_mhz]
     return statistics.median(values[len(values) // 2 :]) if values else None
 
@@ -406,6 +408,8 @@ def judge_burn(
     """Sustained TFLOPS (median of the second half of the windows) against the floor and the
     median; any slowdown reason NVML reported during the burn fails that GPU, and so does an SM
     clock held more than clock_tolerance below the node's median."""
+    import statistics
+
     findings = [run_failure(r, "burn") for r in o.runs if r.record is None]
     sustained = []
     for r in o.runs:
@@ -446,6 +450,8 @@ def _cpu(o: ActiveOutcome) -> str:
 def judge_dcgm(o: ActiveOutcome, names: Mapping[int, str]) -> Verdict:
     """dcgmi's results per GPU: any fail fails the GPU, a warning warns; could-not-run is SKIP
     (not installed, no host engine, GPUs in use) or ERROR (timeout, unreadable output)."""
+    from preflight.active.dcgm import DcgmRun, DcgmUnavailable, by_gpu, could_not_run
+
     answer = o.dcgm
     if isinstance(answer, DcgmRun) and answer.runtime_error and not answer.results:
         answer = could_not_run(None, answer.runtime_error) or DcgmUnavailable(

@@ -97,7 +97,8 @@ class NvmlProbe:
         start = time.monotonic()
         deadline = start + self.timeout_s
         payload = json.dumps({"section": self.section} if self.section is not None else {})
-        cmd = isolated.command("preflight.nvml.child", ["--deadline", f"{self.timeout_s:g}"])
+        deadline_arg = ["--deadline", f"{self.timeout_s:g}"]
+        cmd = isolated.command("preflight.nvml.child", deadline_arg, site=False)
         proc = subprocess.Popen(
             cmd,
             stdin=subprocess.PIPE,

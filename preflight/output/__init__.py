@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TextIO
 
@@ -22,17 +23,34 @@ class RenderOptions:
 Renderer = Callable[[Report, TextIO, RenderOptions], None]
 
 
-def renderers() -> dict[str, Renderer]:
-    """Output formats by name (imported on demand so `run` loads only the one it uses)."""
-    from preflight.output import jsonfmt, junit, prometheus, table
+_RENDERERS = {
+    "table": ("table", "render"),
+    "json": ("jsonfmt", "render"),
+    "jsonl": ("jsonfmt", "render_line"),
+    "junit": ("junit", "render"),
+    "prometheus": ("prometheus", "render"),
+}
 
-    return {
-        "table": table.render,
-        "json": jsonfmt.render,
-        "jsonl": jsonfmt.render_line,
-        "junit": junit.render,
-        "prometheus": prometheus.render,
-    }
+
+class _Renderers(Mapping[str, Renderer]):
+    """Renderers by format name, each module imported when its format is asked for: `run
+    --format json` never loads rich's table nor the XML library."""
+
+    def __getitem__(self, name: str) -> Renderer:
+        module, attr = _RENDERERS[name]
+        renderer: Renderer = getattr(importlib.import_module(f"preflight.output.{module}"), attr)
+        return renderer
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_RENDERERS)
+
+    def __len__(self) -> int:
+        return len(_RENDERERS)
+
+
+def renderers() -> Mapping[str, Renderer]:
+    """Output formats by name (imported on demand so `run` loads only the one it uses)."""
+    return _Renderers()
 
 
 FORMATS = ("table", "json", "jsonl", "junit", "prometheus")

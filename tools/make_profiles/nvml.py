@@ -1,6 +1,6 @@
 """The `nvml` sections and GPU-fault kernel log lines of the built-in profiles.
 
-Called by make_profiles.py; kept apart so the NVML side of a profile is read in one place. The
+Called by assembly.py; kept apart so the NVML side of a profile is read in one place. The
 section's format is preflight/nvml/schema.py's (the same record the NVML collector returns).
 Values come from CAP_SMI_H100 (tests/data/captures/nvidia-smi-q_8xH100-SXM5-80GB_drv565_thamada.txt)
 where it has them; the comments say which values are derived or synthetic.
@@ -15,7 +15,7 @@ from typing import Any
 
 MiB = 1 << 20
 
-# Faults a variant can inject (make_profiles.Faults.gpu_fault).
+# Faults a variant can inject (devices.Faults.gpu_fault).
 ROW_REMAP_PENDING = "row-remap-pending"
 XID_79 = "xid-79"
 NVLINK_DOWN = "nvlink-down"
@@ -83,7 +83,7 @@ H100_READINGS = (
     GpuReadings("1654223055370", 29, 75_090, 0),
 )
 # H200 SXM: device 0x2335, subsystem 0x18BE, VBIOS 96.00.A5.00.03 (the H200 capture cited in
-# make_profiles.py), 700 W TGP; 143771 MiB total as nvidia-smi reports the 141 GB part. The
+# nodes.py), 700 W TGP; 143771 MiB total as nvidia-smi reports the 141 GB part. The
 # reservation and thresholds are assumed equal to the H100's (synthetic).
 H200_NVML = NvmlModel(
     name="NVIDIA H200",

@@ -1,6 +1,6 @@
 """`preflight compare` at cluster scale: 12,500 node reports (100,000 GPUs) in under 10 s and 2 GiB.
 
-Usage: python bench/compare_scale.py [--nodes 1250 5000 12500] [--dir DIR] [--keep] [--jobs N]
+Usage: python benchmarks/compare_scale.py [--nodes 1250 5000 12500] [--dir DIR] [--keep] [--jobs N]
 
 Reports are made from the built-in profiles, each run once through `preflight.app.execute`, then
 copied per node with realistic variation, in the JSON layout `run --format json --output` writes:

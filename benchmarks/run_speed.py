@@ -1,6 +1,6 @@
 """Time `preflight run --profile dgx-h100` as a whole process, and prove its import path is light.
 
-Usage: python bench/run_speed.py [--runs 10] [--profile dgx-h100] [--budget-s 1.0]
+Usage: python benchmarks/run_speed.py [--runs 10] [--profile dgx-h100] [--budget-s 1.0]
 
 Prints min/median/max wall time over the runs and the modules that must never load on this path
 (torch, pynvml). Exits 1 when the median exceeds the budget or a heavy module was imported, so

@@ -1,11 +1,11 @@
 """The RDMA/network side of the built-in profiles: extras every node has, and network variants.
 
-Called by make_profiles.py (which writes the IB device and port files in add_rdma()); this module
+Called by assembly.py (which writes the IB device and port files in add_rdma()); this module
 adds what the network checks read beyond those, and applies the network variants:
 
 * every node: the verbs devices (/sys/class/infiniband_verbs/uverbsN, /dev/infiniband/uverbsN),
   gid_attrs of the IB port GID, the netdev's dev_port/dev_id;
-* variants (make_profiles.Faults.net_variant): a port down, a port at HDR, a port with symbol
+* variants (devices.Faults.net_variant): a port down, a port at HDR, a port with symbol
   errors and the saturated counters of CAP_COUNTERS, a NIC on older firmware, no peer-memory
   module, a NIC moved to the other socket's root complex, and a healthy RoCE node.
 
@@ -20,7 +20,11 @@ synthetic and have the kernel's format.
 from __future__ import annotations
 
 import posixpath
+from dataclasses import replace
 from typing import Any
+
+from tools.make_profiles.config_space import GEN5
+from tools.make_profiles.devices import MiB, bridge_resources, nic_bar0, root_port_config
 
 CAP_COUNTERS = "ib-sysfs-counters_CX7-MT4129-fw28.41_saturated-counters_gpud-pr943.txt"
 CAP_IBSTAT_CX8 = "ibstat_CX8-MT4131-down-disabled_CX7-MT4129-100G_Dell-B300-SXM6_korean-notes.txt"
@@ -28,7 +32,7 @@ CAP_DEVINFO_CX7 = "ibv_devinfo_CX7-MT4129_IB-PORT_DOWN-and-RoCE-ACTIVE_H100_Deep
 CAP_IBSTATUS_BF3 = "ibstatus_BF3-RoCE-NDR400-and-HDR200_8xH20_DeepEP-issue17.txt"
 CAP_IBSTAT_ROCE = "ibstat_CX6Dx-MT4125-RoCE100_l2fwd-nv-issue6.txt"
 
-# Variants (make_profiles.Faults.net_variant) and the NIC index each one touches.
+# Variants (devices.Faults.net_variant) and the NIC index each one touches.
 IB_PORT_DOWN = "ib-port-down"
 IB_RATE_HDR = "ib-rate-hdr"
 IB_SYMBOL_ERRORS = "ib-symbol-errors"
@@ -95,7 +99,7 @@ CROSS_SOCKET_GROUP = 186  # synthetic IOMMU group number
 
 
 def nic_functions(funcs: list[tuple[Any, list[Any]]]) -> list[Any]:
-    """The NIC PCI functions in the order make_profiles names them mlx5_0, mlx5_1, …"""
+    """The NIC PCI functions in the order assembly.py names them mlx5_0, mlx5_1, …"""
     return [f for _slot, fs in funcs for f in fs if f.driver == "mlx5_core"]
 
 
@@ -118,24 +122,24 @@ def rewire(mp: Any, spec: Any, funcs: list[tuple[Any, list[Any]]]) -> list[tuple
     nic_port = posixpath.dirname(nic.path)
     kept = [f for f in slot_funcs if f.path not in (nic.path, nic_port)]
     hb, sec = CROSS_SOCKET_STACK, CROSS_SOCKET_STACK + 1
-    new_slot = mp.replace(
+    new_slot = replace(
         slot, host_bus=hb, gpu_port=0, nic_port=0, numa=1, iommu_group=CROSS_SOCKET_GROUP
     )
     rp_path = f"/sys/devices/pci0000:{hb:02x}/{mp.bdf(hb, 1)}"
-    start = mp.nic_bar0(spec, index)
-    pref = (start, start + 32 * mp.MiB - 1)
+    start = nic_bar0(spec, index)
+    pref = (start, start + 32 * MiB - 1)
     root_port = mp.PciFunction(
         rp_path,
         spec.root_port_id,
-        mp.root_port_config(spec, index, (hb, sec, sec), None, pref),
-        mp.bridge_resources(None, pref),
+        root_port_config(spec, index, (hb, sec, sec), None, pref),
+        bridge_resources(None, pref),
         "pcieport",
-        (mp.GEN5, 16),
-        (mp.GEN5, 16),
+        (GEN5, 16),
+        (GEN5, 16),
         (sec, sec),
         root_port=True,
     )
-    moved = mp.replace(nic, path=f"{rp_path}/{mp.bdf(sec)}")
+    moved = replace(nic, path=f"{rp_path}/{mp.bdf(sec)}")
     out = list(funcs)
     out[index] = (slot, kept)
     out.insert(index + 1, (new_slot, [root_port, moved]))

@@ -1,6 +1,6 @@
 """Is `preflight bench allreduce` as fast as a hand-written torch.distributed loop?
 
-Usage: python bench/allreduce_overhead.py [--nproc 2] [--backend gloo] [--sizes 1M,4M,16M,64M]
+Usage: python benchmarks/allreduce_overhead.py [--nproc 2] [--backend gloo] [--sizes 1M,4M,16M,64M]
                                           [--iters 20] [--warmup 5] [--repeats 10]
 
 In one run: N rank processes share one process group, and for every size alternate, `--repeats`

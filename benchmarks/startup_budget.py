@@ -1,6 +1,6 @@
 """Start-up budget: CPU of whole `preflight` processes against a minimal Typer app's floor.
 
-Usage: python bench/startup_budget.py [--runs 15] [--budget 2.0]
+Usage: python benchmarks/startup_budget.py [--runs 15] [--budget 2.0]
 
 The floor is the least a Typer + rich command-line tool costs: a Typer app with two options that
 prints a rich table and a JSON line. Each command below is run as a whole process, interleaved

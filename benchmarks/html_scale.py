@@ -1,7 +1,7 @@
 """The HTML fleet report at cluster scale: make N node reports (compare_scale's generator), write
 `compare --format html`, and time opening the page in a real headless Chromium.
 
-Usage: python bench/html_scale.py [--nodes 12500] [--dir DIR] [--keep]
+Usage: python benchmarks/html_scale.py [--nodes 12500] [--dir DIR] [--keep]
 
 Prints the page's size, the compare wall time, the time from navigation until the page's script
 has built its model and drawn the first rows (document.body.dataset.ready), the time to re-filter
@@ -19,9 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.chromium, bench.*
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.chromium, benchmarks.*
 
-from bench.compare_scale import generate
+from benchmarks.compare_scale import generate
 from tests.chromium import Browser, binary
 
 SETTLE = "new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
