@@ -316,14 +316,20 @@ def test_no_import_cycle() -> None:
     assert not _strongly_connected(module_edges())
 
 
+FACT_KEYS = "preflight.inventory.facts"
+"""The module that names the fact keys: its module-level string constants are fact keys."""
+
+
 def _check_ids_named(module: str) -> list[tuple[str, int]]:
-    """String literals equal to a check id, outside `facts[...]`-style subscripts (fact keys
-    share the check ids' dotted spelling but name facts)."""
+    """String literals equal to a check id, outside `facts[...]`-style subscripts and the fact
+    key names of FACT_KEYS (fact keys share the check ids' dotted spelling but name facts)."""
     ids = {spec.id for spec in discover()}
     path = PACKAGE.parent.joinpath(*module.split("."))
     path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
     tree = ast.parse(path.read_text(encoding="utf-8"))
     keys = {id(n.slice) for n in ast.walk(tree) if isinstance(n, ast.Subscript)}
+    if module == FACT_KEYS:
+        keys |= {id(n.value) for n in tree.body if isinstance(n, ast.Assign)}
     return [
         (n.value, n.lineno)
         for n in ast.walk(tree)
