@@ -1,7 +1,8 @@
 """The layering of `preflight`, written down as contracts, checked on the source (AST, no import).
 
 Layers, lowest first: base values (errors, model, exitcodes, suggest; the text-safety, atomic
-output file and Prometheus text-format helpers safetext, outfile, promtext) < sources (host, nvml) <
+output file, Prometheus text-format and time-boxed command helpers safetext, outfile, promtext,
+subproc) < sources (host, nvml) <
 inventory < registry < checks < runner < app/output/snapshot/cluster < cli. `bench` is a side
 stack: it may read the inventory but never the check machinery. Every import counts, including
 ones inside functions (a lazy import is still a dependency) and under `if TYPE_CHECKING:` (a
@@ -89,7 +90,7 @@ CONTRACTS = (
     ),
     Contract(
         "base values import nothing above them",
-        "errors model exitcodes suggest safetext outfile promtext",
+        "errors model exitcodes suggest safetext outfile promtext subproc",
         f"host nvml inventory registry checks runner output bench profile baseline slurm {UPPER}",
         "everything imports them",
     ),
