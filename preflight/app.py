@@ -16,6 +16,7 @@ from preflight.errors import ConfigError, ProfileError
 from preflight.hints import link_layers, roce_hint
 from preflight.host import Host
 from preflight.inventory import Inventory
+from preflight.inventory.facts import node_facts
 from preflight.model import CheckResult, Report, Scalar, Status
 from preflight.profile import host_from_profile
 from preflight.registry import Registry, discover
@@ -208,7 +209,7 @@ def gather_facts(inv: Inventory, timeout_s: float) -> tuple[dict[str, Scalar], s
     box: dict[str, dict[str, Scalar]] = {}
 
     def collect() -> Any:
-        box["facts"] = inv.facts()
+        box["facts"] = node_facts(inv)
         return None
 
     outcome = run_with_timeout(collect, timeout_s, inv.abandon)

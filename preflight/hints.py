@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from preflight.inventory.facts import LINK_LAYER, is_rdma_port_key
+
 
 def roce_hint(
     link_layers: Sequence[str], expected: str, baseline: str, ethernet_baselines: Sequence[str]
@@ -26,8 +28,4 @@ def roce_hint(
 
 def link_layers(facts: Mapping[str, object]) -> list[str]:
     """The link layer of every RDMA port, from the report's facts."""
-    return [
-        str(v)
-        for k, v in sorted(facts.items())
-        if k.startswith("rdma.") and k.endswith(".link_layer")
-    ]
+    return [str(v) for k, v in sorted(facts.items()) if is_rdma_port_key(k, LINK_LAYER)]

@@ -4,21 +4,18 @@
 `run --slurm-resume` resumes only a node whose drain reason starts `preflight:`, so a node an
 operator drained for maintenance stays drained. Every `scontrol` call is time-boxed: slurmd kills
 a HealthCheckProgram after 60 s, and a hung slurmctld must not hang the health check with it.
-Besides the NVML collector, this is the one module that starts processes.
+Its commands run through preflight.subproc (time-boxed, the session killed on timeout).
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import shlex
-import signal
 import socket
-import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from preflight.model import CheckResult, Status
+from preflight.subproc import run_in_session
 
 REASON_PREFIX = "preflight:"
 REASON_MAX = 200
@@ -149,38 +146,25 @@ class CallResult:
 Runner = Callable[[Sequence[str], float], CallResult]
 
 
-def run_bounded(argv: Sequence[str], timeout_s: float) -> CallResult:
-    """Run a command with a hard time limit; on timeout its whole process group is killed.
+def _text(data: bytes) -> str:
+    # A node name or reason in another encoding is no traceback; newlines as text mode reads them.
+    return data.decode("utf-8", "replace").replace("\r\n", "\n").replace("\r", "\n")
 
-    The command runs in a session of its own, so that a wrapper script's children (which would
-    keep the output pipe open and block the read) die with it.
-    """
+
+def run_bounded(argv: Sequence[str], timeout_s: float) -> CallResult:
+    """Run a command with a hard time limit; on timeout its whole process group is killed
+    (preflight.subproc)."""
     try:
-        proc = subprocess.Popen(
-            list(argv),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            encoding="utf-8",
-            errors="replace",  # a node name or reason in another encoding is no traceback
-            start_new_session=True,
-        )
+        done = run_in_session(argv, timeout_s)
     except OSError as exc:
         return CallResult(False, "", f"cannot run {argv[0]}: {exc.strerror or exc}")
-    try:
-        out, err = proc.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(OSError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        # A process in uninterruptible sleep survives SIGKILL: abandoned, the run goes on.
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.communicate(timeout=1.0)
+    if done.timed_out:
         return CallResult(False, "", f"{argv[0]} did not answer within {timeout_s:g} s; abandoned")
-    if proc.returncode != 0:
+    out, err = _text(done.stdout), _text(done.stderr)
+    if done.returncode != 0:
         detail = (err or out).strip().splitlines()
         return CallResult(
-            False, out, f"{argv[0]} exited {proc.returncode}: {detail[-1] if detail else ''}"
+            False, out, f"{argv[0]} exited {done.returncode}: {detail[-1] if detail else ''}"
         )
     return CallResult(True, out)
 

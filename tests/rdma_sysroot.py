@@ -14,7 +14,7 @@ from pathlib import Path
 
 from preflight.host import Host
 from preflight.inventory import Inventory
-from preflight.inventory.rdma import PHYS_STATES, PORT_STATES
+from preflight.inventory.rdma_sysfs_text import PHYS_STATES, PORT_STATES
 from preflight.inventory.rdma_text import ToolOutput
 
 # IB speed name per lane rate in Gb/s, for rendering ibstat's "Rate: N" of a 4X port in sysfs form.

@@ -7,9 +7,6 @@ Needs root (CAP_NET_ADMIN) and iproute2; skipped with the reason elsewhere.
 from __future__ import annotations
 
 import json
-import os
-import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.bench_procs import ROOT, clean_env
+from tests.netns import fabric
 
 pytest.importorskip("torch")
 
@@ -26,100 +24,10 @@ RATE = "50mbit"  # 512 KiB pair all-reduce: ~85 ms at this rate, ~2 ms over an o
 SUBNET = "10.213.0"
 
 
-def sh(*argv: str) -> None:
-    subprocess.run(argv, check=True, capture_output=True, timeout=20)
-
-
-def quiet(*argv: str) -> None:
-    subprocess.run(argv, capture_output=True, timeout=20, check=False)
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def remove(pid: int) -> None:
-    for k in range(NODES):
-        quiet("ip", "netns", "del", f"pfns{pid}-{k}")
-    quiet("ip", "link", "del", f"pfbr{pid}")
-
-
-def remove_stale() -> None:
-    """Namespaces of an earlier run that was killed before its teardown (names carry its pid)."""
-    links = subprocess.run(
-        ["ip", "-o", "link", "show", "type", "bridge"], capture_output=True, text=True, timeout=20
-    ).stdout
-    for pid in re.findall(r"^\d+: pfbr(\d+):", links, flags=re.MULTILINE):
-        if not alive(int(pid)):
-            remove(int(pid))
-
-
 @pytest.fixture
 def namespaces() -> Iterator[list[str]]:
-    if os.geteuid() != 0:
-        pytest.skip("needs root: creates network namespaces, veth pairs and tc qdiscs")
-    if not (shutil.which("ip") and shutil.which("tc")):
-        pytest.skip("needs iproute2 (ip, tc)")
-    remove_stale()
-    pid = os.getpid()  # in every name, so a later run can tell a dead owner's leftovers
-    bridge = f"pfbr{pid}"
-    names = [f"pfns{pid}-{k}" for k in range(NODES)]
-    try:
-        sh("ip", "link", "add", bridge, "type", "bridge")
-    except (subprocess.CalledProcessError, OSError) as exc:
-        pytest.skip(f"cannot create a bridge here: {exc}")
-    try:
-        sh("ip", "link", "set", bridge, "up")
-        for k, ns in enumerate(names):
-            veth = f"pfv{pid}-{k}"
-            sh("ip", "netns", "add", ns)
-            sh("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns)
-            sh("ip", "link", "set", veth, "master", bridge, "up")
-            sh("ip", "-n", ns, "addr", "add", f"{SUBNET}.{k + 1}/24", "dev", "eth0")
-            sh("ip", "-n", ns, "link", "set", "eth0", "up")
-            sh("ip", "-n", ns, "link", "set", "lo", "up")
-            if k == SLOW:
-                # Shape both directions: the bridge port toward the node, and the node's eth0.
-                for prefix in ((), ("ip", "netns", "exec", ns)):
-                    dev = "eth0" if prefix else veth
-                    sh(
-                        *prefix,
-                        "tc",
-                        "qdisc",
-                        "add",
-                        "dev",
-                        dev,
-                        "root",
-                        "handle",
-                        "1:",
-                        "htb",
-                        "default",
-                        "10",
-                    )
-                    sh(
-                        *prefix,
-                        "tc",
-                        "class",
-                        "add",
-                        "dev",
-                        dev,
-                        "parent",
-                        "1:",
-                        "classid",
-                        "1:10",
-                        "htb",
-                        "rate",
-                        RATE,
-                    )
+    with fabric("n", NODES, [("eth0", SUBNET)], shaped={(SLOW, 0)}, rate=RATE) as names:
         yield names
-    finally:
-        remove(pid)
 
 
 def test_locate_names_the_rate_limited_namespace(namespaces: list[str]) -> None:

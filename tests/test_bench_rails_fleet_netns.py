@@ -9,8 +9,6 @@ Needs root (CAP_NET_ADMIN) and iproute2; skipped with the reason elsewhere.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.bench_procs import ROOT, clean_env
-from tests.test_bench_netns import quiet, sh
+from tests.netns import fabric
 
 pytest.importorskip("torch")
 
@@ -28,51 +26,11 @@ RATE = "10mbit"  # 512 KiB pair all-reduce: ~0.4 s at this rate, 1-20 ms over an
 SUBNETS = ("10.215.0", "10.215.1")  # rail 0, rail 1
 
 
-def shape(prefix: tuple[str, ...], dev: str) -> None:
-    sh(*prefix, "tc", "qdisc", "add", "dev", dev, "root", "handle", "1:", "htb", "default", "10")
-    sh(*prefix, "tc", "class", "add", "dev", dev, "parent", "1:", "classid", "1:10", "htb",
-       "rate", RATE)  # fmt: skip
-
-
 @pytest.fixture
 def four_nodes_two_rails() -> Iterator[list[str]]:
-    if os.geteuid() != 0:
-        pytest.skip("needs root: creates network namespaces, bridges, veth pairs and tc qdiscs")
-    if not (shutil.which("ip") and shutil.which("tc")):
-        pytest.skip("needs iproute2 (ip, tc)")
-    pid = os.getpid()
-    names = [f"pfrf{pid}-{k}" for k in range(NODES)]
-    bridges = [f"pfrb{pid}-{rail}" for rail in range(len(SUBNETS))]
-
-    def teardown() -> None:
-        for ns in names:
-            quiet("ip", "netns", "del", ns)
-        for br in bridges:
-            quiet("ip", "link", "del", br)
-
-    try:
-        for br in bridges:
-            sh("ip", "link", "add", br, "type", "bridge")
-            sh("ip", "link", "set", br, "up")
-        for k, ns in enumerate(names):
-            sh("ip", "netns", "add", ns)
-            sh("ip", "-n", ns, "link", "set", "lo", "up")
-            for rail, subnet in enumerate(SUBNETS):
-                veth, dev = f"pfq{pid}-{k}{rail}", f"r{rail}"
-                sh("ip", "link", "add", veth, "type", "veth", "peer", "name", dev, "netns", ns)
-                sh("ip", "link", "set", veth, "master", bridges[rail], "up")
-                sh("ip", "-n", ns, "addr", "add", f"{subnet}.{k + 1}/24", "dev", dev)
-                sh("ip", "-n", ns, "link", "set", dev, "up")
-                if (k, rail) == (BAD_NODE, BAD_RAIL):  # both directions: bridge port and node
-                    shape((), veth)
-                    shape(("ip", "netns", "exec", ns), dev)
-    except (subprocess.CalledProcessError, OSError) as exc:
-        teardown()
-        pytest.skip(f"cannot build namespaces and bridges here: {exc}")
-    try:
+    rails = [(f"r{rail}", subnet) for rail, subnet in enumerate(SUBNETS)]
+    with fabric("f", NODES, rails, shaped={(BAD_NODE, BAD_RAIL)}, rate=RATE) as names:
         yield names
-    finally:
-        teardown()
 
 
 def test_fleet_per_rail_names_the_node_and_the_rail(four_nodes_two_rails: list[str]) -> None:

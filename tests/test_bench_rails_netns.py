@@ -1,6 +1,6 @@
-"""`bench allreduce --per-rail` for real: two "nodes" (network namespaces) joined by two veth
-pairs, "rail" r0 and r1; r1 is rate-limited with tc htb on both ends. Over gloo
-(GLOO_SOCKET_IFNAME per rail) the report must name r1 and only r1.
+"""`bench allreduce --per-rail` for real: two "nodes" (network namespaces) joined per rail by
+a bridge, "rail" r0 and r1 (tests/netns.py); r1 is rate-limited with tc htb on both nodes. Over
+gloo (GLOO_SOCKET_IFNAME per rail) the report must name r1 and only r1.
 
 Needs root (CAP_NET_ADMIN) and iproute2; skipped with the reason elsewhere.
 """
@@ -8,8 +8,6 @@ Needs root (CAP_NET_ADMIN) and iproute2; skipped with the reason elsewhere.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.bench_procs import ROOT, clean_env
-from tests.test_bench_netns import quiet, sh
+from tests.netns import fabric
 
 pytest.importorskip("torch")
 
@@ -27,40 +25,9 @@ SUBNETS = ("10.214.0", "10.214.1")  # rail 0, rail 1
 
 @pytest.fixture
 def two_nodes_two_rails() -> Iterator[list[str]]:
-    if os.geteuid() != 0:
-        pytest.skip("needs root: creates network namespaces, veth pairs and tc qdiscs")
-    if not (shutil.which("ip") and shutil.which("tc")):
-        pytest.skip("needs iproute2 (ip, tc)")
-    pid = os.getpid()
-    names = [f"pfrl{pid}-{k}" for k in range(2)]
-    try:
-        for ns in names:
-            sh("ip", "netns", "add", ns)
-            sh("ip", "-n", ns, "link", "set", "lo", "up")
-        for rail, subnet in enumerate(SUBNETS):
-            dev = f"r{rail}"
-            tmp = f"pfr{pid % 100000}x{rail}"
-            sh("ip", "link", "add", tmp, "type", "veth", "peer", "name", tmp + "b")
-            for k, end in enumerate((tmp, tmp + "b")):
-                sh("ip", "link", "set", end, "netns", names[k])
-                sh("ip", "-n", names[k], "link", "set", end, "name", dev)
-                sh("ip", "-n", names[k], "addr", "add", f"{subnet}.{k + 1}/24", "dev", dev)
-                sh("ip", "-n", names[k], "link", "set", dev, "up")
-                if rail == 1:
-                    exec_ = ("ip", "netns", "exec", names[k], "tc")
-                    sh(*exec_, "qdisc", "add", "dev", dev, "root", "handle", "1:", "htb",
-                       "default", "10")  # fmt: skip
-                    sh(*exec_, "class", "add", "dev", dev, "parent", "1:", "classid", "1:10",
-                       "htb", "rate", RATE)  # fmt: skip
-    except (subprocess.CalledProcessError, OSError) as exc:
-        for ns in names:
-            quiet("ip", "netns", "del", ns)
-        pytest.skip(f"cannot build namespaces here: {exc}")
-    try:
+    rails = [(f"r{rail}", subnet) for rail, subnet in enumerate(SUBNETS)]
+    with fabric("r", 2, rails, shaped={(0, 1), (1, 1)}, rate=RATE) as names:
         yield names
-    finally:
-        for ns in names:
-            quiet("ip", "netns", "del", ns)
 
 
 def test_per_rail_names_the_shaped_rail(two_nodes_two_rails: list[str]) -> None:

@@ -1,7 +1,8 @@
 """The layering of `preflight`, written down as contracts, checked on the source (AST, no import).
 
 Layers, lowest first: base values (errors, model, exitcodes, suggest; the text-safety, atomic
-output file and Prometheus text-format helpers safetext, outfile, promtext) < sources (host, nvml) <
+output file, Prometheus text-format and time-boxed command helpers safetext, outfile, promtext,
+subproc) < sources (host, nvml) <
 inventory < registry < checks < runner < app/output/snapshot/cluster < cli. `bench` is a side
 stack: it may read the inventory but never the check machinery. Every import counts, including
 ones inside functions (a lazy import is still a dependency) and under `if TYPE_CHECKING:` (a
@@ -89,7 +90,7 @@ CONTRACTS = (
     ),
     Contract(
         "base values import nothing above them",
-        "errors model exitcodes suggest safetext outfile promtext",
+        "errors model exitcodes suggest safetext outfile promtext subproc",
         f"host nvml inventory registry checks runner output bench profile baseline slurm {UPPER}",
         "everything imports them",
     ),
@@ -319,14 +320,20 @@ def test_no_import_cycle() -> None:
     assert not _strongly_connected(module_edges())
 
 
+FACT_KEYS = "preflight.inventory.facts"
+"""The module that names the fact keys: its module-level string constants are fact keys."""
+
+
 def _check_ids_named(module: str) -> list[tuple[str, int]]:
-    """String literals equal to a check id, outside `facts[...]`-style subscripts (fact keys
-    share the check ids' dotted spelling but name facts)."""
+    """String literals equal to a check id, outside `facts[...]`-style subscripts and the fact
+    key names of FACT_KEYS (fact keys share the check ids' dotted spelling but name facts)."""
     ids = {spec.id for spec in discover()}
     path = PACKAGE.parent.joinpath(*module.split("."))
     path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
     tree = ast.parse(path.read_text(encoding="utf-8"))
     keys = {id(n.slice) for n in ast.walk(tree) if isinstance(n, ast.Subscript)}
+    if module == FACT_KEYS:
+        keys |= {id(n.value) for n in tree.body if isinstance(n, ast.Assign)}
     return [
         (n.value, n.lineno)
         for n in ast.walk(tree)

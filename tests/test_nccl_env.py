@@ -19,7 +19,8 @@ from preflight.inventory.nccl_env import (
     parse_conf,
     parse_device_list,
 )
-from preflight.inventory.rdma import IbPort, PortState
+from preflight.inventory.rdma import IbPort
+from preflight.inventory.rdma_sysfs_text import PortState
 from preflight.model import Status
 from tests.rdma_sysroot import Device, Netdev, Port, build, host
 from tests.test_rdma_checks import eight, run

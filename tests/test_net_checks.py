@@ -6,7 +6,8 @@ from pathlib import Path
 
 from preflight.checks.net import judge_netdev
 from preflight.inventory.net import NetDev
-from preflight.inventory.rdma import IbPort, PortState
+from preflight.inventory.rdma import IbPort
+from preflight.inventory.rdma_sysfs_text import PortState
 from preflight.model import Status
 from tests.rdma_sysroot import Device, Netdev, Port, build, inventory
 from tests.test_rdma_checks import eight, run

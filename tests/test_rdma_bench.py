@@ -13,7 +13,7 @@ import pytest
 from preflight.bench.rdma_perftest import Endpoint, PerftestSpec, command
 from preflight.bench.rdma_targets import HcaPort, hca_ports, judge_bandwidth
 from preflight.host import Host
-from preflight.inventory.rdma import LinkRate
+from preflight.inventory.rdma_sysfs_text import LinkRate
 from tests.bench_procs import preflight
 from tests.rdma_sysroot import Device, Port, build
 

@@ -11,12 +11,8 @@ from typing import Any
 import pytest
 
 from preflight.checks import rdma as R
-from preflight.inventory.rdma import (
-    CounterSample,
-    IbDevice,
-    IbPort,
-    PortState,
-)
+from preflight.inventory.rdma import CounterSample, IbDevice, IbPort
+from preflight.inventory.rdma_sysfs_text import PortState
 from preflight.inventory.rdma_text import parse_ibstat
 from preflight.model import Status, Verdict
 from preflight.registry import discover
@@ -207,7 +203,7 @@ def test_port_rate_against_peers_and_down_ports(tmp_path: Path) -> None:
 
 def test_judge_rate_plain_values() -> None:
     port = IbPort("mlx5_0", 1, PortState(4, "ACTIVE"), PortState(5, "LinkUp"))
-    from preflight.inventory.rdma import parse_rate
+    from preflight.inventory.rdma_sysfs_text import parse_rate
 
     port.rate = parse_rate("400 Gb/sec (4X NDR)")
     assert R.judge_rate(port, 400.0, None).status is Status.PASS

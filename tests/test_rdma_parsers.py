@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from preflight.errors import ParseError
 from preflight.inventory.net import parse_decimal, parse_operstate, parse_speed
-from preflight.inventory.rdma import (
+from preflight.inventory.rdma_sysfs_text import (
     LANE_GBPS,
     LinkRate,
     PortState,

@@ -10,7 +10,7 @@ from preflight.bench.rdma_bench import RdmaResult, RdmaRun, judge
 from preflight.bench.rdma_perftest import PerftestSpec, parse_perftest
 from preflight.bench.rdma_render import families, table_text
 from preflight.bench.rdma_targets import HcaPort
-from preflight.inventory.rdma import LinkRate
+from preflight.inventory.rdma_sysfs_text import LinkRate
 from tests.test_rdma_perftest import sections
 
 ROOT = Path(__file__).resolve().parent.parent

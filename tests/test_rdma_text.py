@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from preflight.errors import ParseError
-from preflight.inventory.rdma import parse_rate
+from preflight.inventory.rdma_sysfs_text import parse_rate
 from preflight.inventory.rdma_text import (
     ToolGid,
     parse_ibstat,

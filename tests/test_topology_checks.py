@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from preflight.checks.topology import DistanceParams, gpu_nic_distance, judge_distance
 from preflight.cli import app
 from preflight.inventory import Inventory
+from preflight.inventory.facts import node_facts
 from preflight.inventory.topology import PathType
 from preflight.model import Status
 from tests.paths import CAPTURES
@@ -32,7 +33,7 @@ ProfileInventory = Callable[[str], Inventory]  # the conftest fixture
 
 
 def test_dgx_h100_matrix_is_the_captured_one(profile_inventory: ProfileInventory) -> None:
-    facts = profile_inventory("dgx-h100").facts()
+    facts = node_facts(profile_inventory("dgx-h100"))
     for gpu, line in enumerate(CAPTURED_ROWS.splitlines()):
         nics = line.split()[1:]
         expected = [nics[c] for c in CX7_COLUMNS]

@@ -18,17 +18,16 @@ failure: it comes back as a DcgmUnavailable with the reason.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import signal
 import stat
-import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from preflight.subproc import run_in_session
 
 EXIT_IN_USE = 256 - 34  # DCGM_ST_IN_USE: the GPUs are in use by another client or process
 EXIT_ALREADY_RUNNING = 256 - 39  # DCGM_ST_DIAG_ALREADY_RUNNING: another diagnostic holds the GPUs
@@ -211,29 +210,17 @@ def run_diag(
         return DcgmUnavailable("missing", "DCGM is not installed (no dcgmi on PATH)")
     start = time.monotonic()
     try:
-        proc = subprocess.Popen(
-            [path, "diag", "-r", str(level), "-j"],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-            env=dict(env) if env is not None else None,
-        )
+        done = run_in_session([path, "diag", "-r", str(level), "-j"], timeout_s, env, grace_s=0.5)
     except OSError as exc:
         return DcgmUnavailable("error", f"cannot start {path}: {exc.strerror}")
-    try:
-        out, err = proc.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(OSError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.communicate(timeout=0.5)
+    if done.timed_out:
         return DcgmUnavailable(
             "timeout", f"dcgmi diag -r {level} did not finish within {timeout_s:g} s (killed)"
         )
+    out, err, returncode = done.stdout, done.stderr, done.returncode
     text = out[:MAX_OUTPUT].decode(errors="replace")
     errtext = err[:65536].decode(errors="replace").strip()
-    unavailable = could_not_run(proc.returncode, f"{text}\n{errtext}")
+    unavailable = could_not_run(returncode, f"{text}\n{errtext}")
     if unavailable is not None:
         return unavailable
     try:
@@ -242,7 +229,7 @@ def run_diag(
         last = (errtext or text).strip().splitlines()[-1:] or [""]
         return DcgmUnavailable(
             "error",
-            f"dcgmi diag ended with status {proc.returncode} after "
+            f"dcgmi diag ended with status {returncode} after "
             f"{time.monotonic() - start:.0f} s and no readable result ({exc}): {last[0][:200]}",
         )
     if run.runtime_error and not run.results:

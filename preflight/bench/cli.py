@@ -12,6 +12,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
+from preflight.bench.cli_common import fail, usage, write_report
 from preflight.bench.errors import BenchInterrupted, TorchMissing
 from preflight.errors import PreflightError
 from preflight.exitcodes import ExitCode
@@ -73,16 +74,6 @@ DeadlineOpt = Annotated[
 ]
 
 
-def _fail(exc: PreflightError) -> typer.Exit:
-    typer.echo(f"preflight: error: {exc}", err=True)
-    return typer.Exit(exc.exit_code)
-
-
-def _usage(message: str) -> typer.Exit:
-    typer.echo(f"preflight: error: {message}", err=True)
-    return typer.Exit(ExitCode.USAGE)
-
-
 def child_argv(ctx: typer.Context, drop: Sequence[str] = ("nproc", "deadline")) -> list[str]:
     """This command line again, as the ranks must run it: options with non-default values."""
     names = []
@@ -111,11 +102,11 @@ def _check_limits(
     backend: str, iters: int, warmup: int, init_timeout: float, op_timeout: float
 ) -> None:
     if backend not in ("auto", "nccl", "gloo"):
-        raise _usage(f"unknown --backend {backend!r} (choose from auto, nccl, gloo)")
+        raise usage(f"unknown --backend {backend!r} (choose from auto, nccl, gloo)")
     if iters < 1 or warmup < 0:
-        raise _usage("--iters must be at least 1 and --warmup at least 0")
+        raise usage("--iters must be at least 1 and --warmup at least 0")
     if init_timeout <= 0 or op_timeout <= 0:
-        raise _usage("--init-timeout and --op-timeout must be positive")
+        raise usage("--init-timeout and --op-timeout must be positive")
 
 
 def _enter_rank(ctx: typer.Context, nproc: int | None, deadline: float | None) -> None:
@@ -137,13 +128,13 @@ def _maybe_launch(ctx: typer.Context, nproc: int | None, deadline: float | None)
     if nproc is None or outer == "--nproc":
         return
     if outer is not None:
-        raise _usage(f"--nproc starts ranks itself; this process already runs under {outer}")
+        raise usage(f"--nproc starts ranks itself; this process already runs under {outer}")
     if nproc < 1:
-        raise _usage("--nproc must be at least 1")
+        raise usage("--nproc must be at least 1")
     import importlib.util
 
     if importlib.util.find_spec("torch") is None:
-        raise _fail(TorchMissing())
+        raise fail(TorchMissing())
     from preflight.bench.launch import launch_local
 
     try:
@@ -168,7 +159,7 @@ def _leave(code: int) -> NoReturn:
 def _torch_missing(exc: ImportError) -> BaseException:
     """TorchMissing when torch itself is what failed to import; otherwise the error as it is."""
     if (exc.name or "").split(".")[0] == "torch":
-        return _fail(TorchMissing())
+        return fail(TorchMissing())
     return exc
 
 
@@ -223,17 +214,9 @@ def _end_interrupted(exc: BenchInterrupted, fmt: str, output: Path | None) -> No
 
                 text = interrupted_table(partial.result, name, partial.planned)
             with contextlib.suppress(typer.Exit):
-                _write(text, output)
+                write_report(text, output)
         typer.echo(f"preflight: interrupted by {name}", err=True)
     _leave(exc.exit_code)
-
-
-def _write(text: str, output: Path | None) -> None:
-    from preflight.outfile import write_output
-    from preflight.safetext import clean
-
-    # Host names come from the ranks; JSON is already escaped. Replaced atomically; - is stdout.
-    write_output(output, clean(text))
 
 
 @bench_app.command("allreduce")
@@ -302,7 +285,7 @@ def allreduce(
     from preflight.bench.metrics import parse_size, sweep
 
     if fmt not in ("table", "json"):
-        raise _usage(f"unknown --format {fmt!r} (choose from table, json)")
+        raise usage(f"unknown --format {fmt!r} (choose from table, json)")
     _check_limits(backend, iters, warmup, init_timeout, op_timeout)
     try:
         parse_dtype(dtype)
@@ -312,11 +295,11 @@ def allreduce(
             chosen = sweep(parse_size(min_bytes), parse_size(max_bytes), step_factor)
         gate = parse_size(gate_bytes) if gate_bytes else None
     except ValueError as exc:
-        raise _usage(str(exc)) from None
+        raise usage(str(exc)) from None
     if gate is not None and gate not in chosen:
         chosen.append(gate)
     if split and per_rail:
-        raise _usage("--split and --per-rail are separate runs: choose one")
+        raise usage("--split and --per-rail are separate runs: choose one")
     _enter_rank(ctx, nproc, deadline)
     from preflight.bench.rails import RAIL_ENV, per_rail_command
 
@@ -359,11 +342,11 @@ def allreduce(
         raise _end_rank(exc) from None
     if leader:
         if fmt == "json":
-            _write(json.dumps(result.to_dict(), indent=1) + "\n", output)
+            write_report(json.dumps(result.to_dict(), indent=1) + "\n", output)
         elif output is not None:
             from preflight.bench.render import nccl_table
 
-            _write(nccl_table(result), output)
+            write_report(nccl_table(result), output)
         else:
             from preflight.bench.render import print_table
 
@@ -420,15 +403,15 @@ def locate(
     from preflight.bench.metrics import parse_size
 
     if fmt not in ("table", "json"):
-        raise _usage(f"unknown --format {fmt!r} (choose from table, json)")
+        raise usage(f"unknown --format {fmt!r} (choose from table, json)")
     _check_limits(backend, iters, warmup, init_timeout, op_timeout)
     if not 0 < slow_ratio < 1:
-        raise _usage("--slow-ratio must be between 0 and 1")
+        raise usage("--slow-ratio must be between 0 and 1")
     try:
         parse_dtype(dtype)
         nbytes = parse_size(size)
     except ValueError as exc:
-        raise _usage(str(exc)) from None
+        raise usage(str(exc)) from None
     _enter_rank(ctx, nproc, deadline)
     from preflight.bench.rails import RAIL_ENV
 
@@ -466,9 +449,9 @@ def locate(
         raise _end_rank(exc) from None
     if leader:
         if fmt == "json":
-            _write(json.dumps(run.to_dict(), indent=1) + "\n", output)
+            write_report(json.dumps(run.to_dict(), indent=1) + "\n", output)
         else:
-            _write(run.table(), output)
+            write_report(run.table(), output)
     raise typer.Exit(ExitCode.OK if run.judgement.passed else ExitCode.FAILED)
 
 

@@ -16,9 +16,12 @@ import subprocess  # noqa: TID251  (the ranks' children: one sweep per rail)
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from preflight.bench.env import RankEnv
 
 RAIL_ENV = "PREFLIGHT_BENCH_RAIL"  # set in a rail's child: it sweeps, it does not fan out again
 
@@ -47,20 +50,6 @@ class RailOutcome:
     verdict: str = "error"
 
 
-def run_rails(
-    argv: Sequence[str],
-    rails: Sequence[str],
-    backend: str,
-    environ: Mapping[str, str],
-    master_port: int,
-    leader: bool,
-    timeout_s: float,
-) -> list[RailOutcome]:
-    """Run `python -m preflight ARGV --format json --output F` once per rail, one after another."""
-    legs = [(rail, rail_environment(backend, rail)) for rail in rails]
-    return run_legs(argv, legs, environ, master_port, leader, timeout_s)
-
-
 def run_legs(
     argv: Sequence[str],
     legs: Sequence[tuple[str, Mapping[str, str]]],
@@ -69,7 +58,8 @@ def run_legs(
     leader: bool,
     timeout_s: float,
 ) -> list[RailOutcome]:
-    """The same, once per (name, variables) leg: a rail, or one side of `--split`."""
+    """Run `python -m preflight ARGV --format json --output F` once per (name, variables) leg,
+    one after another: a rail, or one side of `--split`."""
     out = []
     with tempfile.TemporaryDirectory(prefix="preflight-rails-") as tmp:
         for k, (rail, variables) in enumerate(legs):
@@ -162,6 +152,59 @@ def table(doc: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def rails_from(rails_csv: str, backend: str) -> list[str] | None:
+    """The distinct comma-separated rails of `--per-rail`, or None (after one error line) when
+    they or the backend do not fit."""
+    rails = [r.strip() for r in rails_csv.split(",") if r.strip()]
+    if backend not in ("nccl", "gloo") or not rails or len(set(rails)) != len(rails):
+        sys.stderr.write(
+            "preflight: error: --per-rail needs --backend nccl (HCA names) or gloo (interface "
+            "names) and distinct comma-separated rails\n"
+        )
+        return None
+    return rails
+
+
+def fan_out(
+    argv: Sequence[str],
+    legs: Callable[[RankEnv], Sequence[tuple[str, Mapping[str, str]]]],
+    conclude: Callable[[list[RailOutcome], RankEnv], Mapping[str, Any]],
+    table: Callable[[Mapping[str, Any]], str],
+    fmt: str,
+    output: str | None,
+    timeout_s: float,
+    follower_codes: tuple[int, ...] = (0, 1),
+) -> int:
+    """This rank's part of a command that runs itself as children (`--per-rail`, `--split`,
+    `locate --per-rail`): its place in the job, each leg as a child (run_legs), then on rank 0
+    the document `conclude` makes of the outcomes, written as JSON or `table`. The exit code:
+    rank 0's is the document's status (0 pass, 1 otherwise), another rank's is 0 when every
+    child ended with one of `follower_codes`."""
+    from preflight.bench.env import rank_env
+    from preflight.errors import PreflightError
+    from preflight.outfile import write_output
+    from preflight.safetext import clean
+
+    try:
+        me = rank_env(os.environ)
+    except PreflightError as exc:
+        sys.stderr.write(f"preflight: error: {exc}\n")
+        return exc.exit_code
+    leader = me.rank == 0
+    outcomes = run_legs(argv, legs(me), os.environ, me.master_port, leader, timeout_s)
+    if not leader:
+        return 0 if all(o.code in follower_codes for o in outcomes) else 1
+    doc = conclude(outcomes, me)
+    text = json.dumps(doc, indent=1) + "\n" if fmt == "json" else table(doc)
+    try:
+        # Rail and node names come from the ranks; JSON is already escaped. Replaced atomically.
+        write_output(output, clean(text))
+    except PreflightError as exc:
+        sys.stderr.write(f"preflight: error: {exc}\n")
+        return exc.exit_code
+    return 0 if doc["status"] == "pass" else 1
+
+
 def per_rail_command(
     argv: Sequence[str],
     rails_csv: str,
@@ -171,36 +214,12 @@ def per_rail_command(
     timeout_s: float,
 ) -> int:
     """This rank's part of `--per-rail`: the children, then (rank 0) the report. Exit code."""
-    from preflight.bench.env import rank_env
-    from preflight.errors import PreflightError
-
-    rails = [r.strip() for r in rails_csv.split(",") if r.strip()]
-    if backend not in ("nccl", "gloo") or len(rails) < 1 or len(set(rails)) != len(rails):
-        sys.stderr.write(
-            "preflight: error: --per-rail needs --backend nccl (HCA names) or gloo (interface "
-            "names) and distinct comma-separated rails\n"
-        )
+    rails = rails_from(rails_csv, backend)
+    if rails is None:
         return 2
-    try:
-        me = rank_env(os.environ)
-    except PreflightError as exc:
-        sys.stderr.write(f"preflight: error: {exc}\n")
-        return exc.exit_code
-    leader = me.rank == 0
-    outcomes = run_rails(argv, rails, backend, os.environ, me.master_port, leader, timeout_s)
-    if not leader:
-        return 0 if all(o.code in (0, 1) for o in outcomes) else 1
-    ref = judge_rails(outcomes)
-    doc = report(outcomes, ref, backend)
-    text = json.dumps(doc, indent=1) + "\n" if fmt == "json" else table(doc)
-    if output is None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-    else:
-        try:
-            with open(output, "w", encoding="utf-8") as f:
-                f.write(text)
-        except OSError as exc:
-            sys.stderr.write(f"preflight: error: cannot write {output}: {exc.strerror}\n")
-            return 2
-    return 0 if doc["status"] == "pass" else 1
+
+    def conclude(outcomes: list[RailOutcome], _me: RankEnv) -> dict[str, Any]:
+        return report(outcomes, judge_rails(outcomes), backend)
+
+    legs = [(rail, rail_environment(backend, rail)) for rail in rails]
+    return fan_out(argv, lambda _me: legs, conclude, table, fmt, output, timeout_s)

@@ -1,6 +1,6 @@
 """`bench locate --per-rail`: the fleet's pair tests once per rail, naming the node and the rail.
 
-Each rank runs `bench locate` as a child per rail (preflight.bench.rails.run_rails: one rail
+Each rank runs `bench locate` as a child per rail (preflight.bench.rails.fan_out: one rail
 after another, each on its own rendezvous port), confined to that rail's interface or HCA. Each
 child judges its pairs with `bench locate`'s reasoning (preflight.bench.locate.judge); this
 module puts the rails side by side: a node slow on rail 1 and fine on rail 0 has a bad rail 1
@@ -12,13 +12,10 @@ All-reduce needs each node in one pair at a time, so the rounds are locate's dis
 
 from __future__ import annotations
 
-import json
-import os
-import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from preflight.bench.rails import RailOutcome, run_rails
+from preflight.bench.rails import RailOutcome, fan_out, rail_environment, rails_from
 
 SCHEMA = "preflight-bench-locate-rails/1"
 FLAGGED = ("slow", "below_floor")
@@ -131,35 +128,16 @@ def per_rail_locate_command(
 ) -> int:
     """This rank's part of `bench locate --per-rail`: a locate child per rail, then (rank 0)
     the node × rail report. Exit code."""
-    from preflight.bench.env import rank_env
-    from preflight.errors import PreflightError
-
-    rails = [r.strip() for r in rails_csv.split(",") if r.strip()]
-    if backend not in ("nccl", "gloo") or not rails or len(set(rails)) != len(rails):
-        sys.stderr.write(
-            "preflight: error: --per-rail needs --backend nccl (HCA names) or gloo (interface "
-            "names) and distinct comma-separated rails\n"
-        )
+    rails = rails_from(rails_csv, backend)
+    if rails is None:
         return 2
-    try:
-        me = rank_env(os.environ)
-    except PreflightError as exc:
-        sys.stderr.write(f"preflight: error: {exc}\n")
-        return exc.exit_code
-    leader = me.rank == 0
-    outcomes = run_rails(argv, rails, backend, os.environ, me.master_port, leader, timeout_s)
-    if not leader:
-        return 0 if all(o.code in (0, 1) for o in outcomes) else 1
-    doc = report(outcomes, backend)
-    text = json.dumps(doc, indent=1) + "\n" if fmt == "json" else table(doc)
-    if output is None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-    else:
-        try:
-            with open(output, "w", encoding="utf-8") as f:
-                f.write(text)
-        except OSError as exc:
-            sys.stderr.write(f"preflight: error: cannot write {output}: {exc.strerror}\n")
-            return 2
-    return 0 if doc["status"] == "pass" else 1
+    legs = [(rail, rail_environment(backend, rail)) for rail in rails]
+    return fan_out(
+        argv,
+        lambda _me: legs,
+        lambda outcomes, _me: report(outcomes, backend),
+        table,
+        fmt,
+        output,
+        timeout_s,
+    )

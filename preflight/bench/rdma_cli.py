@@ -14,27 +14,11 @@ from typing import Annotated
 
 import typer
 
+from preflight.bench.cli_common import fail, usage, write_report
 from preflight.errors import PreflightError
 from preflight.exitcodes import ExitCode
 
 TESTS = ("write_bw", "read_bw", "send_bw", "write_lat", "send_lat")
-
-
-def _fail(exc: PreflightError) -> typer.Exit:
-    typer.echo(f"preflight: error: {exc}", err=True)
-    return typer.Exit(exc.exit_code)
-
-
-def _usage(message: str) -> typer.Exit:
-    typer.echo(f"preflight: error: {message}", err=True)
-    return typer.Exit(ExitCode.USAGE)
-
-
-def _emit(text: str, output: Path | None) -> None:
-    """Standard output, or the file replaced atomically (OutputError: one line, exit 2)."""
-    from preflight.outfile import write_output
-
-    write_output(output, text)
 
 
 def _partners(text: str | None) -> dict[str, str]:
@@ -44,7 +28,7 @@ def _partners(text: str | None) -> dict[str, str]:
             continue
         a, sep, b = item.partition("=")
         if not sep or not a.strip() or not b.strip():
-            raise _usage(f"--partner takes HCA=HCA pairs (mlx5_0=mlx5_1), got {item!r}")
+            raise usage(f"--partner takes HCA=HCA pairs (mlx5_0=mlx5_1), got {item!r}")
         out[a.strip()] = b.strip()
     return out
 
@@ -132,21 +116,21 @@ def rdma(
     from preflight.host import Host
 
     if test not in TESTS:
-        raise _usage(f"unknown --test {test!r} (choose from {', '.join(TESTS)})")
+        raise usage(f"unknown --test {test!r} (choose from {', '.join(TESTS)})")
     if fmt not in ("table", "json", "prometheus"):
-        raise _usage(f"unknown --format {fmt!r} (choose from table, json, prometheus)")
+        raise usage(f"unknown --format {fmt!r} (choose from table, json, prometheus)")
     if gpudirect not in ("auto", "off", "only"):
-        raise _usage(f"unknown --gpudirect {gpudirect!r} (choose from auto, off, only)")
+        raise usage(f"unknown --gpudirect {gpudirect!r} (choose from auto, off, only)")
     if not 1 <= duration <= 3600 or not 1 <= iters <= 10**8 or not 1 <= qps <= 1024:
-        raise _usage("--duration must be 1..3600, --iters 1..10^8 and --qps 1..1024")
+        raise usage("--duration must be 1..3600, --iters 1..10^8 and --qps 1..1024")
     if min_efficiency is not None and not 0 < min_efficiency <= 1:
-        raise _usage("--min-efficiency must be in (0, 1]")
+        raise usage("--min-efficiency must be in (0, 1]")
     if listen_timeout <= 0 or (timeout is not None and timeout <= 0):
-        raise _usage("--timeout and --listen-timeout must be positive")
+        raise usage("--timeout and --listen-timeout must be positive")
     try:
         nbytes = parse_size(size) if size else (1 << 20 if is_bandwidth(test) else 2)
     except ValueError as exc:
-        raise _usage(str(exc)) from None
+        raise usage(str(exc)) from None
     spec = PerftestSpec(
         test, nbytes, duration if is_bandwidth(test) else None, iters, qps, bidirectional
     )
@@ -160,18 +144,18 @@ def rdma(
         ports = hca_ports(host)
         binary = BINARIES[test] if dry_run else find_binary(test, os.environ.get("PATH"))
     except PreflightError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     wanted = {h.strip() for h in (hca or "").split(",") if h.strip()}
     unknown = wanted - {p.hca for p in ports}
     if unknown:
-        raise _usage(f"no RDMA device {', '.join(sorted(unknown))} on this node")
+        raise usage(f"no RDMA device {', '.join(sorted(unknown))} on this node")
     if wanted:
         ports = [p for p in ports if p.hca in wanted]
     if serve:
         from preflight.bench.rdma_serve import serve as serve_requests
 
         if not 0 < control_port < 65536 or serve_idle <= 0:
-            raise _usage("--control-port must be 1..65535 and --serve-idle positive")
+            raise usage("--control-port must be 1..65535 and --serve-idle positive")
         try:
             served = serve_requests(
                 ports,
@@ -185,7 +169,7 @@ def rdma(
                 log=lambda m: typer.echo(m, err=True),
             )
         except OSError as exc:
-            raise _usage(f"cannot listen on {bind}:{control_port}: {exc.strerror}") from None
+            raise usage(f"cannot listen on {bind}:{control_port}: {exc.strerror}") from None
         typer.echo(f"served {served} request(s)", err=True)
         raise typer.Exit(ExitCode.OK)
     plans = loopback_plans(ports, _partners(partner), gpudirect, dmabuf)
@@ -200,7 +184,7 @@ def rdma(
             server = command(binary, spec, endpoint(plan.target, plan.memory), 18515, None)
             client = command(binary, spec, endpoint(plan.partner, plan.memory), 18515, "127.0.0.1")
             lines += [f"# {plan.target.hca} {plan.memory}", " ".join(server), " ".join(client)]
-        _emit("\n".join(lines) + "\n", output)
+        write_report("\n".join(lines) + "\n", output)
         raise typer.Exit(ExitCode.OK)
     if peer is not None:
         from preflight.bench.rdma_serve import run_peer
@@ -229,7 +213,7 @@ def rdma(
     mode = "loopback" if peer is None else "pair"
     run = RdmaRun(mode, test, host.hostname or socket.gethostname(), results, spec)
     if fmt == "json":
-        _emit(json.dumps(run.to_dict(), indent=1) + "\n", output)
+        write_report(json.dumps(run.to_dict(), indent=1) + "\n", output)
     elif fmt == "prometheus":
         import io
 
@@ -237,11 +221,11 @@ def rdma(
 
         buf = io.StringIO()
         write_prometheus(run, buf)
-        _emit(buf.getvalue(), output)
+        write_report(buf.getvalue(), output)
     elif output is not None:
         from preflight.bench.rdma_render import table_text
 
-        _emit(table_text(run), output)
+        write_report(table_text(run), output)
     else:
         from preflight.bench.rdma_render import print_run
 
@@ -264,16 +248,16 @@ def rdma_plan(
     from preflight.bench.rdma_plan import plan_summary
 
     if fmt not in ("table", "json"):
-        raise _usage(f"unknown --format {fmt!r} (choose from table, json)")
+        raise usage(f"unknown --format {fmt!r} (choose from table, json)")
     if not 2 <= nodes <= 1_000_000 or not 1 <= rails <= 64 or not 1 <= rounds < nodes:
-        raise _usage("--nodes must be 2..10^6, --rails 1..64, --rounds 1..nodes-1")
+        raise usage("--nodes must be 2..10^6, --rails 1..64, --rounds 1..nodes-1")
     if not 0 < test_seconds <= 3600:
-        raise _usage("--test-seconds must be in (0, 3600]")
+        raise usage("--test-seconds must be in (0, 3600]")
     summary = plan_summary(nodes, rails, rounds, test_seconds)
     if fmt == "json":
-        _emit(json.dumps(summary, indent=1) + "\n", None)
+        write_report(json.dumps(summary, indent=1) + "\n", None)
     else:
-        _emit(
+        write_report(
             f"{summary['nodes']} nodes × {summary['rails']} rails: {summary['rounds']} round(s), "
             f"{summary['pairs_per_round_per_rail']} pairs per round per rail "
             f"({summary['tests_per_round']} perftest runs per round, all rails at once), "

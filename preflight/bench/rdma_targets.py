@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 from preflight.host import Host
 from preflight.inventory.pci import PciDevice, PciInventory
-from preflight.inventory.rdma import ROCE_V2, IbPort, LinkRate, RdmaInventory
+from preflight.inventory.rdma import IbPort, RdmaInventory
+from preflight.inventory.rdma_sysfs_text import ROCE_V2, LinkRate
 from preflight.inventory.sortkeys import natural_key
 from preflight.inventory.topology import PathType, pci_distance
 

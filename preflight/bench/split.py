@@ -10,13 +10,15 @@ Each leg runs as the per-rail children do (preflight.bench.rails.run_legs). No t
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from preflight.bench.rails import RAIL_ENV, RailOutcome, run_legs
+from preflight.bench.rails import RAIL_ENV, RailOutcome, fan_out
+
+if TYPE_CHECKING:
+    from preflight.bench.env import RankEnv
 
 SCHEMA = "preflight-bench-allreduce-split/1"
 NETWORK_ONLY = {"NCCL_P2P_DISABLE": "1", "NCCL_SHM_DISABLE": "1", "NCCL_NVLS_ENABLE": "0"}
@@ -95,32 +97,20 @@ def split_command(
     argv: Sequence[str], backend: str, fmt: str, output: str | None, timeout_s: float
 ) -> int:
     """This rank's part of `--split`: the legs as children, then (rank 0) the report."""
-    from preflight.bench.env import rank_env
-    from preflight.errors import PreflightError
-
     if backend not in ("nccl", "gloo"):
         sys.stderr.write("preflight: error: --split needs --backend nccl or gloo\n")
         return 2
-    try:
-        me = rank_env(os.environ)
-    except PreflightError as exc:
-        sys.stderr.write(f"preflight: error: {exc}\n")
-        return exc.exit_code
-    one_node = me.local_world_size == me.world_size
-    chosen = legs(backend, one_node, os.environ)
-    outcomes = run_legs(argv, chosen, os.environ, me.master_port, me.rank == 0, timeout_s)
-    if me.rank != 0:
-        return 0 if all(o.code == 0 for o in outcomes) else 1
-    doc = report(outcomes, backend, one_node)
-    text = json.dumps(doc, indent=1) + "\n" if fmt == "json" else table(doc)
-    if output is None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-    else:
-        try:
-            with open(output, "w", encoding="utf-8") as f:
-                f.write(text)
-        except OSError as exc:
-            sys.stderr.write(f"preflight: error: cannot write {output}: {exc.strerror}\n")
-            return 2
-    return 0 if doc["status"] == "pass" else 1
+
+    def one_node(me: RankEnv) -> bool:
+        return me.local_world_size == me.world_size
+
+    return fan_out(
+        argv,
+        lambda me: legs(backend, one_node(me), os.environ),
+        lambda outcomes, me: report(outcomes, backend, one_node(me)),
+        table,
+        fmt,
+        output,
+        timeout_s,
+        follower_codes=(0,),
+    )

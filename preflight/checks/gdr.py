@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from preflight.errors import ParseError
 from preflight.inventory import Inventory
-from preflight.inventory.rdma import PEERMEM_PATHS, VerbsDevice, parse_kernel_release
+from preflight.inventory.rdma import PEERMEM_PATHS, VerbsDevice
+from preflight.inventory.rdma_sysfs_text import parse_kernel_release
 from preflight.model import Evidence, Finding, Status, Verdict
 from preflight.registry import check
 

@@ -11,12 +11,10 @@ from dataclasses import dataclass
 
 from preflight.errors import ParseError
 from preflight.inventory import Inventory
-from preflight.inventory.rdma import (
+from preflight.inventory.rdma import CounterSample, IbDevice, IbPort
+from preflight.inventory.rdma_sysfs_text import (
     LID_UNASSIGNED,
     ROCE_V2,
-    CounterSample,
-    IbDevice,
-    IbPort,
     counter_saturated,
     parse_fw_version,
 )

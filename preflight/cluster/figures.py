@@ -32,6 +32,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from preflight.inventory.facts import BENCH
+
 THRESHOLD = 3.5
 SCALE = 1.4826
 MIN_RELATIVE = 0.01
@@ -51,6 +53,7 @@ _DEVICE = re.compile(  # "GPU3 0000:9a:00.0 ", "GPU0→GPU2 " (a pair), "cpu:1 "
 )
 _NUMBER_UNIT = re.compile(r"^\s*(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\s*([A-Za-zµ/%]{1,12})\s*$")
 _DECODER = json.JSONDecoder()
+_BENCH_FACT = b'"' + BENCH.encode()
 
 
 def from_result(result: Any) -> list[tuple[str, float]]:
@@ -104,10 +107,10 @@ def extract(data: bytes, facts: Mapping[str, Any]) -> tuple[tuple[str, float], .
     """Every figure of one report (raw bytes and its decoded facts), at most FIGURES."""
     out: dict[str, float] = {}
     end = data.rfind(b'"facts":')
-    bench_facts = data.find(b'"bench.', max(end, 0)) >= 0  # one search, not a loop over facts
+    bench_facts = data.find(_BENCH_FACT, max(end, 0)) >= 0  # one search, not a loop over facts
     for key, value in facts.items() if bench_facts else ():
         number = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if number and key.startswith("bench.") and math.isfinite(value):
+        if number and key.startswith(BENCH) and math.isfinite(value):
             out[key[:160]] = float(value)
     for result in _results(data, b'"bench.', end):
         for metric, value in from_result(result):

@@ -18,6 +18,7 @@ from preflight.cluster import figures
 from preflight.cluster.aggregate import Fleet
 from preflight.cluster.rules import UUID_MASK
 from preflight.errors import UsageError
+from preflight.inventory import facts as fact_keys
 from preflight.model import Scalar
 from preflight.registry import Registry
 from preflight.wording import count as plural
@@ -58,15 +59,15 @@ def majority(fleet: Fleet, group: str) -> tuple[dict[str, Scalar], dict[str, int
 def _devices(facts: Facts) -> dict[str, dict[str, Scalar]]:
     out: dict[str, dict[str, Scalar]] = {}
     for key, value in facts.items():
-        if key.startswith("pci.") and key.count(".") >= 3:
-            bdf, _, name = key[4:].rpartition(".")
+        if key.startswith(fact_keys.PCI) and key.count(".") >= 3:
+            bdf, _, name = key[len(fact_keys.PCI) :].rpartition(".")
             out.setdefault(bdf, {})[name] = value
     return out
 
 
 def _gpus(devices: dict[str, dict[str, Scalar]]) -> list[str]:
     # The report records bar1_bytes for GPUs only (NVIDIA display/3D controllers).
-    return sorted(b for b, d in devices.items() if "bar1_bytes" in d)
+    return sorted(b for b, d in devices.items() if fact_keys.BAR1_BYTES in d)
 
 
 def _nics(devices: dict[str, dict[str, Scalar]]) -> list[str]:
@@ -74,7 +75,8 @@ def _nics(devices: dict[str, dict[str, Scalar]]) -> list[str]:
     return sorted(
         b
         for b, d in devices.items()
-        if str(d.get("ids", "")).startswith("15b3:") and d.get("driver") != "pcieport"
+        if str(d.get(fact_keys.IDS, "")).startswith("15b3:")
+        and d.get(fact_keys.DRIVER) != "pcieport"
     )
 
 
@@ -84,7 +86,7 @@ def _uniform(
     values = {devices[b].get(name) for b in bdfs}
     if len(bdfs) == 0 or len(values) != 1 or None in values:
         return None
-    return values.pop(), tuple(f"pci.{b}.{name}" for b in bdfs)
+    return values.pop(), tuple(fact_keys.pci_key(b, name) for b in bdfs)
 
 
 def _speed(text: Scalar) -> float | None:
@@ -110,52 +112,74 @@ def _gbps(rate: Scalar) -> float | None:
 def _rdma(facts: Facts) -> list[Pin]:
     """RDMA pins from `rdma.<dev>.*` and `rdma.<dev>.port<N>.*` facts, and their netdevs' MTU."""
     out: list[Pin] = []
-    devices = sorted(k[5:-9] for k in facts if k.startswith("rdma.") and k.endswith(".hca_type"))
+    hca_type = f".{fact_keys.HCA_TYPE}"
+    devices = sorted(
+        k[len(fact_keys.RDMA) : -len(hca_type)]
+        for k in facts
+        if k.startswith(fact_keys.RDMA) and k.endswith(hca_type)
+    )
     if not devices:
         return out
     out.append(
-        Pin("rdma.devices", "expected", len(devices), tuple(f"rdma.{d}.hca_type" for d in devices))
+        Pin(
+            "rdma.devices",
+            "expected",
+            len(devices),
+            tuple(fact_keys.rdma_key(d, fact_keys.HCA_TYPE) for d in devices),
+        )
     )
     firmware: dict[str, set[Scalar]] = {}
     for d in devices:
-        firmware.setdefault(str(facts[f"rdma.{d}.hca_type"]), set()).add(
-            facts.get(f"rdma.{d}.fw_ver")
+        firmware.setdefault(str(facts[fact_keys.rdma_key(d, fact_keys.HCA_TYPE)]), set()).add(
+            facts.get(fact_keys.rdma_key(d, fact_keys.FW_VER))
         )
     if firmware and all(len(v) == 1 and None not in v for v in firmware.values()):
         pinned = tuple(f"{hca}={next(iter(v))}" for hca, v in sorted(firmware.items()))
         out.append(
-            Pin("rdma.fw_version", "pinned", pinned, tuple(f"rdma.{d}.fw_ver" for d in devices))
+            Pin(
+                "rdma.fw_version",
+                "pinned",
+                pinned,
+                tuple(fact_keys.rdma_key(d, fact_keys.FW_VER) for d in devices),
+            )
         )
+    link_layer = f".{fact_keys.LINK_LAYER}"
     ports = sorted(
-        k[: -len(".link_layer")]
+        k[: -len(link_layer)]
         for k in facts
-        if k.startswith(tuple(f"rdma.{d}.port" for d in devices)) and k.endswith(".link_layer")
+        if k.startswith(tuple(fact_keys.rdma_key(d, fact_keys.PORT) for d in devices))
+        and k.endswith(link_layer)
     )
-    layers = {facts[f"{p}.link_layer"] for p in ports}
+
+    def port_key(port: str, leaf: str) -> str:
+        return f"{port}.{leaf}"
+
+    layers = {facts[port_key(p, fact_keys.LINK_LAYER)] for p in ports}
     if len(layers) == 1:
         out.append(
             Pin(
                 "rdma.link_layer",
                 "expected",
                 str(layers.pop()),
-                tuple(f"{p}.link_layer" for p in ports),
+                tuple(port_key(p, fact_keys.LINK_LAYER) for p in ports),
             )
         )
-    rates = [_gbps(facts.get(f"{p}.rate")) for p in ports]
+    rates = [_gbps(facts.get(port_key(p, fact_keys.RATE))) for p in ports]
     if ports and all(r is not None for r in rates):
         out.append(
             Pin(
                 "rdma.port_rate",
                 "min_gbps",
                 min(r for r in rates if r is not None),
-                tuple(f"{p}.rate" for p in ports),
+                tuple(port_key(p, fact_keys.RATE) for p in ports),
             )
         )
     for layer, param in (("InfiniBand", "ib_mtu"), ("Ethernet", "eth_mtu")):
         keys = [
-            f"net.{facts[f'{p}.netdev']}.mtu"
+            fact_keys.net_key(str(facts[port_key(p, fact_keys.NETDEV)]), fact_keys.MTU)
             for p in ports
-            if facts.get(f"{p}.link_layer") == layer and facts.get(f"{p}.netdev")
+            if facts.get(port_key(p, fact_keys.LINK_LAYER)) == layer
+            and facts.get(port_key(p, fact_keys.NETDEV))
         ]
         mtus = {facts.get(k) for k in keys}
         if keys and len(mtus) == 1 and isinstance(next(iter(mtus)), int):
@@ -184,34 +208,41 @@ def pins(facts: Facts) -> list[Pin]:
     devices = _devices(facts)
     gpus, nics = _gpus(devices), _nics(devices)
     for bdfs, count_key, check in (
-        (gpus, "pci.gpu_count", "node.gpu_count"),
-        (nics, "pci.nic_count", "node.nic_count"),
+        (gpus, fact_keys.PCI_GPU_COUNT, "node.gpu_count"),
+        (nics, fact_keys.PCI_NIC_COUNT, "node.nic_count"),
     ):
         count = facts.get(count_key)
         if not isinstance(count, int) or count == 0:
             continue
         out.append(Pin(check, "expected", count, (count_key,)))
         if len(bdfs) == count:
-            models = tuple(sorted({str(devices[b]["ids"]) for b in bdfs}))
-            out.append(Pin(check, "models", models, tuple(f"pci.{b}.ids" for b in bdfs)))
+            models = tuple(sorted({str(devices[b][fact_keys.IDS]) for b in bdfs}))
+            out.append(
+                Pin(
+                    check,
+                    "models",
+                    models,
+                    tuple(fact_keys.pci_key(b, fact_keys.IDS) for b in bdfs),
+                )
+            )
     for kind, bdfs in (("gpu", gpus), ("nic", nics)):
-        speed = _uniform(devices, bdfs, "max_link_speed")
+        speed = _uniform(devices, bdfs, fact_keys.MAX_LINK_SPEED)
         if speed is not None and _speed(speed[0]) is not None:
             out.append(Pin("pcie.link", f"{kind}_speed_gts", _speed(speed[0]), speed[1]))
-        width = _uniform(devices, bdfs, "max_link_width")
+        width = _uniform(devices, bdfs, fact_keys.MAX_LINK_WIDTH)
         if width is not None:
             out.append(Pin("pcie.link", f"{kind}_width", width[0], width[1]))
     for kind, bdfs in (("gpu", gpus), ("nic", nics)):
-        mrrs = _uniform(devices, bdfs, "max_read_request")
+        mrrs = _uniform(devices, bdfs, fact_keys.MAX_READ_REQUEST)
         if mrrs is not None:
             out.append(Pin("pcie.devctl", f"{kind}_max_read_request", mrrs[0], mrrs[1]))
-    mps = _uniform(devices, gpus + nics, "max_payload")
+    mps = _uniform(devices, gpus + nics, fact_keys.MAX_PAYLOAD)
     if mps is not None:
         out.append(Pin("pcie.devctl", "max_payload", mps[0], mps[1]))
-    ro = _uniform(devices, nics, "relaxed_ordering")
+    ro = _uniform(devices, nics, fact_keys.RELAXED_ORDERING)
     if ro is not None:
         out.append(Pin("pcie.devctl", "nic_relaxed_ordering", ro[0], ro[1]))
-    bars = [devices[b].get("bar1_bytes") for b in gpus]
+    bars = [devices[b].get(fact_keys.BAR1_BYTES) for b in gpus]
     if bars and all(isinstance(b, int) for b in bars):
         smallest = min(b for b in bars if isinstance(b, int))
         out.append(
@@ -219,24 +250,32 @@ def pins(facts: Facts) -> list[Pin]:
                 "pcie.bar1",
                 "min_bar1_gib",
                 smallest / 2**30,
-                tuple(f"pci.{b}.bar1_bytes" for b in gpus),
+                tuple(fact_keys.pci_key(b, fact_keys.BAR1_BYTES) for b in gpus),
             )
         )
     out.extend(_rdma(facts))
     direct(
-        "numa.nodes", "expected", "numa.nodes", lambda v: v if isinstance(v, int) and v else None
+        "numa.nodes",
+        "expected",
+        fact_keys.NUMA_NODES,
+        lambda v: v if isinstance(v, int) and v else None,
     )
-    direct("cpu.smt", "expected", "cpu.smt_active", lambda v: v if isinstance(v, bool) else None)
+    direct(
+        "cpu.smt",
+        "expected",
+        fact_keys.CPU_SMT_ACTIVE,
+        lambda v: v if isinstance(v, bool) else None,
+    )
     for param in ("bios_vendor", "bios_version", "product_name"):
-        direct("host.bios", param, f"dmi.{param}", lambda v: str(v) if v else None)
-    cmdline = facts.get("kernel.cmdline")
+        direct("host.bios", param, fact_keys.dmi_key(param), lambda v: str(v) if v else None)
+    cmdline = facts.get(fact_keys.KERNEL_CMDLINE)
     if isinstance(cmdline, str) and _cmdline_tokens(cmdline):
         out.append(
             Pin(
                 "host.kernel_cmdline",
                 "required",
                 tuple(_cmdline_tokens(cmdline)),
-                ("kernel.cmdline",),
+                (fact_keys.KERNEL_CMDLINE,),
             )
         )
     return out
@@ -353,8 +392,9 @@ def to_toml(
     for pin in chosen:
         by_check.setdefault(pin.check, []).append(pin)
     match: list[str] = []
-    if isinstance(facts.get("dmi.product_name"), str) and facts["dmi.product_name"]:
-        match.append(f"product_names = {_toml((facts['dmi.product_name'],))}")
+    product = facts.get(fact_keys.dmi_key("product_name"))
+    if isinstance(product, str) and product:
+        match.append(f"product_names = {_toml((product,))}")
     gpu = {p.param: p.value for p in by_check.get("node.gpu_count", [])}
     if "models" in gpu:
         match.append(f"gpu_ids = {_toml(gpu['models'])}")

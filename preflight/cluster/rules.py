@@ -26,6 +26,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from preflight.inventory.facts import PER_NODE_LEAVES
 from preflight.model import Scalar
 
 UNIQUE_NAMES: tuple[str, ...] = (
@@ -39,7 +40,7 @@ UNIQUE_NAMES: tuple[str, ...] = (
     "serial",
     "serial_number",
     "*_serial",
-    "uuid",
+    *PER_NODE_LEAVES,  # of run's own facts: a GPU's `uuid`, an InfiniBand port's `lid`
     "*_uuid",
     "guid",
     "*_guid",
@@ -54,7 +55,6 @@ UNIQUE_NAMES: tuple[str, ...] = (
     "ipv4",
     "ipv6",
     "*_ip",
-    "lid",
     "base_lid",
     "gid",
     "gids",

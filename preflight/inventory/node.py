@@ -9,18 +9,16 @@ from functools import cached_property
 from typing import TypeVar
 
 from preflight.host import Host
-from preflight.inventory.gpu import NvmlState, ProcGpu, gpu_facts, read_proc_gpus
+from preflight.inventory.gpu import NvmlState, ProcGpu, read_proc_gpus
 from preflight.inventory.kernel_events import KernelLog
 from preflight.inventory.kernel_modules import KernelModules
 from preflight.inventory.mounts import MountProbe, MountTable, probe_mounts
 from preflight.inventory.nccl_env import NcclEnv
 from preflight.inventory.net import NetInventory
-from preflight.inventory.pci import PciDevice, PciInventory
-from preflight.inventory.rdma import GpuDirectInfo, RdmaInventory, network_facts
-from preflight.inventory.sysfs_text import format_link_speed
+from preflight.inventory.pci import PciInventory
+from preflight.inventory.rdma import GpuDirectInfo, RdmaInventory
 from preflight.inventory.system import CpuInfo, DmiInfo, KernelInfo, ProcessLimits
 from preflight.inventory.xid import XidLog
-from preflight.model import Scalar
 
 T = TypeVar("T")
 
@@ -184,66 +182,3 @@ class Inventory:
     def privileged(self) -> bool:
         """Whether the full PCI config space is readable (root / CAP_SYS_ADMIN)."""
         return self.host.privileged
-
-    def facts(self) -> dict[str, Scalar]:
-        """The node's settings as flat dotted keys, for reports and fleet comparison."""
-        facts: dict[str, Scalar] = {}
-        for key, value in self.dmi.values.items():
-            facts[f"dmi.{key}"] = value
-        k = self.kernel
-        facts["kernel.release"] = k.release
-        facts["kernel.cmdline"] = k.cmdline
-        facts["iommu.cmdline_mode"] = k.iommu_cmdline.mode()
-        facts["iommu.units"] = len(k.iommu_units)
-        facts["nvidia.driver_version"] = k.nvidia_driver
-        facts["nvidia.open_kernel_module"] = k.nvidia_open_module
-        c = self.cpu
-        facts["cpu.count"] = len(c.cpus)
-        governors = sorted(set(c.governors.values()))
-        facts["cpu.governor"] = ",".join(governors) if governors else None
-        facts["cpu.smt_active"] = c.smt_active
-        facts["cpu.smt_control"] = c.smt_control
-        facts["numa.nodes"] = len(c.numa_nodes)
-        facts["kernel.numa_balancing"] = c.numa_balancing
-        lim = self.limits
-        for name, limit in sorted(lim.limits.items()):
-            facts[f"limits.{name}.soft"] = limit.soft
-            facts[f"limits.{name}.hard"] = limit.hard
-        facts["shm.size_bytes"] = lim.shm.size_bytes if lim.shm else None
-        pci = self.pci
-        facts["pci.gpu_count"] = len(pci.gpus())
-        facts["pci.nic_count"] = len(pci.nics())
-        facts["pci.nvswitch_count"] = len(pci.nvswitches())
-        for bdf in pci.relevant:
-            facts.update(device_facts(pci.devices[bdf]))
-        # NVML facts only when a check collected NVML in this run: facts never start the child.
-        facts.update(gpu_facts(self.nvidia_procfs, self.gpu if self.host.nvml_started else None))
-        facts.update(network_facts(pci, self.rdma, self.net, self.nccl, self.gdr))
-        return facts
-
-
-def device_facts(dev: PciDevice) -> dict[str, Scalar]:
-    """Flat facts of one PCI device, keyed pci.<bdf>.<name>."""
-    p = f"pci.{dev.bdf}."
-    out: dict[str, Scalar] = {
-        p + "ids": dev.ids,
-        p + "numa_node": dev.numa_node,
-        p + "driver": dev.driver,
-        p + "iommu_group_type": dev.iommu_type,
-    }
-    for name in ("max_link_speed", "current_link_speed"):
-        speed = getattr(dev, name)
-        out[p + name] = format_link_speed(speed) if speed is not None else None
-    out[p + "max_link_width"] = dev.max_link_width
-    out[p + "current_link_width"] = dev.current_link_width
-    cfg = dev.config
-    if cfg is not None and cfg.capabilities_readable:
-        if cfg.pcie is not None:
-            out[p + "max_payload"] = cfg.pcie.max_payload
-            out[p + "max_read_request"] = cfg.pcie.max_read_request
-            out[p + "relaxed_ordering"] = cfg.pcie.relaxed_ordering
-        if cfg.extended_readable:
-            out[p + "acs_ctl"] = f"0x{cfg.acs.control:04x}" if cfg.acs else None
-    if dev.is_gpu and dev.bars is not None and len(dev.bars) > 1:
-        out[p + "bar1_bytes"] = dev.bars[1].size
-    return out

@@ -28,7 +28,7 @@ import re
 from dataclasses import dataclass, field
 
 from preflight.errors import ParseError
-from preflight.inventory.rdma import (
+from preflight.inventory.rdma_sysfs_text import (
     LinkRate,
     PortState,
     parse_gid,
