@@ -1,0 +1,508 @@
+"""Memory across runs (`run --state DIR`, `preflight ack`): one small JSON file in DIR.
+
+It holds the last run's since-boot counters (so the next run turns them into rates), the
+operator's Xid acknowledgements, and the last HISTORY runs' outcomes (a node that fails again
+after a repair is a lemon). Nothing is written without --state (or the site config's
+`state_dir`).
+
+Everything in DIR is hostile input and never a reason to stop a health check: a corrupt,
+oversized or foreign file, a symlink, an unwritable directory or a lock another run holds past
+LOCK_WAIT_S is one warning line on stderr, and the run goes on without memory. DIR is created
+0700, the files 0600; no path is followed out of DIR (O_NOFOLLOW, and a symlink in DIR is
+refused, not replaced). Reads and read-modify-writes happen under an fcntl lock on
+DIR/state.lock, each held for milliseconds, so concurrent runs interleave whole updates; the
+file is replaced atomically (outfile.replace_atomically), so a crash leaves the old one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import errno
+import fcntl
+import json
+import math
+import os
+import stat
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from preflight.host import Host
+from preflight.inventory import Inventory
+from preflight.inventory.memory import PreviousCounters, RunMemory, XidMark, counter_key
+from preflight.inventory.xid import XidEvent
+from preflight.model import CheckResult, Finding, Report, Status
+from preflight.outfile import replace_atomically
+from preflight.safetext import clean_line
+
+STATE_FILE = "state.json"
+LOCK_FILE = "state.lock"
+FORMAT = "preflight-state"
+VERSION = 1
+MAX_BYTES = 1024 * 1024
+"""A full state (8 HCAs × 12 counters, 32 devices' AER, 64 acks, 20 runs) is a few KiB."""
+LOCK_WAIT_S = 3.0
+LOCK_POLL_S = 0.05
+HISTORY = 20
+MAX_COUNTERS = 4096
+MAX_ACKS = 64
+MAX_MARKS = 64
+MAX_FAILING = 256
+MAX_TEXT = 256
+BOOT_ID = "/proc/sys/kernel/random/boot_id"
+HISTORY_CHECK = "node.history"
+HISTORY_TITLE = "Node does not fail again after a repair (lemon node)"
+
+
+class StateUnusable(Exception):
+    """DIR or its file cannot be used; the message is the warning's reason."""
+
+
+class StateCorrupt(StateUnusable):
+    """The file is there but not a state this version wrote: it may be replaced."""
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def empty() -> dict[str, Any]:
+    return {"format": FORMAT, "version": VERSION, "counters": None, "acks": [], "history": []}
+
+
+# -- validation: the file is hostile ---------------------------------------------------------
+
+
+def _text(value: Any, what: str) -> str:
+    if not isinstance(value, str) or len(value) > MAX_TEXT:
+        raise StateCorrupt(f"{what} is not a short string")
+    return value
+
+
+def _opt_text(value: Any, what: str) -> str | None:
+    return None if value is None else _text(value, what)
+
+
+def _count(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**64:
+        raise StateCorrupt(f"{what} is not a counter value")
+    return value
+
+
+def _number(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise StateCorrupt(f"{what} is not a number")
+    return float(value)
+
+
+def _counter_map(value: Any, what: str) -> dict[str, int]:
+    if not isinstance(value, dict) or len(value) > MAX_COUNTERS:
+        raise StateCorrupt(f"{what} is not a map of at most {MAX_COUNTERS} counters")
+    return {_text(k, what): _count(v, f"{what}[{k!r}]") for k, v in value.items()}
+
+
+def validate(doc: Any) -> dict[str, Any]:
+    """The document when it is a state file this version writes, normalised; StateUnusable."""
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise StateCorrupt("not a preflight state file")
+    if doc.get("version") != VERSION:
+        raise StateCorrupt(f"state version {doc.get('version')!r} is not {VERSION}")
+    out = empty()
+    counters = doc.get("counters")
+    if counters is not None:
+        if not isinstance(counters, dict):
+            raise StateCorrupt("counters is not an object")
+        out["counters"] = {
+            "at": _text(counters.get("at"), "counters.at"),
+            "time": _number(counters.get("time"), "counters.time"),
+            "boot_id": _opt_text(counters.get("boot_id"), "counters.boot_id"),
+            "rdma": _counter_map(counters.get("rdma", {}), "counters.rdma"),
+            "aer_correctable": _counter_map(
+                counters.get("aer_correctable", {}), "counters.aer_correctable"
+            ),
+        }
+    acks = doc.get("acks")
+    if not isinstance(acks, list) or len(acks) > MAX_ACKS:
+        raise StateCorrupt(f"acks is not a list of at most {MAX_ACKS}")
+    for ack in acks:
+        if not isinstance(ack, dict):
+            raise StateCorrupt("an ack is not an object")
+        marks = ack.get("marks")
+        if not isinstance(marks, dict) or len(marks) > MAX_MARKS:
+            raise StateCorrupt("ack marks are not a map of GPUs")
+        clean = {}
+        for bdf, mark in marks.items():
+            if not isinstance(mark, dict):
+                raise StateCorrupt("an ack mark is not an object")
+            stamp = mark.get("timestamp_s")
+            clean[_text(bdf, "ack GPU")] = {
+                "timestamp_s": None if stamp is None else _number(stamp, "ack timestamp_s"),
+                "count": _count(mark.get("count"), "ack count"),
+            }
+        out["acks"].append(
+            {
+                "at": _text(ack.get("at"), "ack at"),
+                "by": _text(ack.get("by"), "ack by"),
+                "gpu": _opt_text(ack.get("gpu"), "ack gpu"),
+                "boot_id": _opt_text(ack.get("boot_id"), "ack boot_id"),
+                "marks": clean,
+            }
+        )
+    history = doc.get("history")
+    if not isinstance(history, list):
+        raise StateCorrupt("history is not a list")
+    for run in history[-HISTORY:]:
+        if not isinstance(run, dict):
+            raise StateCorrupt("a history entry is not an object")
+        failing = run.get("failing")
+        if not isinstance(failing, list) or len(failing) > MAX_FAILING:
+            raise StateCorrupt("history failing is not a list of check ids")
+        out["history"].append(
+            {
+                "at": _text(run.get("at"), "history at"),
+                "status": _text(run.get("status"), "history status"),
+                "failing": [_text(i, "history check id") for i in failing],
+            }
+        )
+    return out
+
+
+# -- the directory and its lock --------------------------------------------------------------
+
+
+class StateDir:
+    """DIR, opened without following a symlink, owned by this user and 0700."""
+
+    def __init__(self, path: str) -> None:
+        self.path = os.path.abspath(path)
+        try:
+            os.mkdir(self.path, 0o700)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise StateUnusable(f"cannot create it: {exc.strerror or exc}") from None
+        try:
+            self.fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise StateUnusable("not a directory (a symlink is not followed)") from None
+            raise StateUnusable(f"cannot open it: {exc.strerror or exc}") from None
+        st = os.fstat(self.fd)
+        if st.st_uid != os.geteuid():
+            os.close(self.fd)
+            raise StateUnusable(f"owned by uid {st.st_uid}, not by this user ({os.geteuid()})")
+        if stat.S_IMODE(st.st_mode) != 0o700:
+            with contextlib.suppress(OSError):  # a read-only file system keeps its mode
+                os.fchmod(self.fd, 0o700)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+
+    @contextlib.contextmanager
+    def locked(self, wait_s: float = LOCK_WAIT_S) -> Iterator[None]:
+        """Hold DIR/state.lock (exclusive); StateUnusable when another run holds it past wait_s."""
+        try:
+            fd = os.open(
+                LOCK_FILE,
+                os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                0o600,
+                dir_fd=self.fd,
+            )
+        except OSError as exc:
+            raise StateUnusable(f"cannot open {LOCK_FILE}: {exc.strerror or exc}") from None
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise StateUnusable(f"{LOCK_FILE} is not a regular file")
+            deadline = time.monotonic() + wait_s
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise StateUnusable(
+                            f"another run holds {LOCK_FILE} for more than {wait_s:g} s"
+                        ) from None
+                    time.sleep(LOCK_POLL_S)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+    def read(self) -> dict[str, Any] | None:
+        """The state document; None when there is none yet; StateUnusable when it is bad."""
+        try:
+            fd = os.open(
+                STATE_FILE,
+                os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                dir_fd=self.fd,
+            )
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise StateUnusable(f"{STATE_FILE} is a symlink (not followed)") from None
+            raise StateUnusable(f"cannot read {STATE_FILE}: {exc.strerror or exc}") from None
+        with os.fdopen(fd, "rb") as f:
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise StateUnusable(f"{STATE_FILE} is not a regular file")
+            data = f.read(MAX_BYTES + 1)
+        if len(data) > MAX_BYTES:
+            raise StateCorrupt(f"{STATE_FILE} is over {MAX_BYTES // 1024} KiB")
+        try:
+            doc = json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            raise StateCorrupt(f"{STATE_FILE} is not JSON") from None
+        return validate(doc)
+
+    def write(self, doc: Mapping[str, Any]) -> None:
+        """Replace DIR/state.json atomically (0600); StateUnusable when it cannot be."""
+        try:
+            st = os.stat(STATE_FILE, dir_fd=self.fd, follow_symlinks=False)
+            if not stat.S_ISREG(st.st_mode):
+                raise StateUnusable(f"{STATE_FILE} is not a regular file; not replaced")
+        except FileNotFoundError:
+            pass
+        data = json.dumps(doc, indent=1, sort_keys=True).encode() + b"\n"
+        if len(data) > MAX_BYTES:
+            raise StateUnusable(f"the state would be over {MAX_BYTES // 1024} KiB; not written")
+        try:
+            replace_atomically(os.path.join(self.path, STATE_FILE), data, mode=0o600)
+        except OSError as exc:
+            raise StateUnusable(f"cannot write {STATE_FILE}: {exc.strerror or exc}") from None
+
+
+def update(path: str, change: Callable[[dict[str, Any]], dict[str, Any]], say: Say) -> bool:
+    """Read, change and write the state under the lock; False (after one warning) when the
+    state cannot be used. A corrupt file is replaced by what `change` makes of an empty one."""
+    try:
+        directory = StateDir(path)
+    except StateUnusable as exc:
+        warn(say, path, str(exc))
+        return False
+    try:
+        with directory.locked():
+            doc = read_or_fresh(directory, path, say, "replaced")
+            directory.write(change(doc))
+        return True
+    except StateUnusable as exc:
+        warn(say, path, str(exc))
+        return False
+    finally:
+        directory.close()
+
+
+Say = Callable[[str], None]
+
+
+def warn(say: Say, path: str, why: str, keeps: bool = False) -> None:
+    """One line on stderr; `keeps`: the run still records itself (a corrupt file is replaced)."""
+    tail = "" if keeps else "; this run goes on without it"
+    say(clean_line(f"preflight: warning: state {path}: {why}{tail}"))
+
+
+# -- what a run reads and leaves ------------------------------------------------------------
+
+
+def boot_id(host: Host) -> str | None:
+    """This boot's random id (a new one after every reboot); None when it cannot be read."""
+    line = host.read_line(BOOT_ID)
+    return line.strip()[:64] if line and line.strip() else None
+
+
+def memory_of(doc: Mapping[str, Any], boot: str | None, now: float) -> RunMemory:
+    """What the checks get: counters and acks of this boot only (a reboot resets the counters
+    and clears the kernel log the acks point into)."""
+    counters = doc.get("counters")
+    previous = None
+    if counters is not None and counters["boot_id"] == boot and now > counters["time"]:
+        previous = PreviousCounters(
+            at=counters["at"],
+            elapsed_s=now - counters["time"],
+            rdma=counters["rdma"],
+            aer_correctable=counters["aer_correctable"],
+        )
+    marks: dict[str, XidMark] = {}
+    for ack in doc.get("acks", []):  # oldest first: the newest ack of a GPU wins
+        if ack["boot_id"] != boot:
+            continue
+        for bdf, mark in ack["marks"].items():
+            marks[bdf] = XidMark(ack["at"], ack["by"], mark["timestamp_s"], mark["count"])
+    return RunMemory(previous, marks)
+
+
+def observed_counters(inv: Inventory, report: Report) -> tuple[dict[str, int], dict[str, int]]:
+    """This run's since-boot counters, from inventory parts the checks already built: the RDMA
+    port counters when rdma.counters ran, AER correctable totals when pcie.aer ran."""
+    ran = {r.id for r in report.results if r.status not in (Status.SKIP, Status.ERROR)}
+    rdma: dict[str, int] = {}
+    if "rdma.counters" in ran:
+        for (port, rel), value in inv.rdma.first_sample.values.items():
+            if value is not None and len(rdma) < MAX_COUNTERS:
+                rdma[counter_key(port, rel.rsplit("/", 1)[-1])] = value
+    aer: dict[str, int] = {}
+    if "pcie.aer" in ran:
+        for bdf, dev in inv.pci.devices.items():
+            counters = dev.aer.get("correctable")
+            if counters and len(aer) < MAX_COUNTERS:
+                total = counters.get("TOTAL_ERR_COR")
+                if total is None:
+                    total = sum(v for k, v in counters.items() if not k.startswith("TOTAL_"))
+                aer[bdf] = total
+    return rdma, aer
+
+
+def lemon(history: Sequence[Mapping[str, Any]], failing_now: Sequence[str]) -> list[Finding]:
+    """Checks failing now that failed before and passed in between: repaired, then failed
+    again. A run where a check is not among the failing ones counts as a pass."""
+    findings = []
+    for check_id in failing_now:
+        failed_at = passed_at = None
+        for run in history:
+            if check_id in run["failing"]:
+                if passed_at is None:
+                    failed_at = run["at"]
+            elif failed_at is not None and passed_at is None:
+                passed_at = run["at"]
+        if failed_at is not None and passed_at is not None:
+            findings.append(
+                Finding(
+                    check_id,
+                    Status.WARN,
+                    f"failed again: it failed at {failed_at}, passed at {passed_at} (repaired?) "
+                    "and fails now; a part that keeps failing after repairs should be replaced",
+                )
+            )
+    return findings
+
+
+@dataclass
+class RunState:
+    """One run's use of DIR: read before the checks, updated after."""
+
+    path: str
+    say: Say
+    usable: bool = False
+    doc: dict[str, Any] = field(default_factory=empty)
+    memory: RunMemory = field(default_factory=RunMemory)
+    boot: str | None = None
+    started: float = 0.0
+    inventory: Inventory | None = None
+
+    @classmethod
+    def open(cls, path: str, say: Say) -> RunState:
+        """Read DIR's state (under the lock, briefly); an unusable state is a warning."""
+        run = cls(path, say)
+        try:
+            directory = StateDir(path)
+        except StateUnusable as exc:
+            warn(say, path, str(exc))
+            return run
+        try:
+            with directory.locked():
+                run.doc = read_or_fresh(directory, path, say, "it is replaced after this run")
+            run.usable = True
+        except StateUnusable as exc:
+            warn(say, path, str(exc))
+        finally:
+            directory.close()
+        return run
+
+    def attach(self, inv: Inventory) -> None:
+        """Give the checks what earlier runs of this boot saw (before they run)."""
+        self.inventory = inv
+        if not self.usable:
+            return
+        self.boot = boot_id(inv.host)
+        self.started = time.time()
+        self.memory = memory_of(self.doc, self.boot, self.started)
+        inv.memory = self.memory
+
+    def finish(self, report: Report) -> Report:
+        """Flag a lemon node, record this run (counters, outcome); the report with the
+        node.history result added."""
+        if not self.usable or self.inventory is None:
+            return report
+        failing = [r.id for r in report.results if r.status in (Status.FAIL, Status.ERROR)]
+        result = history_result(self.doc["history"], failing)
+        rdma, aer = observed_counters(self.inventory, report)
+        entry = {
+            "at": report.started_at,
+            "status": report.status.value,
+            "failing": failing[:MAX_FAILING],
+        }
+        counters = {
+            "at": report.started_at,
+            "time": self.started,
+            "boot_id": self.boot,
+            "rdma": rdma,
+            "aer_correctable": aer,
+        }
+
+        def change(doc: dict[str, Any]) -> dict[str, Any]:
+            doc["history"] = [*doc["history"], entry][-HISTORY:]
+            doc["counters"] = counters
+            return doc
+
+        update(self.path, change, self.say)
+        return replace(report, results=(*report.results, result))
+
+
+def history_result(history: Sequence[Mapping[str, Any]], failing: Sequence[str]) -> CheckResult:
+    """node.history: WARN naming each check that failed again after passing."""
+    findings = lemon(history, failing)
+    if not findings:
+        summary = f"no check failed again after passing, in {len(history)} earlier runs"
+    elif len(findings) == 1:
+        summary = f"{findings[0].subject}: {findings[0].message}"
+    else:
+        names = ", ".join(f.subject for f in findings)
+        summary = f"{len(findings)} checks failed again after passing: {names}"
+    status = Status.WARN if findings else Status.PASS
+    return CheckResult(HISTORY_CHECK, HISTORY_TITLE, status, summary, 0.0, tuple(findings))
+
+
+def read_or_fresh(directory: StateDir, path: str, say: Say, then: str) -> dict[str, Any]:
+    """The state, or an empty one when the file is corrupt or too big (said); a symlink or a
+    non-file stays StateUnusable: it is never replaced."""
+    try:
+        return directory.read() or empty()
+    except StateCorrupt as exc:
+        warn(say, path, f"{exc}; {then}", keeps=True)
+        return empty()
+
+
+# -- preflight ack ---------------------------------------------------------------------------
+
+
+def marks_for(events: Sequence[XidEvent], gpu: str | None) -> dict[str, dict[str, Any]]:
+    """Per GPU (or the one named), the newest Xid line's stamp and how many lines it has."""
+    marks: dict[str, dict[str, Any]] = {}
+    for event in events:
+        if gpu is not None and event.bdf != gpu:
+            continue
+        mark = marks.setdefault(event.bdf, {"timestamp_s": None, "count": 0})
+        mark["count"] += 1
+        if event.timestamp_s is not None:
+            mark["timestamp_s"] = max(mark["timestamp_s"] or 0.0, event.timestamp_s)
+    return dict(list(marks.items())[:MAX_MARKS])
+
+
+def acknowledge(
+    path: str, events: Sequence[XidEvent], boot: str | None, gpu: str | None, by: str, say: Say
+) -> dict[str, dict[str, Any]] | None:
+    """Record an acknowledgement of the Xids logged so far; the marks, or None when the state
+    could not be written (said)."""
+    marks = marks_for(events, gpu)
+    ack = {"at": now_iso(), "by": by[:MAX_TEXT], "gpu": gpu, "boot_id": boot, "marks": marks}
+
+    def change(doc: dict[str, Any]) -> dict[str, Any]:
+        # Acks of an earlier boot point into a kernel log that is gone.
+        kept = [a for a in doc["acks"] if a["boot_id"] == boot]
+        doc["acks"] = [*kept, ack][-MAX_ACKS:]
+        return doc
+
+    return marks if update(path, change, say) else None
