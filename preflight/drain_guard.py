@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from preflight.errors import UsageError
+from preflight.wording import count as counted_noun
 
 SINFO = "sinfo"
 FIELD_SEP = "|"
@@ -207,7 +208,7 @@ def judge(limit: DrainLimit, counted: Count) -> Guard:
     )
     figures = (
         f"{counted.drained} of {counted.total} nodes in {where} already drained by preflight, "
-        f"limit {limit} ({allowed} nodes)"
+        f"limit {limit} ({counted_noun(allowed, 'node')})"
     )
     allow = counted.drained + 1 <= allowed
     return Guard(
