@@ -54,6 +54,7 @@ MAX_TEXT = 256
 BOOT_ID = "/proc/sys/kernel/random/boot_id"
 HISTORY_CHECK = "node.history"
 HISTORY_TITLE = "Node does not fail again after a repair (lemon node)"
+REPLACED = "it is replaced after this run"
 
 
 class StateUnusable(Exception):
@@ -245,11 +246,16 @@ class StateDir:
             if exc.errno == errno.ELOOP:
                 raise StateUnusable(f"{STATE_FILE} is a symlink (not followed)") from None
             raise StateUnusable(f"cannot read {STATE_FILE}: {exc.strerror or exc}") from None
-        with os.fdopen(fd, "rb") as f:
-            st = os.fstat(f.fileno())
-            if not stat.S_ISREG(st.st_mode):
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
                 raise StateUnusable(f"{STATE_FILE} is not a regular file")
-            data = f.read(MAX_BYTES + 1)
+            data = os.read(fd, MAX_BYTES + 1)
+            while len(data) <= MAX_BYTES and (more := os.read(fd, MAX_BYTES + 1 - len(data))):
+                data += more
+        except OSError as exc:
+            raise StateUnusable(f"cannot read {STATE_FILE}: {exc.strerror or exc}") from None
+        finally:
+            os.close(fd)
         if len(data) > MAX_BYTES:
             raise StateCorrupt(f"{STATE_FILE} is over {MAX_BYTES // 1024} KiB")
         try:
@@ -275,9 +281,12 @@ class StateDir:
             raise StateUnusable(f"cannot write {STATE_FILE}: {exc.strerror or exc}") from None
 
 
-def update(path: str, change: Callable[[dict[str, Any]], dict[str, Any]], say: Say) -> bool:
+def update(
+    path: str, change: Callable[[dict[str, Any]], dict[str, Any]], say: Say, said: bool = False
+) -> bool:
     """Read, change and write the state under the lock; False (after one warning) when the
-    state cannot be used. A corrupt file is replaced by what `change` makes of an empty one."""
+    state cannot be used. A corrupt file is replaced by what `change` makes of an empty one
+    (said, unless `said`: the run warned about it when it read the state)."""
     try:
         directory = StateDir(path)
     except StateUnusable as exc:
@@ -285,7 +294,7 @@ def update(path: str, change: Callable[[dict[str, Any]], dict[str, Any]], say: S
         return False
     try:
         with directory.locked():
-            doc = read_or_fresh(directory, path, say, "replaced")
+            doc = read_or_fresh(directory, path, (lambda _: None) if said else say, "replaced")
             directory.write(change(doc))
         return True
     except StateUnusable as exc:
@@ -391,6 +400,7 @@ class RunState:
     boot: str | None = None
     started: float = 0.0
     inventory: Inventory | None = None
+    warned: bool = False  # the state read was corrupt, and said so
 
     @classmethod
     def open(cls, path: str, say: Say) -> RunState:
@@ -403,7 +413,14 @@ class RunState:
             return run
         try:
             with directory.locked():
-                run.doc = read_or_fresh(directory, path, say, "it is replaced after this run")
+                said: list[str] = []
+
+                def note(line: str) -> None:
+                    said.append(line)
+                    say(line)
+
+                run.doc = read_or_fresh(directory, path, note, REPLACED)
+                run.warned = bool(said)
             run.usable = True
         except StateUnusable as exc:
             warn(say, path, str(exc))
@@ -447,7 +464,7 @@ class RunState:
             doc["counters"] = counters
             return doc
 
-        update(self.path, change, self.say)
+        update(self.path, change, self.say, said=self.warned)
         return replace(report, results=(*report.results, result))
 
 
