@@ -17,7 +17,7 @@ from preflight.errors import PreflightError, UsageError
 from preflight.host import Host
 from preflight.inventory import Inventory
 from preflight.outfile import OutputError
-from preflight.state import Say, acknowledge, boot_id
+from preflight.state import WARNING_TAIL, Say, acknowledge, boot_id
 
 _BDF = re.compile(r"(?:([0-9a-f]{4}):)?([0-9a-f]{2}):([0-9a-f]{2})\.([0-7])")
 _NAME = re.compile(r"[^\x00-\x1f\x7f]{1,64}")
@@ -48,9 +48,15 @@ def run_ack(host: Host, path: str, gpu: str | None, by: str, say: Say) -> str:
     log = Inventory(host).xid
     if not log.readable:
         raise AckFailed("the kernel log is not readable (run as root): nothing acknowledged")
-    marks = acknowledge(path, list(log.events), boot_id(host), gpu, by, say)
-    if marks is None:
-        raise OutputError(f"state {path}: the acknowledgement was not recorded")
+    said: list[str] = []
+    marks = acknowledge(path, list(log.events), boot_id(host), gpu, by, said.append)
+    if marks is None:  # the last line says why: it is the error, not a warning
+        why = said.pop().removeprefix("preflight: warning: ").removesuffix(WARNING_TAIL)
+        for line in said:
+            say(line)
+        raise OutputError(f"{why}: nothing acknowledged")
+    for line in said:
+        say(line)
     if not marks:
         where = f"GPU {gpu}" if gpu else "any GPU"
         return f"acknowledged by {by}: no Xid logged on {where} in this boot (recorded)"

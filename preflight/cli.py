@@ -434,12 +434,12 @@ def run(
             typer.echo(plugin.unknown(str(exc), npd_max_output))
             say_error(exc)
             raise typer.Exit(plugin.UNKNOWN) from None
-        if memory is not None:
-            report = memory.finish(report)
-        code = for_report(report, strict)
         # A signal swallowed on the way (the bench launcher stops its ranks on one) still
         # means these results are not the node's: raise it now, before Slurm or the report.
         watch.settle()
+        if memory is not None:  # an interrupted run leaves no memory either
+            report = memory.finish(report)
+        code = for_report(report, strict)
         if slurm_drain or slurm_resume:
             import dataclasses
 

@@ -55,6 +55,7 @@ BOOT_ID = "/proc/sys/kernel/random/boot_id"
 HISTORY_CHECK = "node.history"
 HISTORY_TITLE = "Node does not fail again after a repair (lemon node)"
 REPLACED = "it is replaced after this run"
+WARNING_TAIL = "; this run goes on without it"
 
 
 class StateUnusable(Exception):
@@ -309,7 +310,7 @@ Say = Callable[[str], None]
 
 def warn(say: Say, path: str, why: str, keeps: bool = False) -> None:
     """One line on stderr; `keeps`: the run still records itself (a corrupt file is replaced)."""
-    tail = "" if keeps else "; this run goes on without it"
+    tail = "" if keeps else WARNING_TAIL
     say(clean_line(f"preflight: warning: state {path}: {why}{tail}"))
 
 

@@ -26,7 +26,7 @@ from preflight.cli import app
 from preflight.inventory.memory import XidMark
 from preflight.inventory.xid import parse_xids
 from preflight.profile import resolve
-from tests.harness import SCHEMA, by_id
+from tests.harness import SCHEMA, assert_one_line_error, by_id
 
 runner = CliRunner()
 REPO = Path(__file__).resolve().parent.parent
@@ -195,6 +195,9 @@ def test_ack_needs_a_state_and_a_valid_gpu(tmp_path: Path) -> None:
         app, ["ack", "--profile", "dgx-h100", "--state", str(tmp_path), "--by", "a\x1bb"]
     )
     assert result.exit_code == 2 and "--by" in result.stderr
+    (tmp_path / "state.json").symlink_to("/etc/passwd")
+    result = runner.invoke(app, ["ack", "--profile", "dgx-h100", "--state", str(tmp_path)])
+    assert_one_line_error(result, 2, "state.json is a symlink (not followed): nothing acknowledged")
 
 
 WATERMARKS = [
