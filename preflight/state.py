@@ -32,6 +32,7 @@ from typing import Any
 from preflight.host import Host
 from preflight.inventory import Inventory
 from preflight.inventory.memory import PreviousCounters, RunMemory, XidMark, counter_key
+from preflight.inventory.node import PartHung
 from preflight.inventory.xid import XidEvent
 from preflight.model import CheckResult, Finding, Report, Status
 from preflight.outfile import replace_atomically
@@ -347,7 +348,14 @@ def memory_of(doc: Mapping[str, Any], boot: str | None, now: float) -> RunMemory
 def observed_counters(inv: Inventory, report: Report) -> tuple[dict[str, int], dict[str, int]]:
     """This run's since-boot counters, from inventory parts the checks already built: the RDMA
     port counters when rdma.counters ran, AER correctable totals when pcie.aer ran."""
-    ran = {r.id for r in report.results if r.status not in (Status.SKIP, Status.ERROR)}
+    try:
+        ran = {r.id for r in report.results if r.status not in (Status.SKIP, Status.ERROR)}
+        return _observed(inv, ran)
+    except PartHung:  # a later check abandoned the part: nothing to remember from it
+        return {}, {}
+
+
+def _observed(inv: Inventory, ran: set[str]) -> tuple[dict[str, int], dict[str, int]]:
     rdma: dict[str, int] = {}
     if "rdma.counters" in ran:
         for (port, rel), value in inv.rdma.first_sample.values.items():

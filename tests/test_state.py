@@ -427,3 +427,18 @@ def test_concurrent_runs_leave_a_valid_state(tmp_path: Path) -> None:
     assert doc["counters"]["rdma"]  # the last writer's counters
     leftovers = sorted(p.name for p in dir_.iterdir())
     assert leftovers == ["state.json", "state.lock"]  # no temporary files left
+
+
+def test_site_config_state_dir_is_for_live_runs_only(tmp_path: Path) -> None:
+    dir_ = tmp_path / "state"
+    config = tmp_path / "config.toml"
+    config.write_text(f'state_dir = "{dir_}"\n')
+    env = {"PREFLIGHT_CONFIG": str(config)}
+    result = runner.invoke(app, ["run", "--profile", "dgx-h100", "--only", "pcie.acs"], env=env)
+    assert result.exit_code == 0 and not dir_.exists()  # a profile is not this node
+    result = runner.invoke(app, ["run", "--only", "host.kernel_cmdline"], env=env)
+    assert result.exit_code == 0, result.output
+    assert [h["failing"] for h in saved(dir_)["history"]] == [[]]
+    config.write_text('state_dir = "relative/state"\n')
+    result = runner.invoke(app, ["run", "--only", "host.kernel_cmdline"], env=env)
+    assert_one_line_error(result, 3, "state_dir must be an absolute directory path")
