@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import selectors
 import shlex
 import signal
 import socket
 import subprocess
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -151,8 +153,14 @@ class CallResult:
 Runner = Callable[[Sequence[str], float], CallResult]
 
 
-def run_bounded(argv: Sequence[str], timeout_s: float) -> CallResult:
-    """Run a command with a hard time limit; on timeout its whole process group is killed.
+MAX_OUTPUT = 64 * 1024 * 1024
+"""Bytes of output read from one call: `sinfo --Node` of a 100,000-node cluster is a few MiB;
+a command that prints more is killed rather than let it fill memory."""
+
+
+def run_bounded(argv: Sequence[str], timeout_s: float, max_output: int = MAX_OUTPUT) -> CallResult:
+    """Run a command with a hard time limit and a cap on its output; on timeout (or too much
+    output) its whole process group is killed.
 
     The command runs in a session of its own, so that a wrapper script's children (which would
     keep the output pipe open and block the read) die with it.
@@ -166,28 +174,66 @@ def run_bounded(argv: Sequence[str], timeout_s: float) -> CallResult:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            text=True,
-            encoding="utf-8",
-            errors="replace",  # a node name or reason in another encoding is no traceback
             start_new_session=True,
         )
     except OSError as exc:
         return CallResult(False, "", f"cannot run {argv[0]}: {exc.strerror or exc}")
+    deadline = time.monotonic() + timeout_s
     try:
-        out, err = proc.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
+        chunks, why = _read_bounded(proc, deadline, timeout_s, max_output)
+    finally:
+        if proc.stdout:
+            proc.stdout.close()
+        if proc.stderr:
+            proc.stderr.close()
+    if why is None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(max(0.05, deadline - time.monotonic()))
+        if proc.returncode is None:
+            why = f"did not answer within {timeout_s:g} s"
+    if why is not None:
         with contextlib.suppress(OSError):
             os.killpg(proc.pid, signal.SIGKILL)
         # A process in uninterruptible sleep survives SIGKILL: abandoned, the run goes on.
         with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.communicate(timeout=1.0)
-        return CallResult(False, "", f"{argv[0]} did not answer within {timeout_s:g} s; abandoned")
+            proc.wait(1.0)
+        return CallResult(False, "", f"{argv[0]} {why}; abandoned")
+    # A node name or reason in another encoding is no traceback.
+    out = b"".join(chunks[1]).decode("utf-8", "replace")
+    err = b"".join(chunks[2]).decode("utf-8", "replace")
     if proc.returncode != 0:
         detail = (err or out).strip().splitlines()
         return CallResult(
             False, out, f"{argv[0]} exited {proc.returncode}: {detail[-1] if detail else ''}"
         )
     return CallResult(True, out)
+
+
+def _read_bounded(
+    proc: subprocess.Popen[bytes], deadline: float, timeout_s: float, max_output: int
+) -> tuple[dict[int, list[bytes]], str | None]:
+    """Both pipes until they close; the reason to give up (time, size) or None."""
+    chunks: dict[int, list[bytes]] = {1: [], 2: []}
+    if proc.stdout is None or proc.stderr is None:  # Popen was given PIPE for both
+        return chunks, "has no output pipe"
+    total = 0
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ, 1)
+        sel.register(proc.stderr, selectors.EVENT_READ, 2)
+        while sel.get_map():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return chunks, f"did not answer within {timeout_s:g} s"
+            for key, _ in sel.select(left):
+                data = os.read(key.fd, 1 << 16)
+                if not data:
+                    sel.unregister(key.fileobj)
+                    continue
+                total += len(data)
+                if total > max_output:
+                    return chunks, f"printed more than {max_output // (1024 * 1024)} MiB"
+                chunks[key.data].append(data)
+    return chunks, None
 
 
 def show_node_argv(name: str) -> list[str]:

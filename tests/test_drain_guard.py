@@ -3,6 +3,7 @@ hostile text), the count per scope, the decision, and `carry_out` with a fake ru
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -275,3 +276,17 @@ def test_site_config_max_drained(tmp_path: Path) -> None:
         env={"PREFLIGHT_CONFIG": str(config)},
     )
     assert_one_line_error(result, 3, "max_drained_scope")
+
+
+def test_run_bounded_stops_a_command_that_prints_too_much() -> None:
+    """A sinfo that floods its output is killed at the cap, not read into memory."""
+    from preflight.slurm import run_bounded
+
+    t0 = time.monotonic()
+    result = run_bounded(["sh", "-c", "yes preflight-flood; sleep 30"], 20.0, max_output=1 << 20)
+    assert not result.ok and result.error == "sh printed more than 1 MiB; abandoned"
+    assert time.monotonic() - t0 < 15
+    result = run_bounded(["sh", "-c", "exec >&- 2>&-; sleep 30"], 0.5)  # pipes closed, no exit
+    assert not result.ok and result.error == "sh did not answer within 0.5 s; abandoned"
+    result = run_bounded(["printf", "g1|gpu|idle|\\377\\n"], 5.0)  # not UTF-8: replaced
+    assert result.ok and result.output == "g1|gpu|idle|\ufffd\n"
