@@ -11,13 +11,16 @@ them when; a newer Xid fails again.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from preflight.errors import PreflightError, UsageError
 from preflight.host import Host
 from preflight.inventory import Inventory
+from preflight.inventory.xid import XidEvent
 from preflight.outfile import OutputError
-from preflight.state import WARNING_TAIL, Say, acknowledge, boot_id
+from preflight.state import WARNING_TAIL, Say, boot_id
+from preflight.state.store import MAX_ACKS, MAX_MARKS, MAX_TEXT, now_iso, update
 
 _BDF = re.compile(r"(?:([0-9a-f]{4}):)?([0-9a-f]{2}):([0-9a-f]{2})\.([0-7])")
 _NAME = re.compile(r"[^\x00-\x1f\x7f]{1,64}")
@@ -62,3 +65,33 @@ def run_ack(host: Host, path: str, gpu: str | None, by: str, say: Say) -> str:
         return f"acknowledged by {by}: no Xid logged on {where} in this boot (recorded)"
     parts = [f"{bdf} ({m['count']} lines)" for bdf, m in sorted(marks.items())]
     return f"acknowledged by {by}: Xids so far on {', '.join(parts)}; later ones count again"
+
+
+def marks_for(events: Sequence[XidEvent], gpu: str | None) -> dict[str, dict[str, Any]]:
+    """Per GPU (or the one named), the newest Xid line's stamp and how many lines it has."""
+    marks: dict[str, dict[str, Any]] = {}
+    for event in events:
+        if gpu is not None and event.bdf != gpu:
+            continue
+        mark = marks.setdefault(event.bdf, {"timestamp_s": None, "count": 0})
+        mark["count"] += 1
+        if event.timestamp_s is not None:
+            mark["timestamp_s"] = max(mark["timestamp_s"] or 0.0, event.timestamp_s)
+    return dict(list(marks.items())[:MAX_MARKS])
+
+
+def acknowledge(
+    path: str, events: Sequence[XidEvent], boot: str | None, gpu: str | None, by: str, say: Say
+) -> dict[str, dict[str, Any]] | None:
+    """Record an acknowledgement of the Xids logged so far; the marks, or None when the state
+    could not be written (said)."""
+    marks = marks_for(events, gpu)
+    ack = {"at": now_iso(), "by": by[:MAX_TEXT], "gpu": gpu, "boot_id": boot, "marks": marks}
+
+    def change(doc: dict[str, Any]) -> dict[str, Any]:
+        # Acks of an earlier boot point into a kernel log that is gone.
+        kept = [a for a in doc["acks"] if a["boot_id"] == boot]
+        doc["acks"] = [*kept, ack][-MAX_ACKS:]
+        return doc
+
+    return marks if update(path, change, say) else None
