@@ -28,6 +28,7 @@ from preflight.runner import (
     run_checks,
     run_with_timeout,
 )
+from preflight.state import RunState
 
 
 @dataclass
@@ -49,6 +50,7 @@ class RunOptions:
     level: int = 1  # checks of tier <= level run, and deeper ones --only names by id
     strict: bool = False  # warnings, and essential checks that could not run, fail the run
     bench_rdma: bool = False  # run perftest loopback for bench.rdma_loopback
+    state: RunState | None = None  # --state DIR: earlier runs' counters and Xid acks
 
 
 def parse_env_options(items: Sequence[str]) -> dict[str, str]:
@@ -112,6 +114,8 @@ def execute(
     if any("nvml" in s.needs for s in selected):
         host.nvml_prefetch()  # NVML answers in its child process while other checks run
     inv = Inventory(host)
+    if options.state is not None:
+        options.state.attach(inv)
     pinned = options.baseline
     if pinned is None and options.profile is None:  # a profile is not one of the site's nodes
         from preflight import siteconfig

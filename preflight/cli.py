@@ -339,6 +339,30 @@ def run(
         bool,
         typer.Option(help="Also run perftest loopback on each HCA port (bench.rdma_loopback)."),
     ] = False,
+    max_drained: Annotated[
+        str | None,
+        typer.Option(
+            metavar="N|P%",
+            help="With --slurm-drain: drain only while at most N nodes (or P% of the nodes) in "
+            "the scope are drained by preflight; above that, and when sinfo cannot count them, "
+            "the node is not drained (site config: max_drained).",
+        ),
+    ] = None,
+    max_drained_scope: Annotated[
+        str | None,
+        typer.Option(
+            metavar="partition|cluster",
+            help="With --max-drained: count in this node's partitions (default) or the cluster.",
+        ),
+    ] = None,
+    state: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="DIR",
+            help="Remember counters, Xid acknowledgements and run history in DIR across runs "
+            "(site config: state_dir); nothing is written without it.",
+        ),
+    ] = None,
 ) -> None:
     """Run the checks on this node (or on a mocked profile) and report pass/warn/fail.
 
@@ -374,6 +398,10 @@ def run(
             "--slurm-drain/--slurm-resume with --profile act on a node the checks did not read: "
             "name it with --node-name or SLURMD_NODENAME"
         )
+    from preflight import runflags
+
+    guard = runflags.drain_limits(max_drained, max_drained_scope, slurm_drain, os.environ)
+    memory = runflags.open_state(state, profile, os.environ)
     to_stdout = output is None or str(output) == STDOUT
     with interrupts.watching() as watch:
         options = RunOptions(
@@ -392,6 +420,7 @@ def run(
             level=level,
             strict=strict,
             bench_rdma=bench_rdma,
+            state=memory,
         )
         try:
             report = execute(options)
@@ -405,23 +434,19 @@ def run(
             typer.echo(plugin.unknown(str(exc), npd_max_output))
             say_error(exc)
             raise typer.Exit(plugin.UNKNOWN) from None
-        color = to_stdout and fmt == "table" and terminal.wants_color(sys.stdout)
-        width = terminal.width() if to_stdout else 160
-        text = Buffer(output)
-        renderers()[fmt](
-            report,
-            text,
-            RenderOptions(verbose=verbose, color=color, width=width, problems=problems),
-        )
-        code = for_report(report, strict)
         # A signal swallowed on the way (the bench launcher stops its ranks on one) still
         # means these results are not the node's: raise it now, before Slurm or the report.
         watch.settle()
+        if memory is not None:  # an interrupted run leaves no memory either
+            report = memory.finish(report)
+        code = for_report(report, strict)
         if slurm_drain or slurm_resume:
+            import dataclasses
+
             from preflight import slurm
             from preflight.safetext import clean_line
 
-            slurm.apply(
+            outcome = slurm.carry_out(
                 node_name or slurm.node_name(os.environ),
                 code == ExitCode.OK,
                 slurm.failing_checks(report.results, strict)
@@ -431,7 +456,18 @@ def run(
                 dry_run=dry_run,
                 timeout_s=slurm_timeout,
                 say=lambda line: typer.echo(clean_line(line), err=True),
+                max_drained=guard[0] if guard else None,
+                scope=guard[1] if guard else "partition",
             )
+            report = dataclasses.replace(report, slurm=outcome.to_dict())
+        color = to_stdout and fmt == "table" and terminal.wants_color(sys.stdout)
+        width = terminal.width() if to_stdout else 160
+        text = Buffer(output)
+        renderers()[fmt](
+            report,
+            text,
+            RenderOptions(verbose=verbose, color=color, width=width, problems=problems),
+        )
         try:
             if not (npd and to_stdout):  # with --npd, stdout is the plugin's one line
                 write_output(None if to_stdout else output, text.getvalue())
@@ -504,6 +540,38 @@ def snapshot(
         f"{size} bytes in {time.monotonic() - t0:.2f} s",
         err=True,
     )
+
+
+@app.command()
+def ack(
+    state: Annotated[
+        Path | None,
+        typer.Option(metavar="DIR", help="The state directory runs use (default: site state_dir)."),
+    ] = None,
+    gpu: Annotated[
+        str | None,
+        typer.Option(metavar="BDF", help="Acknowledge this GPU's Xids only (default: every GPU)."),
+    ] = None,
+    by: Annotated[
+        str | None, typer.Option(help="Who acknowledges (default SUDO_USER, else USER).")
+    ] = None,
+    profile: Annotated[
+        str | None, typer.Option(help="Read a mocked node's kernel log (tests, rehearsals).")
+    ] = None,
+) -> None:
+    """Acknowledge the GPU Xids logged so far (after a GPU reset): `run --state DIR` stops
+    failing xid.events for them and names who acknowledged them when; newer Xids count again."""
+    from preflight import runflags
+    from preflight.ack import parse_gpu, run_ack, who
+    from preflight.app import make_host
+
+    path = runflags.state_dir(state, profile, os.environ)
+    if not path:
+        raise _usage("ack needs --state DIR (or state_dir in the site config)")
+    bdf = parse_gpu(gpu) if gpu is not None else None
+    name = who(by, os.environ)
+    line = run_ack(make_host(profile, {}), path, bdf, name, runflags.say_warning)
+    typer.echo(line, err=True)
 
 
 @app.command("list")

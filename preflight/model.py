@@ -185,6 +185,7 @@ class Report:
     unchecked: tuple[tuple[str, str], ...] = ()
     unchecked_fails: bool = False
     hints: tuple[str, ...] = ()  # what the operator likely meant (`--baseline dgx-h100-roce`)
+    slurm: Mapping[str, Any] | None = None  # what --slurm-drain/--slurm-resume did (Outcome)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -205,6 +206,12 @@ class Report:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON report (schema: preflight/schema/report.schema.json)."""
+        out = self._dict()
+        if self.slurm is not None:
+            out["slurm"] = dict(self.slurm)
+        return out
+
+    def _dict(self) -> dict[str, Any]:
         return {
             "schema_version": SCHEMA_VERSION,
             "tool": {"name": "preflight", "version": self.tool_version},

@@ -60,9 +60,9 @@ def write_stdout(data: str | bytes) -> None:
         raise OutputError(f"cannot write standard output: {exc.strerror or exc}") from None
 
 
-def replace_atomically(path: str, data: bytes) -> None:
+def replace_atomically(path: str, data: bytes, mode: int | None = None) -> None:
     """Put data at path by renaming a synced temporary file over it (in place when the target
-    exists and is not a regular file)."""
+    exists and is not a regular file); `mode` sets the file's permissions."""
     real = os.path.realpath(path)  # a symlink names where the report goes; the link stays
     try:
         st: os.stat_result | None = os.stat(real)
@@ -81,11 +81,13 @@ def replace_atomically(path: str, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        if st is not None:
+        if mode is not None:
+            os.chmod(tmp, mode)
+        elif st is not None:
             os.chmod(tmp, stat.S_IMODE(st.st_mode))
             with contextlib.suppress(OSError):  # only root may give a file away
                 os.chown(tmp, st.st_uid, st.st_gid)
-        else:
+        if mode is None and st is None:
             os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, real)
     except BaseException:

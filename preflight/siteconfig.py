@@ -25,7 +25,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 DEFAULT_PATH = "/etc/preflight/config.toml"
 ENV = "PREFLIGHT_CONFIG"
 MAX_BYTES = 64 * 1024  # a few settings: anything larger is not a config file
-KEYS = {"baseline"}
+KEYS = {"baseline", "max_drained", "max_drained_scope", "state_dir"}
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,9 @@ class SiteConfig:
 
     baseline: str | None = None
     source: str | None = None
+    max_drained: str | None = None  # `5` or `10%`, as --max-drained takes it
+    max_drained_scope: str | None = None
+    state_dir: str | None = None
 
 
 def load(env: Mapping[str, str]) -> SiteConfig:
@@ -64,4 +67,21 @@ def load(env: Mapping[str, str]) -> SiteConfig:
         raise ConfigError(f"config {path}: baseline must be a baseline name or a .toml path")
     if baseline is not None and "/" in baseline and not Path(baseline).is_absolute():
         baseline = str(Path(path).parent / baseline)  # relative to the config file
-    return SiteConfig(baseline=baseline, source=path)
+    max_drained = doc.get("max_drained")
+    if isinstance(max_drained, int) and not isinstance(max_drained, bool) and max_drained >= 0:
+        max_drained = str(max_drained)
+    if max_drained is not None and not isinstance(max_drained, str):
+        raise ConfigError(f"config {path}: max_drained must be a number of nodes or 'P%'")
+    scope = doc.get("max_drained_scope")
+    if scope is not None and scope not in ("partition", "cluster"):
+        raise ConfigError(f"config {path}: max_drained_scope must be 'partition' or 'cluster'")
+    state_dir = doc.get("state_dir")
+    if state_dir is not None and (not isinstance(state_dir, str) or not state_dir.startswith("/")):
+        raise ConfigError(f"config {path}: state_dir must be an absolute directory path")
+    return SiteConfig(
+        baseline=baseline,
+        source=path,
+        max_drained=max_drained,
+        max_drained_scope=scope,
+        state_dir=state_dir,
+    )

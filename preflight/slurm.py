@@ -9,13 +9,16 @@ Its commands run through preflight.subproc (time-boxed, the session killed on ti
 
 from __future__ import annotations
 
+import os
 import shlex
 import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from preflight import drain_guard
+from preflight.drain_guard import DrainLimit, Guard
 from preflight.model import CheckResult, Status
-from preflight.subproc import run_in_session
+from preflight.subproc import MAX_OUTPUT, run_in_session
 
 REASON_PREFIX = "preflight:"
 REASON_MAX = 200
@@ -151,15 +154,20 @@ def _text(data: bytes) -> str:
     return data.decode("utf-8", "replace").replace("\r\n", "\n").replace("\r", "\n")
 
 
-def run_bounded(argv: Sequence[str], timeout_s: float) -> CallResult:
-    """Run a command with a hard time limit; on timeout its whole process group is killed
-    (preflight.subproc)."""
+def run_bounded(argv: Sequence[str], timeout_s: float, max_output: int = MAX_OUTPUT) -> CallResult:
+    """Run a command with a hard time limit and a cap on its output; on timeout (or too much
+    output) its whole process group is killed (preflight.subproc)."""
+    # SINFO_FORMAT, SINFO_PARTITION… would change what sinfo answers to the query it is given.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SINFO_")}
     try:
-        done = run_in_session(argv, timeout_s)
+        done = run_in_session(argv, timeout_s, env=env, max_output=max_output)
     except OSError as exc:
         return CallResult(False, "", f"cannot run {argv[0]}: {exc.strerror or exc}")
     if done.timed_out:
         return CallResult(False, "", f"{argv[0]} did not answer within {timeout_s:g} s; abandoned")
+    if done.overflowed:
+        mib = max_output // (1024 * 1024)
+        return CallResult(False, "", f"{argv[0]} printed more than {mib} MiB; abandoned")
     out, err = _text(done.stdout), _text(done.stderr)
     if done.returncode != 0:
         detail = (err or out).strip().splitlines()
@@ -181,6 +189,42 @@ def update_argv(name: str, action: Action) -> list[str]:
     return [SCONTROL, "update", f"NodeName={name}", "State=RESUME"]
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What was done to the node: `drain`, `resume`, `held` (the breaker) or `none`, with the
+    line said about it; `ok` False when a Slurm call failed."""
+
+    node: str
+    action: str
+    message: str
+    ok: bool
+    guard: Guard | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON form (the report's `slurm`)."""
+        return {
+            "node": self.node,
+            "action": self.action,
+            "message": self.message,
+            "guard": self.guard.to_dict() if self.guard else None,
+        }
+
+
+def check_guard(
+    name: str, limit: DrainLimit, scope: str, timeout_s: float, runner: Runner
+) -> Guard:
+    """The breaker's answer for draining `name`: one sinfo call, time-boxed like scontrol's."""
+    listed = runner(drain_guard.sinfo_argv(), timeout_s)
+    if not listed.ok:
+        return drain_guard.unknown(limit, scope, listed.error or "sinfo failed")
+    try:
+        rows = drain_guard.parse_sinfo(listed.output)
+        counted = drain_guard.count(rows, name, scope, REASON_PREFIX)
+    except drain_guard.SinfoUnreadable as exc:
+        return drain_guard.unknown(limit, scope, f"sinfo output unreadable: {exc}")
+    return drain_guard.judge(limit, counted)
+
+
 def apply(
     name: str,
     passed: bool,
@@ -194,22 +238,69 @@ def apply(
     say: Callable[[str], None] = print,
 ) -> bool:
     """Query the node, decide, act (or only say what it would do); False when a call failed."""
+    return carry_out(
+        name,
+        passed,
+        failing,
+        drain=drain,
+        resume=resume,
+        dry_run=dry_run,
+        timeout_s=timeout_s,
+        runner=runner,
+        say=say,
+    ).ok
+
+
+def carry_out(
+    name: str,
+    passed: bool,
+    failing: Sequence[str],
+    *,
+    drain: bool,
+    resume: bool,
+    dry_run: bool,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    runner: Runner = run_bounded,
+    say: Callable[[str], None] = print,
+    max_drained: DrainLimit | None = None,
+    scope: str = "partition",
+) -> Outcome:
+    """Query the node, decide, ask the breaker before a drain (with `max_drained`), act (or only
+    say what it would do); every step is one line through `say`."""
     shown = runner(show_node_argv(name), timeout_s)
     state = parse_show_node(name, shown.output) if shown.ok else None
     if shown.error:
         say(f"preflight: slurm: cannot read node {name}: {shown.error}")
     action = decide(passed, failing, state, drain, resume)
+
+    def done(kind: str, line: str, ok: bool, guard: Guard | None = None) -> Outcome:
+        say(line)
+        return Outcome(name, kind, line.removeprefix("preflight: slurm: "), ok, guard)
+
     if action.kind == "none":
-        say(f"preflight: slurm: node {name}: nothing to do: {action.why}")
-        return shown.ok
+        return done("none", f"preflight: slurm: node {name}: nothing to do: {action.why}", shown.ok)
+    guard = None
+    if action.kind == "drain" and max_drained is not None:
+        guard = check_guard(name, max_drained, scope, timeout_s, runner)
+        if not guard.allow:
+            return done(
+                "held",
+                f"preflight: slurm: node {name}: {guard.message}",
+                guard.error is None,
+                guard,
+            )
     argv = update_argv(name, action)
     if dry_run:
-        say(f"preflight: slurm: dry run: would run: {shlex.join(argv)} ({action.why})")
-        return shown.ok
-    done = runner(argv, timeout_s)
-    if not done.ok:
-        say(f"preflight: slurm: cannot {action.kind} node {name}: {done.error}")
-        return False
+        line = f"preflight: slurm: dry run: would run: {shlex.join(argv)} ({action.why})"
+        return done("none", line, shown.ok, guard)
+    result = runner(argv, timeout_s)
+    if not result.ok:
+        return done(
+            action.kind,
+            f"preflight: slurm: cannot {action.kind} node {name}: {result.error}",
+            False,
+            guard,
+        )
     what = f"drained node {name}: {action.reason}" if action.kind == "drain" else f"resumed {name}"
-    say(f"preflight: slurm: {what} ({action.why})")
-    return shown.ok
+    why = action.why + (f"; {guard.message}" if guard else "")
+    return done(action.kind, f"preflight: slurm: {what} ({why})", shown.ok, guard)

@@ -44,7 +44,7 @@ def _names(spaced: str) -> tuple[str, ...]:
     return tuple(f"preflight.{n}" for n in spaced.split()) or ("preflight",)
 
 
-UPPER = "cli app snapshot cluster"
+UPPER = "cli app snapshot cluster state ack runflags"
 CONTRACTS = (
     Contract(
         "checks read facts only",
@@ -91,7 +91,8 @@ CONTRACTS = (
     Contract(
         "base values import nothing above them",
         "errors model exitcodes suggest safetext outfile promtext subproc",
-        f"host nvml inventory registry checks runner output bench profile baseline slurm {UPPER}",
+        f"host nvml inventory registry checks runner output bench profile baseline slurm "
+        f"drain_guard {UPPER}",
         "everything imports them",
     ),
     Contract(

@@ -210,15 +210,20 @@ def run_diag(
         return DcgmUnavailable("missing", "DCGM is not installed (no dcgmi on PATH)")
     start = time.monotonic()
     try:
-        done = run_in_session([path, "diag", "-r", str(level), "-j"], timeout_s, env, grace_s=0.5)
+        argv = [path, "diag", "-r", str(level), "-j"]
+        done = run_in_session(argv, timeout_s, env, grace_s=0.5, max_output=MAX_OUTPUT)
     except OSError as exc:
         return DcgmUnavailable("error", f"cannot start {path}: {exc.strerror}")
     if done.timed_out:
         return DcgmUnavailable(
             "timeout", f"dcgmi diag -r {level} did not finish within {timeout_s:g} s (killed)"
         )
+    if done.overflowed:
+        return DcgmUnavailable(
+            "error", f"dcgmi diag -r {level} printed more than {MAX_OUTPUT >> 20} MiB (killed)"
+        )
     out, err, returncode = done.stdout, done.stderr, done.returncode
-    text = out[:MAX_OUTPUT].decode(errors="replace")
+    text = out.decode(errors="replace")
     errtext = err[:65536].decode(errors="replace").strip()
     unavailable = could_not_run(returncode, f"{text}\n{errtext}")
     if unavailable is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from preflight.inventory import Inventory
+from preflight.inventory.memory import PreviousCounters
 from preflight.inventory.pci import PciDevice, PciInventory
 from preflight.inventory.pci_config import acs_control_names
 from preflight.inventory.sysfs_text import format_link_speed
@@ -494,6 +495,32 @@ class AerParams:
     """Correctable errors are normal in small numbers; uncorrectable ones are not."""
 
     max_correctable: int = 100
+    # With `run --state`: correctable errors per hour since the previous run of this boot.
+    max_correctable_per_hour: float = 100.0
+
+
+def judge_aer_rate(
+    subject: str,
+    before: int,
+    now: int,
+    previous: PreviousCounters,
+    max_per_hour: float,
+    source: str,
+) -> Finding | None:
+    """Correctable errors per hour since the previous run: a lane that keeps replaying TLPs
+    warns even when the since-boot total is still small. A lower count was reset: no rate."""
+    if now < before or previous.elapsed_s <= 0:
+        return None
+    per_hour = (now - before) * 3600 / previous.elapsed_s
+    if per_hour <= max_per_hour:
+        return None
+    return Finding(
+        f"{subject} correctable rate",
+        Status.WARN,
+        f"{now - before} correctable PCIe errors since the last run ({previous.at}, "
+        f"{previous.elapsed_s:.0f} s ago): {per_hour:.3g}/h (threshold {max_per_hour:g}/h)",
+        (Evidence(source, f"{before} → {now}", f"<= {max_per_hour:g}/h"),),
+    )
 
 
 def aer_total(counters: dict[str, int], kind: str) -> int:
@@ -559,7 +586,9 @@ def aer(inv: Inventory, params: AerParams) -> Verdict:
     ## Verdicts
     - pass: no uncorrectable errors, correctable ones within `max_correctable`.
     - fail: any non-fatal or fatal error since boot.
-    - warn: more correctable errors than `max_correctable`.
+    - warn: more correctable errors than `max_correctable`; with `run --state`, more than
+      `max_correctable_per_hour` correctable errors per hour since the previous run of this
+      boot.
     - skip: the kernel exposes no AER counters (AER off or handled by firmware).
 
     ## Fix
@@ -580,6 +609,19 @@ def aer(inv: Inventory, params: AerParams) -> Verdict:
         findings.append(
             judge_aer(pci.label(dev), totals, params.max_correctable, SYSFS + f"{dev.bdf}/")
         )
+        previous = inv.memory.previous
+        before = previous.aer_correctable.get(dev.bdf) if previous else None
+        if previous is not None and before is not None and "correctable" in totals:
+            rate = judge_aer_rate(
+                pci.label(dev),
+                before,
+                totals["correctable"],
+                previous,
+                params.max_correctable_per_hour,
+                SYSFS + f"{dev.bdf}/aer_dev_correctable",
+            )
+            if rate is not None:
+                findings.append(rate)
     return Verdict.from_findings(
         findings,
         ok=f"{passed(findings)} devices without uncorrectable errors",

@@ -6,11 +6,12 @@ from __future__ import annotations
 import fnmatch
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from preflight.errors import ParseError
 from preflight.inventory import Inventory
+from preflight.inventory.memory import PreviousCounters, counter_key
 from preflight.inventory.rdma import CounterSample, IbDevice, IbPort
 from preflight.inventory.rdma_sysfs_text import (
     LID_UNASSIGNED,
@@ -600,6 +601,56 @@ class CountersParams:
     fail_on_growth: bool = True
     window_s: float = 0.0
     ignore: tuple[str, ...] = ()
+    # With `run --state`: rates since the previous run of this boot (NVSentinel's rule).
+    max_symbol_errors_per_s: float = 10.0
+    fail_on_link_downed_since_last_run: bool = True
+
+
+def judge_since_last_run(
+    port_name: str,
+    current: Mapping[str, int],
+    previous: PreviousCounters,
+    max_symbol_errors_per_s: float,
+    fail_on_link_downed: bool,
+) -> list[Finding]:
+    """symbol_error per second and link_downed since the previous run of this boot.
+
+    Symbol errors above `max_symbol_errors_per_s` degrade the link (WARN); any link_downed
+    since the last run means the link went down and up again between runs (FAIL). A counter
+    lower than last time was reset (`perfquery -R`): no rate from it.
+    """
+    findings = []
+    hours = previous.elapsed_s / 3600
+    for name in ("symbol_error", "link_downed"):
+        now = current.get(name)
+        before = previous.rdma.get(counter_key(port_name, name))
+        if now is None or before is None or now < before or previous.elapsed_s <= 0:
+            continue
+        delta = now - before
+        since = f"since the last run ({previous.at}, {previous.elapsed_s:.0f} s ago)"
+        evidence = (Evidence(SYSFS + name, f"{before} → {now}", None),)
+        if name == "symbol_error":
+            per_s = delta / previous.elapsed_s
+            if per_s > max_symbol_errors_per_s:
+                findings.append(
+                    Finding(
+                        f"{port_name} symbol_error rate",
+                        Status.WARN,
+                        f"{delta} symbol errors {since}: {per_s:.3g}/s, {delta / hours:.3g}/h "
+                        f"(degraded above {max_symbol_errors_per_s:g}/s)",
+                        evidence,
+                    )
+                )
+        elif delta > 0:
+            findings.append(
+                Finding(
+                    f"{port_name} link_downed",
+                    Status.FAIL if fail_on_link_downed else Status.WARN,
+                    f"link went down {delta} times {since}",
+                    evidence,
+                )
+            )
+    return findings
 
 
 def counter_file(port: IbPort, name: str) -> str | None:
@@ -721,14 +772,19 @@ def counters(inv: Inventory, params: CountersParams) -> Verdict:
     `/sys/class/infiniband/<dev>/ports/<n>/counters/*` (PMA) and `hw_counters/*` (mlx5), twice:
     when the run starts (the runner samples before the first check) and again when this check
     runs, after all others. `window_s` makes it wait until that many seconds have passed since
-    the first sample. Saturated 4/8/16-bit counters (`link_downed` 255,
+    the first sample. With `run --state DIR`, also the previous run's values (same boot),
+    which turn since-boot counts into rates. Saturated 4/8/16-bit counters (`link_downed` 255,
     `port_xmit_discards` 65535) and `N/A (no PMA)` are recognized.
 
     ## Verdicts
     - pass: every watched counter at or below its threshold and unchanged during the run.
-    - fail: a counter grew between the two samples (`fail_on_growth`).
+    - fail: a counter grew between the two samples (`fail_on_growth`); with `run --state`,
+      `link_downed` grew since the previous run of this boot
+      (`fail_on_link_downed_since_last_run`).
     - warn: `link_counters` above `max_link_errors`, or `transport_counters` above
-      `max_transport_errors`, since boot; a saturated counter.
+      `max_transport_errors`, since boot; a saturated counter; with `run --state`, more than
+      `max_symbol_errors_per_s` symbol errors per second since the previous run (NVSentinel
+      degrades a link above 10/s).
     - skip: no RDMA device; ports without a PMA.
 
     ## Fix
@@ -750,6 +806,21 @@ def counters(inv: Inventory, params: CountersParams) -> Verdict:
     ]
     last = rdma.resample(keys)
     findings = [f for p in ports for f in judge_port_counters(p, first, last, params)]
+    previous = inv.memory.previous
+    if previous is not None:
+        for port in ports:
+            current = {
+                rel.rsplit("/", 1)[-1]: v
+                for (name, rel), v in last.values.items()
+                if name == port.name and v is not None
+            }
+            findings += judge_since_last_run(
+                port.name,
+                current,
+                previous,
+                params.max_symbol_errors_per_s,
+                params.fail_on_link_downed_since_last_run,
+            )
     window = last.taken_at - first.taken_at
     return Verdict.from_findings(
         findings,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from preflight.inventory import Inventory
+from preflight.inventory.memory import XidMark
 from preflight.inventory.xid import ACTION_TEXT, DRAIN, IGNORE, RESTART_APP, XidEvent
 from preflight.model import Evidence, Finding, Status, Verdict
 from preflight.registry import check
@@ -18,6 +20,50 @@ class XidParams:
     """Xid numbers to leave out entirely (e.g. a known-benign one on this fleet)."""
 
     ignore: tuple[int, ...] = ()
+
+
+def acknowledged(events: list[XidEvent], marks: Mapping[str, XidMark]) -> list[bool]:
+    """Per event: at or before its GPU's acknowledgement (`preflight ack`).
+
+    An event with a dmesg stamp is acknowledged when it is not newer than the newest Xid the
+    operator saw; one without a stamp when it is among the first `count` lines of its GPU.
+    """
+    seen: dict[str, int] = {}
+    out = []
+    for event in events:
+        position = seen.get(event.bdf, 0)
+        seen[event.bdf] = position + 1
+        mark = marks.get(event.bdf)
+        if mark is None:
+            out.append(False)
+        elif event.timestamp_s is not None and mark.timestamp_s is not None:
+            out.append(event.timestamp_s <= mark.timestamp_s)
+        else:
+            out.append(position < mark.count)
+    return out
+
+
+def judge_acknowledged(
+    events: list[XidEvent], labels: dict[str, str], marks: Mapping[str, XidMark]
+) -> list[Finding]:
+    """One PASS finding per GPU whose Xids an operator acknowledged: when and by whom."""
+    by_gpu: dict[str, list[XidEvent]] = {}
+    for event in events:
+        by_gpu.setdefault(event.bdf, []).append(event)
+    findings = []
+    for bdf, items in sorted(by_gpu.items()):
+        mark = marks[bdf]
+        kinds = ", ".join(sorted({e.label for e in items}))
+        findings.append(
+            Finding(
+                labels.get(bdf, f"PCI {bdf}"),
+                Status.PASS,
+                f"{count(len(items), 'Xid line')} ({kinds}) acknowledged by {mark.by} at "
+                f"{mark.at} (preflight ack): not counted",
+                tuple(Evidence(SOURCE, e.line, "acknowledged") for e in items[-3:]),
+            )
+        )
+    return findings
 
 
 def judge_xids(
@@ -86,10 +132,12 @@ def events(inv: Inventory, params: XidParams) -> Verdict:
     action class of NVIDIA's Xid catalogue (reset GPU / reboot / drain for service / restart app
     / ignore); NVLink5 Xids 144-150 by the severity word in the line. Also the driver's
     "The NVIDIA GPU 0000:b3:00.0 ... has fallen off the bus" messages that carry no Xid.
+    With `run --state DIR`, the operator's acknowledgements (`preflight ack`) from DIR.
 
     ## Verdicts
     - pass: no Xid, or only informational ones (43, 63, 92, non-fatal 144-150, 154 back to
-      None).
+      None), or only Xids an operator acknowledged with `preflight ack` after servicing the GPU
+      (the finding names who and when; a newer Xid counts again).
     - fail: an Xid whose action is to reset the GPU, reboot the node or service it (an Xid the
       catalogue calls unused: contact support), or a GPU that fell off the bus without an Xid.
     - warn: an application Xid (restart the app), or an Xid this catalogue does not know.
@@ -97,7 +145,9 @@ def events(inv: Inventory, params: XidParams) -> Verdict:
 
     ## Fix
     Drain the node; reset the GPU (`nvidia-smi -r -i N`) or reboot as the Xid asks; collect
-    `nvidia-bug-report.sh` first. Repeated Xids on one GPU after a reset: replace it.
+    `nvidia-bug-report.sh` first. After a GPU reset the old Xid stays in the kernel log until
+    reboot: `preflight ack --gpu BDF --state DIR` records that it was dealt with (runs with
+    `--state DIR` then pass it). Repeated Xids on one GPU after a reset: replace it.
     """
     log = inv.xid
     if not log.readable:
@@ -108,8 +158,14 @@ def events(inv: Inventory, params: XidParams) -> Verdict:
     for bdf, dev in inv.pci.devices.items():
         if dev.is_gpu:
             labels[bdf] = inv.pci.label(dev)
-    findings = judge_xids(list(log.events), labels, params.ignore)
-    ignored = [e.xid for e in log.events if e.xid is not None and e.xid in params.ignore]
+    marks = inv.memory.xid_marks
+    acked = acknowledged(list(log.events), marks)
+    events = [e for e, a in zip(log.events, acked, strict=True) if not a]
+    findings = judge_xids(events, labels, params.ignore)
+    findings += judge_acknowledged(
+        [e for e, a in zip(log.events, acked, strict=True) if a], labels, marks
+    )
+    ignored = [e.xid for e in events if e.xid is not None and e.xid in params.ignore]
     lines = count(log.lines, "kernel log line")
     # An ignored Xid is still said: "no Xid" would hide that the log holds one.
     said = ""

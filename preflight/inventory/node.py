@@ -12,6 +12,7 @@ from preflight.host import Host
 from preflight.inventory.gpu import NvmlState, ProcGpu, read_proc_gpus
 from preflight.inventory.kernel_events import KernelLog
 from preflight.inventory.kernel_modules import KernelModules
+from preflight.inventory.memory import RunMemory
 from preflight.inventory.mounts import MountProbe, MountTable, probe_mounts
 from preflight.inventory.nccl_env import NcclEnv
 from preflight.inventory.net import NetInventory
@@ -42,6 +43,7 @@ class Inventory:
     def __init__(self, host: Host) -> None:
         self.host = host
         self.window_opened_at: float | None = None
+        self.memory = RunMemory()  # earlier runs' counters and Xid acks (run --state), or none
         self._parts: dict[str, object] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()

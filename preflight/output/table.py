@@ -79,6 +79,8 @@ def render(report: Report, out: TextIO, options: RenderOptions) -> None:
         screen.print(Text("not checked: ", style=style) + cell(unchecked_line(report.unchecked)))
     for hint in report.hints:
         screen.print(Text("hint: ", style="bold") + cell(hint))
+    if report.slurm is not None and report.slurm.get("action") == "held":
+        screen.print(Text("slurm: ", style=STYLE[Status.WARN]) + cell(str(report.slurm["message"])))
     # rich pads the title and the last column to the table's width: no trailing spaces.
     out.write("\n".join(line.rstrip() for line in buffer.getvalue().split("\n")))
 
