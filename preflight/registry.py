@@ -18,7 +18,7 @@ from importlib import metadata
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from preflight.errors import ConfigError, UsageError
-from preflight.model import Verdict
+from preflight.model import Action, Verdict
 from preflight.suggest import did_you_mean
 
 if TYPE_CHECKING:
@@ -57,6 +57,15 @@ class CheckSpec(Generic[P]):
     """The depth that runs it: 1 reads state (seconds), 2 adds active tests that fit a job
     prolog (about 2 minutes for 8 GPUs), 3 adds deep tests (minutes). `run --level N` selects
     tiers up to N."""
+    action: Action | None = None
+    """Remediation class of its failing and warning findings, unless a finding names its own."""
+    actions: tuple[Action, ...] = ()
+    """Every class its findings may carry, the default first (README and `list` show them)."""
+
+    @property
+    def fix(self) -> str:
+        """The first sentence of the docstring's Fix section: the default action text."""
+        return fix_sentence(self.doc)
 
     @property
     def doc(self) -> str:
@@ -86,6 +95,20 @@ class CheckSpec(Generic[P]):
                 )
             values[key] = coerce(raw, hints[key], f"{origin}: {self.id}.{key}")
         return self.params(**values)
+
+
+FIX_TEXT_MAX = 200
+
+
+def fix_sentence(doc: str) -> str:
+    """First sentence of a `## Fix` section, on one line (empty when there is none)."""
+    _, sep, rest = doc.partition("## Fix")
+    if not sep:
+        return ""
+    body = " ".join(rest.split("\n## ", 1)[0].split())
+    match = re.match(r"(.+?[.;:])(?:\s|$)", body)
+    text = match.group(1).rstrip(".;:") if match else body
+    return text if len(text) <= FIX_TEXT_MAX else text[: FIX_TEXT_MAX - 1] + "…"
 
 
 def _default(f: dataclasses.Field[Any]) -> Any:
@@ -176,8 +199,15 @@ def check(
     params: type[Any] = NoParams,
     final: bool = False,
     tier: int = 1,
+    action: Action | None = None,
+    actions: Sequence[Action] = (),
 ) -> Callable[[Callable[[Inventory, Any], Verdict]], CheckSpec[Any]]:
-    """Declare a check. The decorated function's docstring is its user documentation."""
+    """Declare a check. The decorated function's docstring is its user documentation.
+
+    `action` is the remediation class of its failing and warning findings (a finding may name
+    its own: an Xid's class comes from NVIDIA's catalogue); `actions` lists the other classes
+    its findings may carry.
+    """
     if not ID_RE.match(id):
         raise ValueError(f"check id {id!r} must look like 'area.property'")
     for need in needs:
@@ -187,6 +217,10 @@ def check(
         raise TypeError(f"check {id}: params must be a dataclass")
     if tier not in TIERS:
         raise ValueError(f"check {id}: tier must be one of {TIERS}, got {tier!r}")
+    classes = tuple(dict.fromkeys([*([action] if action is not None else []), *actions]))
+    for cls in classes:
+        if not isinstance(cls, Action):
+            raise TypeError(f"check {id}: action {cls!r} is not an Action")
 
     def wrap(func: Callable[[Inventory, Any], Verdict]) -> CheckSpec[Any]:
         return CheckSpec(
@@ -198,6 +232,8 @@ def check(
             func=func,
             final=final,
             tier=tier,
+            action=action,
+            actions=classes,
         )
 
     return wrap
