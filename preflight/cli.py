@@ -421,11 +421,12 @@ def run(
             from preflight import slurm
             from preflight.safetext import clean_line
 
+            failing = slurm.failing_checks(report.results, strict)
             slurm.apply(
                 node_name or slurm.node_name(os.environ),
                 code == ExitCode.OK,
-                slurm.failing_checks(report.results, strict)
-                + ([i for i, _ in report.unchecked] if report.unchecked_fails else []),
+                failing + ([i for i, _ in report.unchecked] if report.unchecked_fails else []),
+                remedy=slurm.failing_action(report.results, failing),
                 drain=slurm_drain,
                 resume=slurm_resume,
                 dry_run=dry_run,
