@@ -106,8 +106,8 @@ def fix_sentence(doc: str) -> str:
     if not sep:
         return ""
     body = " ".join(rest.split("\n## ", 1)[0].split())
-    match = re.match(r"(.+?[.;:])(?:\s|$)", body)
-    text = match.group(1).rstrip(".;:") if match else body
+    match = re.match(r"(.+?\.)(?:\s|$)", body)
+    text = (match.group(1) if match else body).rstrip(".")
     return text if len(text) <= FIX_TEXT_MAX else text[: FIX_TEXT_MAX - 1] + "…"
 
 

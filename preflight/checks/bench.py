@@ -19,7 +19,7 @@ from preflight.bench.measurement import (
 from preflight.bench.metrics import format_size
 from preflight.bench.result import judge_gate
 from preflight.inventory import Inventory
-from preflight.model import Evidence, Finding, Status, Verdict
+from preflight.model import Action, Evidence, Finding, Status, Verdict
 from preflight.registry import check
 
 
@@ -110,6 +110,8 @@ def judge_allreduce(m: Measurement | None, gate_bytes: int, min_busbw_gbps: floa
     title="All-reduce bus bandwidth across the node's GPUs meets the baseline",
     tags=("bench", "gpu", "nccl"),
     params=BenchParams,
+    action=Action.FIX_CONFIG,
+    actions=(Action.REPLACE,),
 )
 def allreduce(inv: Inventory, params: BenchParams) -> Verdict:
     """All-reduce across the node's GPUs reaches the baseline's bus bandwidth, with exact sums.
@@ -201,6 +203,7 @@ def judge_loopback(m: RdmaMeasurement | None) -> Verdict:
     title="Each HCA port reaches its share of line rate in perftest loopback",
     tags=(RDMA_TAG, "rdma"),
     params=RdmaLoopbackParams,
+    action=Action.FIX_CONFIG,
 )
 def rdma_loopback(inv: Inventory, params: RdmaLoopbackParams) -> Verdict:
     """Each active HCA port moves data at its expected share of line rate in perftest loopback.

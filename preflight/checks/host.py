@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from preflight.host import UNLIMITED
 from preflight.inventory import Inventory
-from preflight.model import Evidence, Finding, Status, Verdict
+from preflight.model import Action, Evidence, Finding, Status, Verdict
 from preflight.registry import check
 
 GIB = 1 << 30
@@ -53,6 +53,7 @@ def judge_memlock(soft: int, hard: int, min_bytes: int | None) -> Finding:
     title="Locked memory is unlimited",
     tags=("host", "rdma", "limits"),
     params=MemlockParams,
+    action=Action.FIX_CONFIG,
 )
 def memlock(inv: Inventory, params: MemlockParams) -> Verdict:
     """The locked-memory limit (ulimit -l) is unlimited.
@@ -126,6 +127,7 @@ class ShmParams:
     title="/dev/shm is large enough for NCCL",
     tags=("host", "limits", "nccl"),
     params=ShmParams,
+    action=Action.FIX_CONFIG,
 )
 def shm(inv: Inventory, params: ShmParams) -> Verdict:
     """/dev/shm is mounted and at least `min_gib` large.
@@ -183,6 +185,7 @@ class BiosParams:
     title="BIOS vendor and version as pinned by the baseline",
     tags=("host", "bios"),
     params=BiosParams,
+    action=Action.FIX_CONFIG,
 )
 def bios(inv: Inventory, params: BiosParams) -> Verdict:
     """The BIOS vendor, version and platform are the ones the fleet runs.
@@ -274,6 +277,7 @@ def judge_cmdline(
     title="Kernel command line has the settings the baseline requires",
     tags=("host", "kernel"),
     params=CmdlineParams,
+    action=Action.FIX_CONFIG,
 )
 def kernel_cmdline(inv: Inventory, params: CmdlineParams) -> Verdict:
     """The kernel command line carries the required settings and none of the forbidden ones.

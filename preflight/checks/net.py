@@ -8,7 +8,7 @@ from preflight.checks.rdma import NO_IB_DEVICE, judged_ports
 from preflight.inventory import Inventory
 from preflight.inventory.net import ARPHRD_ETHER, ARPHRD_INFINIBAND, NetDev
 from preflight.inventory.rdma import IbPort
-from preflight.model import Evidence, Finding, Status, Verdict
+from preflight.model import Action, Evidence, Finding, Status, Verdict
 from preflight.registry import check
 
 
@@ -62,6 +62,7 @@ def judge_netdev(port: IbPort, dev: NetDev | None, ib_mtu: int, eth_mtu: int) ->
     tags=("network", "rdma"),
     needs=("nic",),
     params=NetdevParams,
+    action=Action.FIX_CONFIG,
 )
 def netdev(inv: Inventory, params: NetdevParams) -> Verdict:
     """The network interface of every RDMA port is up, with the MTU the node type expects.

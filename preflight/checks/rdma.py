@@ -20,7 +20,7 @@ from preflight.inventory.rdma import (
     counter_saturated,
     parse_fw_version,
 )
-from preflight.model import Evidence, Finding, Status, Verdict, passed
+from preflight.model import Action, Evidence, Finding, Status, Verdict, passed
 from preflight.registry import check
 
 SYSFS = "sysfs:"
@@ -101,6 +101,7 @@ def judge_devices(
     tags=("rdma",),
     needs=("nic",),
     params=DevicesParams,
+    action=Action.FIX_CONFIG,
 )
 def devices(inv: Inventory, params: DevicesParams) -> Verdict:
     """Every RDMA-capable NIC on the PCI bus has a device in /sys/class/infiniband.
@@ -186,6 +187,8 @@ def judge_port_state(port: IbPort) -> Finding:
     tags=("rdma", "network"),
     needs=("nic",),
     params=PortStateParams,
+    action=Action.REPLACE,
+    actions=(Action.FIX_CONFIG,),
 )
 def port_state(inv: Inventory, params: PortStateParams) -> Verdict:
     """Every RDMA port is `4: ACTIVE` with physical state `5: LinkUp`.
@@ -264,6 +267,7 @@ def judge_rate(port: IbPort, min_gbps: float, peer_gbps: float | None) -> Findin
     tags=("rdma", "network"),
     needs=("nic",),
     params=RateParams,
+    action=Action.REPLACE,
 )
 def port_rate(inv: Inventory, params: RateParams) -> Verdict:
     """Every active RDMA port runs at least at the expected rate (`400 Gb/sec (4X NDR)`).
@@ -342,6 +346,7 @@ def judge_link_layer(port: IbPort, expected: str, majority: str | None) -> Findi
     tags=("rdma", "network"),
     needs=("nic",),
     params=LinkLayerParams,
+    action=Action.FIX_CONFIG,
 )
 def link_layer(inv: Inventory, params: LinkLayerParams) -> Verdict:
     """Every RDMA port runs the expected link layer: InfiniBand, or Ethernet for RoCE.
@@ -428,6 +433,7 @@ def judge_subnet_manager(port: IbPort) -> Finding:
     tags=("rdma", "network"),
     needs=("nic",),
     params=SubnetManagerParams,
+    action=Action.FIX_CONFIG,
 )
 def subnet_manager(inv: Inventory, params: SubnetManagerParams) -> Verdict:
     """Every InfiniBand port with its link up has a LID and a subnet manager LID.
@@ -538,6 +544,7 @@ def unknown_fw(dev: IbDevice, source: str) -> Finding:
     tags=("rdma", "firmware"),
     needs=("nic",),
     params=FwParams,
+    action=Action.FIX_CONFIG,
 )
 def fw_version(inv: Inventory, params: FwParams) -> Verdict:
     """All RDMA NICs of one model run the same firmware, the pinned one if the baseline pins it.
@@ -708,6 +715,8 @@ def judge_port_counters(
     needs=("nic",),
     params=CountersParams,
     final=True,
+    action=Action.REPLACE,
+    actions=(Action.MONITOR,),
 )
 def counters(inv: Inventory, params: CountersParams) -> Verdict:
     """RDMA error counters are below their thresholds since boot, and none grows during the run.
@@ -812,6 +821,7 @@ def judge_roce_gid(port: IbPort, address_family: str | None) -> Finding:
     tags=("rdma", "roce", "network"),
     needs=("nic",),
     params=RoceGidParams,
+    action=Action.FIX_CONFIG,
 )
 def roce_gid(inv: Inventory, params: RoceGidParams) -> Verdict:
     """Every active RoCE port has a RoCE v2 GID on its netdev, of the address family NCCL uses.
@@ -894,6 +904,7 @@ def judge_ecn(
     tags=("rdma", "roce", "network"),
     needs=("nic",),
     params=RoceEcnParams,
+    action=Action.FIX_CONFIG,
 )
 def roce_ecn(inv: Inventory, params: RoceEcnParams) -> Verdict:
     """ECN is enabled on the RoCE priority of every RoCE port, where the driver exposes it.
