@@ -59,6 +59,8 @@ class CheckSpec(Generic[P]):
     tiers up to N."""
     action: Action | None = None
     """Remediation class of its failing and warning findings, unless a finding names its own."""
+    warn_action: Action | None = None
+    """Class of its warning findings when it differs from `action` (a count to watch)."""
     actions: tuple[Action, ...] = ()
     """Every class its findings may carry, the default first (README and `list` show them)."""
 
@@ -200,12 +202,14 @@ def check(
     final: bool = False,
     tier: int = 1,
     action: Action | None = None,
+    warn_action: Action | None = None,
     actions: Sequence[Action] = (),
 ) -> Callable[[Callable[[Inventory, Any], Verdict]], CheckSpec[Any]]:
     """Declare a check. The decorated function's docstring is its user documentation.
 
     `action` is the remediation class of its failing and warning findings (a finding may name
-    its own: an Xid's class comes from NVIDIA's catalogue); `actions` lists the other classes
+    its own: an Xid's class comes from NVIDIA's catalogue); `warn_action` that of its warning
+    findings when it differs (correctable errors to watch); `actions` lists the other classes
     its findings may carry.
     """
     if not ID_RE.match(id):
@@ -217,7 +221,8 @@ def check(
         raise TypeError(f"check {id}: params must be a dataclass")
     if tier not in TIERS:
         raise ValueError(f"check {id}: tier must be one of {TIERS}, got {tier!r}")
-    classes = tuple(dict.fromkeys([*([action] if action is not None else []), *actions]))
+    given = [a for a in (action, warn_action) if a is not None]
+    classes = tuple(dict.fromkeys([*given, *actions]))
     for cls in classes:
         if not isinstance(cls, Action):
             raise TypeError(f"check {id}: action {cls!r} is not an Action")
@@ -233,6 +238,7 @@ def check(
             final=final,
             tier=tier,
             action=action,
+            warn_action=warn_action,
             actions=classes,
         )
 

@@ -96,8 +96,17 @@ def parse_override(
 def _remedied(finding: Finding, spec: CheckSpec[Any], override: Override | None) -> Finding:
     if finding.status not in NEEDS_ACTION:
         return finding
-    action = finding.action or spec.action
-    text = finding.action_text or (spec.fix if action is not None else None)
+    default = spec.warn_action if finding.status is Status.WARN else None
+    action = finding.action or default or spec.action
+    if finding.action_text or action is None:
+        text = finding.action_text
+    elif action is Action.MONITOR and finding.action is None:
+        text = (
+            f"keep the node in service and watch {finding.subject}; if it grows, act on it "
+            f"(`preflight explain {spec.id}`)"
+        )
+    else:
+        text = spec.fix
     status = finding.status
     if override is not None and override.applies(action):
         was = f"{status.value}/{action.value if action else '-'}"

@@ -567,7 +567,7 @@ def judge_aer(subject: str, totals: dict[str, int], max_correctable: int, source
     tags=("pcie", "gpu", "rdma"),
     params=AerParams,
     action=Action.REPLACE,
-    actions=(Action.MONITOR,),
+    warn_action=Action.MONITOR,
 )
 def aer(inv: Inventory, params: AerParams) -> Verdict:
     """No uncorrectable PCIe errors on GPUs, NICs and the ports above them since boot.

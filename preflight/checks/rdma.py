@@ -165,19 +165,27 @@ def judge_port_state(port: IbPort) -> Finding:
     )
     if port.active and port.link_up:
         return Finding(port.name, Status.PASS, f"{state}, {phys}", ev)
+    action = Action.REPLACE
     if port.link_up and port.is_ib:
         why = "link trained but no subnet manager has configured the port"
+        action, todo = Action.FIX_CONFIG, f"start a subnet manager for {port.name}'s fabric"
+        todo += " (`sminfo`, UFM or opensm) or add its switch to the SM's partition"
     elif port.phys_state is not None and port.phys_state.code == 3:
         why = "port disabled (by the switch, ibportstate or firmware)"
+        action, todo = Action.FIX_CONFIG, f"enable {port.name} on the switch (`ibportstate`)"
     elif port.phys_state is not None and port.phys_state.code == 2:
         why = "no link partner (cable, transceiver or switch port)"
+        todo = f"reseat or replace the cable and transceiver of {port.name}, then its switch port"
     else:
         why = "port not usable by NCCL, which skips inactive ports"
+        todo = f"check the cable of {port.name} and its switch port (`ibportstate`, switch logs)"
     return Finding(
         port.name,
         Status.FAIL,
         f"state {state}, phys_state {phys} (expected 4: ACTIVE, 5: LinkUp): {why}",
         ev,
+        action=action,
+        action_text=todo,
     )
 
 
@@ -505,16 +513,20 @@ def judge_fw(devs: list[IbDevice], pinned: Sequence[str]) -> list[Finding]:
                 findings.append(unknown_fw(d, source))
                 continue
             ev = (Evidence(source, d.fw_ver, want),)
+            todo = (
+                f"update {d.name} to firmware {want} (`mlxfwmanager -u`), then `mlxfwreset` "
+                "or a cold reboot"
+            )
             if pin and d.fw_ver != pin:
                 msg = f"firmware {d.fw_ver}, pinned {pin} for {model}"
-                findings.append(Finding(d.name, Status.FAIL, msg, ev))
+                findings.append(Finding(d.name, Status.FAIL, msg, ev, action_text=todo))
             elif not pin and d.fw_ver != common:
                 others = [x.name for x in group if x.fw_ver == common]
                 msg = (
                     f"firmware {d.fw_ver} differs from {common} on {len(others)} other {model} "
                     f"NICs ({', '.join(others[:3])}{'…' if len(others) > 3 else ''})"
                 )
-                findings.append(Finding(d.name, Status.FAIL, msg, ev))
+                findings.append(Finding(d.name, Status.FAIL, msg, ev, action_text=todo))
             else:
                 findings.append(Finding(d.name, Status.PASS, f"{model} firmware {d.fw_ver}", ev))
     return findings
@@ -716,7 +728,7 @@ def judge_port_counters(
     params=CountersParams,
     final=True,
     action=Action.REPLACE,
-    actions=(Action.MONITOR,),
+    warn_action=Action.MONITOR,
 )
 def counters(inv: Inventory, params: CountersParams) -> Verdict:
     """RDMA error counters are below their thresholds since boot, and none grows during the run.
