@@ -64,10 +64,13 @@ class CheckSpec(Generic[P]):
     actions: tuple[Action, ...] = ()
     """Every class its findings may carry, the default first (README and `list` show them)."""
 
+    default_text: str | None = None
+    """The default action text when the Fix section's first sentence is about one case only."""
+
     @property
     def fix(self) -> str:
-        """The first sentence of the docstring's Fix section: the default action text."""
-        return fix_sentence(self.doc)
+        """The default action text: given, or the first sentence of the Fix section."""
+        return self.default_text or fix_sentence(self.doc)
 
     @property
     def doc(self) -> str:
@@ -204,6 +207,7 @@ def check(
     action: Action | None = None,
     warn_action: Action | None = None,
     actions: Sequence[Action] = (),
+    action_text: str | None = None,
 ) -> Callable[[Callable[[Inventory, Any], Verdict]], CheckSpec[Any]]:
     """Declare a check. The decorated function's docstring is its user documentation.
 
@@ -240,6 +244,7 @@ def check(
             action=action,
             warn_action=warn_action,
             actions=classes,
+            default_text=action_text,
         )
 
     return wrap

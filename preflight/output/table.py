@@ -73,6 +73,9 @@ def render(report: Report, out: TextIO, options: RenderOptions) -> None:
     action = report.action
     if action is not None:
         screen.print(Text("action: ", style="bold") + cell(node_action_line(report)))
+    explain = [r.id for r in ordered(report.results, problems=True) if r.status is not Status.ERROR]
+    if explain:
+        screen.print(cell(f"why and how to fix: preflight explain {explain[0]}"))
     for st, label in ((Status.FAIL, "failed"), (Status.ERROR, "could not run")):
         ids = [r.id for r in report.results if r.status is st]
         if ids:
@@ -82,9 +85,6 @@ def render(report: Report, out: TextIO, options: RenderOptions) -> None:
         screen.print(Text("not checked: ", style=style) + cell(unchecked_line(report.unchecked)))
     for hint in report.hints:
         screen.print(Text("hint: ", style="bold") + cell(hint))
-    explain = [r.id for r in ordered(report.results, problems=True) if r.status is not Status.ERROR]
-    if explain:
-        screen.print(cell(f"why and how to fix: preflight explain {explain[0]}"))
     # rich pads the title and the last column to the table's width: no trailing spaces.
     out.write("\n".join(line.rstrip() for line in buffer.getvalue().split("\n")))
 
