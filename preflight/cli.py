@@ -511,10 +511,11 @@ def snapshot(
 def list_checks(
     fmt: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
 ) -> None:
-    """List every check: id, title, tags, what it needs and its parameters with defaults."""
+    """List every check: id, title, tags, what it needs, its action classes and parameters."""
     from rich.table import Table
 
     from preflight.registry import discover
+    from preflight.remediation import classes
     from preflight.safetext import console
 
     if fmt not in ("table", "json"):
@@ -532,17 +533,20 @@ def list_checks(
                 "needs": list(s.needs),
                 "tier": s.tier,
                 "params": s.defaults(),
+                "action": s.action.value if s.action else None,
+                "actions": classes(s),
             }
             for s in registry
         ]
         typer.echo(json.dumps(rows, indent=2, default=list))
         return
     table = Table(show_lines=False)
-    for col in ("Check", "Tier", "Title", "Tags", "Needs", "Parameters (defaults)"):
+    for col in ("Check", "Tier", "Title", "Tags", "Needs", "Actions", "Parameters (defaults)"):
         table.add_column(col, overflow="fold")
     for s in registry:
         params = ", ".join(f"{k}={v!r}" for k, v in s.defaults().items())
-        table.add_row(s.id, str(s.tier), s.title, ",".join(s.tags), ",".join(s.needs), params)
+        acts = ",".join(classes(s))
+        table.add_row(s.id, str(s.tier), s.title, ",".join(s.tags), ",".join(s.needs), acts, params)
     console(sys.stdout, terminal.width(), terminal.wants_color(sys.stdout)).print(table)
 
 

@@ -3,7 +3,7 @@ changes to them (a site that wants row-remap-pending as a warning to watch, not 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -187,3 +187,30 @@ def log_action_text(action: str, device: str, bdf: str | None = None) -> str:
     if action == log_actions.IGNORE:
         return "nothing to do"
     return f"keep the node in service and watch {device}; act if it recurs"
+
+
+def classes(spec: CheckSpec[Any]) -> list[str]:
+    """The classes a check's findings may carry, strongest first (`preflight list`, README)."""
+    return [a.value for a in sorted(spec.actions, key=lambda a: -a.rank)]
+
+
+README_BEGIN = "<!-- action classes: begin (generated; tests/test_remediation.py keeps it) -->"
+README_END = "<!-- action classes: end -->"
+
+
+def readme_table(specs: Iterable[CheckSpec[Any]]) -> str:
+    """The README's table of action classes per check, between its markers."""
+    rows = [
+        README_BEGIN,
+        "| check | class | other classes its findings may carry |",
+        "|---|---|---|",
+    ]
+    for spec in specs:
+        default = spec.action.value if spec.action else "-"
+        if spec.warn_action is not None and spec.warn_action is not spec.action:
+            default += f" (warnings: {spec.warn_action.value})"
+        used = {a for a in (spec.action, spec.warn_action) if a is not None}
+        others = [c for c in classes(spec) if Action(c) not in used]
+        rows.append(f"| `{spec.id}` | {default} | {', '.join(others)} |")
+    rows.append(README_END)
+    return "\n".join(rows)

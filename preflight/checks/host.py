@@ -81,7 +81,12 @@ def memlock(inv: Inventory, params: MemlockParams) -> Verdict:
     return Verdict.single(finding)
 
 
-@check("host.stack", title="Stack size limit is finite", tags=("host", "limits"))
+@check(
+    "host.stack",
+    title="Stack size limit is finite",
+    tags=("host", "limits"),
+    action=Action.FIX_CONFIG,
+)
 def stack(inv: Inventory, params: object) -> Verdict:
     """The stack size limit (ulimit -s) is finite, e.g. 8192 KiB.
 

@@ -653,6 +653,7 @@ def judge_bar1(
     tags=("pcie", "bios", "gpu"),
     needs=("gpu",),
     params=Bar1Params,
+    action=Action.FIX_CONFIG,
 )
 def bar1(inv: Inventory, params: Bar1Params) -> Verdict:
     """Every GPU's BAR1 is as large as the platform should map (above-4G decoding on).
