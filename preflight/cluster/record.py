@@ -97,13 +97,22 @@ def from_document(doc: Any, source: str) -> tuple[NodeRecord, dict[str, Scalar]]
             raise ReportError("'results' holds something that is not a result")
         if r.get("status") in FAILING:
             failing.append((str(r.get("id")), str(r.get("status")), str(r.get("summary", ""))))
-            if r.get("action") in CLASSES:
-                actions.append(Action(r["action"]))
+            actions.extend(_classes(r))
     record = _record(doc, failing, source)
     top = strongest(actions)
     if top is not None:
         record = dataclasses.replace(record, action=top.value)
     return record, facts
+
+
+def _classes(result: Mapping[str, Any]) -> list[Action]:
+    """The remediation classes a failing result and its findings name (unknown names left out:
+    a report is anyone's file)."""
+    named = [result.get("action")]
+    findings = result.get("findings")
+    if isinstance(findings, list):
+        named.extend(f.get("action") for f in findings if isinstance(f, dict))
+    return [Action(a) for a in named if isinstance(a, str) and a in CLASSES]
 
 
 def _scalars(facts: dict[str, Any]) -> dict[str, Scalar]:
