@@ -3,6 +3,7 @@ changes to them (a site that wants row-remap-pending as a warning to watch, not 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -214,3 +215,21 @@ def readme_table(specs: Iterable[CheckSpec[Any]]) -> str:
         rows.append(f"| `{spec.id}` | {default} | {', '.join(others)} |")
     rows.append(README_END)
     return "\n".join(rows)
+
+
+_BDF = re.compile(r"\b[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]\b")
+
+
+def gpu_bdf(device: str) -> str:
+    """The PCI address in a device label (`GPU4 0000:9a:00.0`), or the label itself."""
+    match = _BDF.search(device)
+    return match.group(0) if match else device
+
+
+def gpu_reset_text(device: str, then: str = "run preflight again") -> str:
+    """`drain the node, reset GPU4 0000:9a:00.0 (`nvidia-smi -r -i 0000:9a:00.0`) or reboot, …`:
+    the device label's PCI address, when it has one, is what nvidia-smi takes."""
+    match = _BDF.search(device)
+    return log_action_text(
+        log_actions.RESET_GPU, device, match.group(0) if match else None
+    ).replace("run preflight again", then)
