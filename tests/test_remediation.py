@@ -415,3 +415,22 @@ def test_an_xid_takes_the_class_of_its_catalogue_action(
     (finding,) = judge_xids(events, {"0000:3a:00.0": "GPU2 0000:3a:00.0"}, ())
     assert (finding.status, finding.action) == (status, action)
     assert words in (finding.action_text or ""), finding.action_text
+
+
+def test_the_readme_row_remap_example_watches_a_pending_remap(tmp_path: Path) -> None:
+    site = tmp_path / "site.toml"
+    site.write_text(
+        '[baseline]\nextends = "dgx-h100"\n'
+        '[remediation."gpu.row_remap"]\nwhen = "reset-gpu"\naction = "monitor"\n'
+        'severity = "warn"\n'
+    )
+    args = ("--profile", "dgx-h100-row-remap-pending", "--only", "gpu.row_remap")
+    code, doc = run_json(*args)
+    assert code == 1 and doc["summary"]["action"] == "reset-gpu"
+    (pending,) = [f for f in doc["results"][0]["findings"] if f["status"] == "fail"]
+    assert pending["action"] == "reset-gpu"
+    assert pending["action_text"].startswith("drain the node, reset GPU")
+    code, doc = run_json(*args, "--baseline", str(site))
+    (result,) = doc["results"]
+    assert code == 0 and result["status"] == "warn" and result["action"] == "monitor"
+    assert result["summary"].startswith("GPU"), result["summary"]

@@ -107,6 +107,8 @@ class P2pParams:
     tags=("gpu", "active"),
     params=P2pParams,
     tier=2,
+    action=Action.REPLACE,
+    warn_action=Action.MONITOR,
 )
 def p2p_bandwidth(inv: Inventory, params: P2pParams) -> Verdict:
     """Every ordered pair of GPUs copies peer-to-peer at the node's NVLink or PCIe speed.
