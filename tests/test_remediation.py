@@ -8,6 +8,7 @@ import io
 import json
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from preflight.app import RunOptions, execute
@@ -31,6 +32,7 @@ from preflight.profile import builtin_names as builtin_profiles
 from preflight.registry import NoParams, Registry, check, discover
 from preflight.remediation import Override, judged, readme_table
 from preflight.slurm import CallResult, apply, drain_reason, failing_action, failing_checks
+from tests.cluster_reports import write_fleet
 from tests.harness import cli, run_json
 
 NEEDS_ACTION = (Status.FAIL, Status.WARN)
@@ -434,3 +436,41 @@ def test_the_readme_row_remap_example_watches_a_pending_remap(tmp_path: Path) ->
     (result,) = doc["results"]
     assert code == 0 and result["status"] == "warn" and result["action"] == "monitor"
     assert result["summary"].startswith("GPU"), result["summary"]
+
+
+# -- compare ------------------------------------------------------------------------------------
+
+ACTION_FLEET = [
+    ("n1", "dgx-h100"),
+    ("n2", "dgx-h100-acs-enabled"),
+    ("n3", "dgx-h100-row-remap-pending"),
+    ("n4", "dgx-h100-gpu-missing"),
+    ("n5", "dgx-h100-acs-enabled"),
+]
+
+
+def test_compare_groups_failing_nodes_by_action_strongest_first(tmp_path: Path) -> None:
+    write_fleet(tmp_path / "r", ACTION_FLEET)
+    result = cli("compare", str(tmp_path / "r"), "--format", "json")
+    assert result.exit_code == 1
+    doc = json.loads(result.stdout)
+    schema = json.loads((ROOT / "preflight" / "schema" / "compare.schema.json").read_text())
+    jsonschema.validate(doc, schema)
+    groups = doc["failures"]["by_action"]
+    ranks = [Action(g["action"]).rank for g in groups]
+    assert ranks == sorted(ranks, reverse=True)
+    assert groups == [
+        {"action": "reboot", "nodes": ["n4"]},  # a GPU the driver did not initialise
+        {"action": "reset-gpu", "nodes": ["n3"]},  # row remap pending
+        {"action": "fix-config", "nodes": ["n2", "n5"]},  # ACS redirect: a BIOS setting
+    ]
+    nodes = {n["hostname"]: n["action"] for n in doc["failures"]["by_node"]}
+    assert nodes == {"n2": "fix-config", "n3": "reset-gpu", "n4": "reboot", "n5": "fix-config"}
+    table = cli("compare", str(tmp_path / "r")).stdout
+    section = table.split("Failing nodes by action")[1].split("Failing nodes ")[0]
+    rows = [line.split("│")[1:4] for line in section.splitlines() if line.startswith("│")]
+    assert [[c.strip() for c in r] for r in rows] == [
+        ["reboot", "1", "n4"],
+        ["reset-gpu", "1", "n3"],
+        ["fix-config", "2", "n[2,5]"],
+    ]
