@@ -557,6 +557,7 @@ def explain(check_id: Annotated[str, typer.Argument(help="A check id, e.g. pcie.
     from rich.text import Text
 
     from preflight.registry import discover
+    from preflight.remediation import classes
     from preflight.safetext import console
 
     try:
@@ -567,8 +568,9 @@ def explain(check_id: Annotated[str, typer.Argument(help="A check id, e.g. pcie.
     out.print(Text(spec.id, style="bold") + Text(f" — {spec.title}"))
     out.print(
         f"tags: {', '.join(spec.tags) or '-'}   needs: {', '.join(spec.needs) or '-'}   "
-        f"tier: {spec.tier} (runs with `preflight run --level {spec.tier}` or deeper)\n"
+        f"tier: {spec.tier} (runs with `preflight run --level {spec.tier}` or deeper)"
     )
+    out.print(f"action classes: {', '.join(classes(spec)) or '-'} (README: Remediation classes)\n")
     out.print(Markdown(spec.doc))
     defaults = spec.defaults()
     if defaults:

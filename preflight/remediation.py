@@ -220,7 +220,7 @@ def readme_table(specs: Iterable[CheckSpec[Any]]) -> str:
 _BDF = re.compile(r"\b[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]\b")
 
 
-def gpu_bdf(device: str) -> str:
+def bdf_of(device: str) -> str:
     """The PCI address in a device label (`GPU4 0000:9a:00.0`), or the label itself."""
     match = _BDF.search(device)
     return match.group(0) if match else device

@@ -10,6 +10,7 @@ from preflight.inventory.pci_config import acs_control_names
 from preflight.inventory.sysfs_text import format_link_speed
 from preflight.model import Action, Evidence, Finding, Status, Verdict, passed
 from preflight.registry import check
+from preflight.remediation import bdf_of
 
 SYSFS = "sysfs:/sys/bus/pci/devices/"
 GIB = 1 << 30
@@ -230,6 +231,12 @@ class AcsParams:
 ACS_REDIRECT_NAMES = ("ReqRedir", "CmpltRedir", "EgressCtrl")
 
 
+ACS_TODO = (
+    'disable "PCIe ACS control" (or VT-d) in the BIOS, or boot with `iommu=pt '
+    'pci=disable_acs_redir={bdf}` (";"-separated with the other bridges named)'
+)
+
+
 def judge_acs(
     subject: str,
     readable: bool,
@@ -245,6 +252,7 @@ def judge_acs(
             Status.WARN,
             "extended config space not readable (256-byte config): ACS state unknown",
             (Evidence(source, "256 bytes", "4096 bytes"),),
+            action_text="run preflight as root on the host (not in a VM) to read ACS",
         )
     if acs_control is None:
         return Finding(subject, Status.PASS, "no ACS capability (nothing can redirect P2P)")
@@ -257,6 +265,7 @@ def judge_acs(
             Status.FAIL,
             f"ACS {'+ '.join(redirect)}+ set: P2P traffic is redirected to the root complex",
             evidence,
+            action_text=ACS_TODO.format(bdf=bdf_of(subject)),
         )
     if redirect:
         return Finding(
@@ -295,6 +304,7 @@ def judge_quirk_acs(
             f"{kind} sets the equivalent of {'+ '.join(redirect)}+ ({how}): P2P traffic is "
             "redirected to the root complex",
             evidence,
+            action_text=ACS_TODO.format(bdf=bdf_of(subject)),
         )
     if redirect:
         return Finding(

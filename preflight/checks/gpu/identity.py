@@ -12,7 +12,7 @@ from preflight.inventory.gpu import (
 )
 from preflight.model import Action, Evidence, Finding, Status, Verdict, passed
 from preflight.registry import check
-from preflight.remediation import gpu_bdf, gpu_reset_text
+from preflight.remediation import bdf_of, gpu_reset_text
 
 # -- driver ------------------------------------------------------------------------------------
 
@@ -310,7 +310,7 @@ def judge_mig(name: str, mode: object, enabled: bool) -> Finding:
     ev = (Evidence(src + " current", current, want), Evidence(src + " pending", pending, want))
     if current != want:
         flag = "1" if enabled else "0"
-        todo = f"`nvidia-smi -i {gpu_bdf(name)} -mig {flag}`; " + gpu_reset_text(name)
+        todo = f"`nvidia-smi -i {bdf_of(name)} -mig {flag}`; " + gpu_reset_text(name)
         return Finding(name, Status.FAIL, f"MIG {current}, expected {want}", ev, action_text=todo)
     if pending != current:
         return Finding(
