@@ -14,6 +14,8 @@ import pytest
 from preflight.app import RunOptions, execute
 from preflight.baseline import builtin_names, load
 from preflight.checks.xid import judge_xids
+from preflight.cluster import aggregate, html, sources
+from preflight.cluster import compare as comparison
 from preflight.errors import ConfigError
 from preflight.inventory.xid import parse_xids
 from preflight.model import (
@@ -474,3 +476,21 @@ def test_compare_groups_failing_nodes_by_action_strongest_first(tmp_path: Path) 
         ["reset-gpu", "1", "n3"],
         ["fix-config", "2", "n[2,5]"],
     ]
+
+
+def test_the_fleet_page_groups_by_action_and_keeps_each_findings_text(tmp_path: Path) -> None:
+    write_fleet(tmp_path / "r", ACTION_FLEET)
+    fleet = aggregate.collect(sources.expand([str(tmp_path / "r")], None), jobs=1, detail=True)
+    m = html.model(comparison.compare(fleet, "baseline"))
+    names = [n[0] for n in m["nodes"]]
+    assert [(a["action"], [names[k] for k in a["nodes"]]) for a in m["by_action"]] == [
+        ("reboot", ["n4"]),
+        ("reset-gpu", ["n3"]),
+        ("fix-config", ["n2", "n5"]),
+    ]
+    remap = m["checks"].index("gpu.row_remap")
+    (detail,) = [d for d in m["details"][names.index("n3")] if d[0] == remap]
+    assert detail[3] == "reset-gpu"
+    (pending,) = [f for f in detail[4] if f["status"] == "fail"]
+    assert pending["action"] == "reset-gpu"
+    assert pending["action_text"].startswith("drain the node, reset GPU1 0000:2a:00.0")
