@@ -156,14 +156,14 @@ def loopback_plans(
         memories = []
         if gpudirect != "only":
             memories.append("host")
-        if gpudirect != "off" and p.bdf_of is not None:
+        if gpudirect != "off" and p.gpu_bdf is not None:
             memories.append("cuda-dmabuf" if dmabuf else "cuda")
         plans += [LoopbackPlan(p, other, m) for m in memories]
     return plans
 
 
 def endpoint(p: HcaPort, memory: str) -> Endpoint:
-    gpu = p.bdf_of if memory != "host" else None
+    gpu = p.gpu_bdf if memory != "host" else None
     return Endpoint(p.hca, p.port, p.gid_index, gpu, memory == "cuda-dmabuf")
 
 
@@ -195,7 +195,7 @@ def run_loopback(
         port=plan.target.port,
         peer=peer,
         memory=plan.memory,
-        gpu=plan.target.bdf_of if plan.memory != "host" else None,
+        gpu=plan.target.gpu_bdf if plan.memory != "host" else None,
         size=spec.size,
         rate=plan.target.rate_text,
         server_cmd=server_cmd,

@@ -195,7 +195,7 @@ def run_peer(
         port=local.port,
         peer=f"{peer}:rail{rail}",
         memory=memory,
-        gpu=local.bdf_of if memory != "host" else None,
+        gpu=local.gpu_bdf if memory != "host" else None,
         size=spec.size,
         rate=local.rate_text,
         server_cmd=[],

@@ -34,7 +34,7 @@ class HcaPort:
     gid_index: int | None  # RoCE v2 GID index (RoCE ports only)
     netdev: str | None
     pci_bdf: str | None
-    bdf_of: str | None  # the nearest GPU, None without GPUs
+    gpu_bdf: str | None  # the nearest GPU, None without GPUs
     gpu_path: str | None  # its distance class: PIX, PXB, PHB, NODE, SYS
 
     @property
@@ -89,7 +89,7 @@ def hca_ports(host: Host) -> list[HcaPort]:
                     gid_index=roce_v2_gid_index(port) if port.is_roce else None,
                     netdev=port.netdev,
                     pci_bdf=dev.pci_bdf,
-                    bdf_of=near[0].bdf if near else None,
+                    gpu_bdf=near[0].bdf if near else None,
                     gpu_path=near[1].name if near else None,
                 )
             )
