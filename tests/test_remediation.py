@@ -16,6 +16,8 @@ from preflight.baseline import builtin_names, load
 from preflight.checks.xid import judge_xids
 from preflight.cluster import aggregate, html, sources
 from preflight.cluster import compare as comparison
+from preflight.cluster.failures import by_action
+from preflight.cluster.record import from_document
 from preflight.errors import ConfigError
 from preflight.inventory.xid import parse_xids
 from preflight.model import (
@@ -494,3 +496,27 @@ def test_the_fleet_page_groups_by_action_and_keeps_each_findings_text(tmp_path: 
     (pending,) = [f for f in detail[4] if f["status"] == "fail"]
     assert pending["action"] == "reset-gpu"
     assert pending["action_text"].startswith("drain the node, reset GPU1 0000:2a:00.0")
+
+
+def test_nodes_without_a_class_come_last_and_unknown_names_are_ignored() -> None:
+    doc = {
+        "schema_version": 1,
+        "tool": {"name": "preflight", "version": "x"},
+        "host": {"hostname": "n9", "profile": None},
+        "summary": {"status": "fail"},
+        "results": [
+            {"id": "a.b", "status": "error", "summary": "boom", "findings": []},
+            {"id": "c.d", "status": "fail", "summary": "x", "action": "rm -rf /", "findings": []},
+        ],
+        "facts": {},
+    }
+    unclassed, _ = from_document(doc, "n9.json")
+    assert unclassed.action is None
+    doc["host"] = {"hostname": "n8", "profile": None}
+    doc["results"][1]["findings"] = [{"status": "fail", "action": "reboot"}]
+    classed, _ = from_document(doc, "n8.json")
+    assert classed.action == "reboot"
+    assert [(a, [r.name for r in rs]) for a, rs in by_action([unclassed, classed])] == [
+        ("reboot", ["n8"]),
+        (None, ["n9"]),
+    ]
