@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -499,7 +500,7 @@ def test_the_fleet_page_groups_by_action_and_keeps_each_findings_text(tmp_path: 
 
 
 def test_nodes_without_a_class_come_last_and_unknown_names_are_ignored() -> None:
-    doc = {
+    doc: dict[str, Any] = {
         "schema_version": 1,
         "tool": {"name": "preflight", "version": "x"},
         "host": {"hostname": "n9", "profile": None},
