@@ -122,7 +122,10 @@ def execute(
 
         pinned = siteconfig.load(os.environ).baseline
     baseline = choose_baseline(pinned, inv, registry, min(10.0, options.timeout_s))
-    plan = [Planned(s, baseline.params_for(s, overrides.get(s.id))) for s in selected]
+    plan = [
+        Planned(s, baseline.params_for(s, overrides.get(s.id)), baseline.remediation.get(s.id))
+        for s in selected
+    ]
     expects_gpus = _expected(baseline, registry, GPU_COUNT_CHECK)
     expects_nics = _expected(baseline, registry, NIC_COUNT_CHECK)
     if options.bench:

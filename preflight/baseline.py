@@ -12,6 +12,7 @@ from typing import Any
 from preflight import safeio
 from preflight.errors import ConfigError
 from preflight.registry import CheckSpec, Registry
+from preflight.remediation import Override, parse_override
 from preflight.suggest import did_you_mean
 
 if sys.version_info >= (3, 11):
@@ -20,6 +21,8 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 META_KEYS = {"name", "description", "extends", "match", "essential", "unchecked_fails"}
+REMEDIATION = "remediation"
+"""The top-level table of per-check remediation changes (no check area has this name)."""
 MATCH_KEYS = {"product_names", "gpu_ids", "gpu_count"}
 
 
@@ -38,6 +41,8 @@ class Baseline:
     # or --strict the run fails): ACS and DevCtl are what a bad BIOS setting shows in.
     essential: tuple[str, ...] = ()
     unchecked_fails: bool = False
+    # [remediation."ID"]: the site's class or severity for a check's failing/warning findings.
+    remediation: dict[str, Override] = field(default_factory=dict)
 
     def params_for(self, spec: CheckSpec[Any], overrides: Mapping[str, Any] | None = None) -> Any:
         """The check's params: defaults < baseline < command-line overrides."""
@@ -121,17 +126,20 @@ def parse(
         base = load(parent, registry, _seen)
         params = {k: dict(v) for k, v in base.params.items()}
         essential, unchecked_fails = base.essential, base.unchecked_fails
+        remediation = dict(base.remediation)
     else:
         params = {}
         essential, unchecked_fails = (), False
+        remediation = {}
     if "essential" in meta:
         essential = _essential(meta["essential"], registry, source)
     if "unchecked_fails" in meta:
         if not isinstance(meta["unchecked_fails"], bool):
             raise ConfigError(f"baseline {source}: baseline.unchecked_fails must be true or false")
         unchecked_fails = meta["unchecked_fails"]
+    remediation.update(_remediation(data.get(REMEDIATION, {}), registry, source))
     for area, checks in data.items():
-        if area == "baseline":
+        if area in ("baseline", REMEDIATION):
             continue
         if not isinstance(checks, dict):
             raise ConfigError(f"baseline {source}: {area!r} must be a table of checks")
@@ -168,7 +176,35 @@ def parse(
         gpu_count=match.get("gpu_count"),
         essential=essential,
         unchecked_fails=unchecked_fails,
+        remediation=remediation,
     )
+
+
+def _remediation(table: object, registry: Registry, source: str) -> dict[str, Override]:
+    """`[remediation."gpu.row_remap"]` tables: action/severity/when per check id."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"baseline {source}: [{REMEDIATION}] must be a table of check ids")
+    out = {}
+    items: list[tuple[str, object]] = []
+    for key, values in table.items():
+        # [remediation.gpu.row_remap] without quotes: TOML nests it under "gpu".
+        nested = isinstance(values, dict) and values and key not in registry.specs
+        if nested and all(isinstance(v, dict) for v in values.values()):
+            items.extend((f"{key}.{prop}", v) for prop, v in values.items())
+            continue
+        items.append((key, values))
+    for check_id, values in items:
+        where = f'baseline {source}: [{REMEDIATION}."{check_id}"]'
+        if check_id not in registry.specs:
+            raise ConfigError(
+                f"{where}: unknown check {check_id!r}" + did_you_mean(check_id, registry.specs)
+            )
+        if not isinstance(values, dict):
+            raise ConfigError(f"{where} must be a table (action, severity, when)")
+        out[check_id] = parse_override(
+            values, registry.specs[check_id], where, f"baseline {source}"
+        )
+    return out
 
 
 def _essential(value: object, registry: Registry, source: str) -> tuple[str, ...]:

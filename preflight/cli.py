@@ -446,11 +446,12 @@ def run(
             from preflight import slurm
             from preflight.safetext import clean_line
 
+            failing = slurm.failing_checks(report.results, strict)
             outcome = slurm.carry_out(
                 node_name or slurm.node_name(os.environ),
                 code == ExitCode.OK,
-                slurm.failing_checks(report.results, strict)
-                + ([i for i, _ in report.unchecked] if report.unchecked_fails else []),
+                failing + ([i for i, _ in report.unchecked] if report.unchecked_fails else []),
+                remedy=slurm.failing_action(report.results, failing),
                 drain=slurm_drain,
                 resume=slurm_resume,
                 dry_run=dry_run,
@@ -578,10 +579,11 @@ def ack(
 def list_checks(
     fmt: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
 ) -> None:
-    """List every check: id, title, tags, what it needs and its parameters with defaults."""
+    """List every check: id, title, tags, what it needs, its action classes and parameters."""
     from rich.table import Table
 
     from preflight.registry import discover
+    from preflight.remediation import classes
     from preflight.safetext import console
 
     if fmt not in ("table", "json"):
@@ -599,17 +601,20 @@ def list_checks(
                 "needs": list(s.needs),
                 "tier": s.tier,
                 "params": s.defaults(),
+                "action": s.action.value if s.action else None,
+                "actions": classes(s),
             }
             for s in registry
         ]
         typer.echo(json.dumps(rows, indent=2, default=list))
         return
     table = Table(show_lines=False)
-    for col in ("Check", "Tier", "Title", "Tags", "Needs", "Parameters (defaults)"):
+    for col in ("Check", "Tier", "Title", "Tags", "Needs", "Actions", "Parameters (defaults)"):
         table.add_column(col, overflow="fold")
     for s in registry:
         params = ", ".join(f"{k}={v!r}" for k, v in s.defaults().items())
-        table.add_row(s.id, str(s.tier), s.title, ",".join(s.tags), ",".join(s.needs), params)
+        acts = ",".join(classes(s))
+        table.add_row(s.id, str(s.tier), s.title, ",".join(s.tags), ",".join(s.needs), acts, params)
     console(sys.stdout, terminal.width(), terminal.wants_color(sys.stdout)).print(table)
 
 
@@ -620,6 +625,7 @@ def explain(check_id: Annotated[str, typer.Argument(help="A check id, e.g. pcie.
     from rich.text import Text
 
     from preflight.registry import discover
+    from preflight.remediation import classes
     from preflight.safetext import console
 
     try:
@@ -630,8 +636,9 @@ def explain(check_id: Annotated[str, typer.Argument(help="A check id, e.g. pcie.
     out.print(Text(spec.id, style="bold") + Text(f" — {spec.title}"))
     out.print(
         f"tags: {', '.join(spec.tags) or '-'}   needs: {', '.join(spec.needs) or '-'}   "
-        f"tier: {spec.tier} (runs with `preflight run --level {spec.tier}` or deeper)\n"
+        f"tier: {spec.tier} (runs with `preflight run --level {spec.tier}` or deeper)"
     )
+    out.print(f"action classes: {', '.join(classes(spec)) or '-'} (README: Remediation classes)\n")
     out.print(Markdown(spec.doc))
     defaults = spec.defaults()
     if defaults:

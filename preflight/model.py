@@ -28,6 +28,48 @@ class Status(str, enum.Enum):
 _RANK = {Status.PASS: 0, Status.SKIP: 0, Status.WARN: 1, Status.ERROR: 2, Status.FAIL: 3}
 
 
+class Action(str, enum.Enum):
+    """What a failing or warning finding asks of the operator (its remediation class)."""
+
+    NONE = "none"  # nothing to do: informational
+    MONITOR = "monitor"  # the node stays in service; watch the figure, act if it grows
+    RESTART_JOB = "restart-job"  # the job's own fault: resubmit it; the node is fine
+    FIX_CONFIG = "fix-config"  # a setting (BIOS, kernel, driver, firmware, env) to change
+    RESET_GPU = "reset-gpu"  # reset the GPU (nvidia-smi -r) or reboot, then check again
+    REBOOT = "reboot"  # reboot the node, then check again
+    REPLACE = "replace"  # hardware to reseat or replace (RMA)
+
+    @property
+    def rank(self) -> int:
+        """Strength for "strongest of": what takes the node out longest, and wider, ranks higher.
+
+        fix-config ranks above restart-job: a setting keeps the node out of service until
+        someone changes it, while a restarted job can run on the node at once.
+        """
+        return ACTIONS.index(self)
+
+
+ACTIONS = (
+    Action.NONE,
+    Action.MONITOR,
+    Action.RESTART_JOB,
+    Action.FIX_CONFIG,
+    Action.RESET_GPU,
+    Action.REBOOT,
+    Action.REPLACE,
+)
+"""Remediation classes, weakest first."""
+
+NEEDS_ACTION = (Status.FAIL, Status.WARN)
+"""Finding statuses that carry a remediation class."""
+
+
+def strongest(actions: Iterable[Action | None]) -> Action | None:
+    """The strongest class of those given (None when none is)."""
+    known = [a for a in actions if a is not None]
+    return max(known, key=lambda a: a.rank) if known else None
+
+
 def passed(findings: Iterable[Finding]) -> int:
     """How many findings passed: what an `ok` summary may count."""
     return sum(f.status is Status.PASS for f in findings)
@@ -65,15 +107,24 @@ class Finding:
     status: Status
     message: str
     evidence: tuple[Evidence, ...] = ()
+    action: Action | None = None
+    """Remediation class; every FAIL/WARN finding of a built-in check carries one (a check
+    declares its default, see registry.check; the runner fills it in)."""
+    action_text: str | None = None
+    """What to do, naming the device to touch first (`reset GPU2 0000:3a:00.0`)."""
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form."""
-        return {
+        """JSON form (action keys only on findings that carry a class)."""
+        out: dict[str, Any] = {
             "subject": self.subject,
             "status": self.status.value,
             "message": self.message,
             "evidence": [e.to_dict() for e in self.evidence],
         }
+        if self.action is not None:
+            out["action"] = self.action.value
+            out["action_text"] = self.action_text or ""
+        return out
 
 
 @dataclass(frozen=True)
@@ -148,6 +199,10 @@ class CheckResult:
     duration_s: float
     findings: tuple[Finding, ...] = ()
     traceback: str | None = None
+    action: Action | None = None
+    """The strongest class of its failing and warning findings (see remediation.judged)."""
+    action_text: str | None = None
+    """The text of the first finding with that class."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
@@ -159,6 +214,9 @@ class CheckResult:
             "duration_s": round(self.duration_s, 6),
             "findings": [f.to_dict() for f in self.findings],
         }
+        if self.action is not None:
+            out["action"] = self.action.value
+            out["action_text"] = self.action_text or ""
         if self.traceback:
             out["traceback"] = self.traceback
         return out
@@ -204,6 +262,17 @@ class Report:
             return Status.FAIL
         return status
 
+    @property
+    def action(self) -> Action | None:
+        """The node's remediation class: the strongest of its failing and warning checks'."""
+        return strongest(r.action for r in self.results if r.status in NEEDS_ACTION)
+
+    @property
+    def action_checks(self) -> list[str]:
+        """Ids of the checks whose class is the node's (what the drain reason names first)."""
+        top = self.action
+        return [r.id for r in self.results if top is not None and r.action is top]
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON report (schema: preflight/schema/report.schema.json)."""
         out = self._dict()
@@ -225,6 +294,8 @@ class Report:
                 "unchecked": [{"id": i, "reason": why} for i, why in self.unchecked],
                 "unchecked_fails": self.unchecked_fails,
                 "hints": list(self.hints),
+                "action": None if self.action is None else self.action.value,
+                "action_checks": self.action_checks,
             },
             "results": [r.to_dict() for r in self.results],
             "facts": dict(sorted(self.facts.items())),

@@ -18,7 +18,7 @@ from importlib import metadata
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from preflight.errors import ConfigError, UsageError
-from preflight.model import Verdict
+from preflight.model import Action, Verdict
 from preflight.suggest import did_you_mean
 
 if TYPE_CHECKING:
@@ -57,6 +57,20 @@ class CheckSpec(Generic[P]):
     """The depth that runs it: 1 reads state (seconds), 2 adds active tests that fit a job
     prolog (about 2 minutes for 8 GPUs), 3 adds deep tests (minutes). `run --level N` selects
     tiers up to N."""
+    action: Action | None = None
+    """Remediation class of its failing and warning findings, unless a finding names its own."""
+    warn_action: Action | None = None
+    """Class of its warning findings when it differs from `action` (a count to watch)."""
+    actions: tuple[Action, ...] = ()
+    """Every class its findings may carry, the default first (README and `list` show them)."""
+
+    default_text: str | None = None
+    """The default action text when the Fix section's first sentence is about one case only."""
+
+    @property
+    def fix(self) -> str:
+        """The default action text: given, or the first sentence of the Fix section."""
+        return self.default_text or fix_sentence(self.doc)
 
     @property
     def doc(self) -> str:
@@ -97,6 +111,20 @@ def _type_hints(params: type[Any]) -> dict[str, Any]:
     if hints is None:
         hints = _HINTS[params] = typing.get_type_hints(params)
     return hints
+
+
+FIX_TEXT_MAX = 200
+
+
+def fix_sentence(doc: str) -> str:
+    """First sentence of a `## Fix` section, on one line (empty when there is none)."""
+    _, sep, rest = doc.partition("## Fix")
+    if not sep:
+        return ""
+    body = " ".join(rest.split("\n## ", 1)[0].split())
+    match = re.match(r"(.+?\.)(?:\s|$)", body)
+    text = (match.group(1) if match else body).rstrip(".")
+    return text if len(text) <= FIX_TEXT_MAX else text[: FIX_TEXT_MAX - 1] + "…"
 
 
 def _default(f: dataclasses.Field[Any]) -> Any:
@@ -187,8 +215,18 @@ def check(
     params: type[Any] = NoParams,
     final: bool = False,
     tier: int = 1,
+    action: Action | None = None,
+    warn_action: Action | None = None,
+    actions: Sequence[Action] = (),
+    action_text: str | None = None,
 ) -> Callable[[Callable[[Inventory, Any], Verdict]], CheckSpec[Any]]:
-    """Declare a check. The decorated function's docstring is its user documentation."""
+    """Declare a check. The decorated function's docstring is its user documentation.
+
+    `action` is the remediation class of its failing and warning findings (a finding may name
+    its own: an Xid's class comes from NVIDIA's catalogue); `warn_action` that of its warning
+    findings when it differs (correctable errors to watch); `actions` lists the other classes
+    its findings may carry.
+    """
     if not ID_RE.match(id):
         raise ValueError(f"check id {id!r} must look like 'area.property'")
     for need in needs:
@@ -198,6 +236,11 @@ def check(
         raise TypeError(f"check {id}: params must be a dataclass")
     if tier not in TIERS:
         raise ValueError(f"check {id}: tier must be one of {TIERS}, got {tier!r}")
+    given = [a for a in (action, warn_action) if a is not None]
+    classes = tuple(dict.fromkeys([*given, *actions]))
+    for cls in classes:
+        if not isinstance(cls, Action):
+            raise TypeError(f"check {id}: action {cls!r} is not an Action")
 
     def wrap(func: Callable[[Inventory, Any], Verdict]) -> CheckSpec[Any]:
         return CheckSpec(
@@ -209,6 +252,10 @@ def check(
             func=func,
             final=final,
             tier=tier,
+            action=action,
+            warn_action=warn_action,
+            actions=classes,
+            default_text=action_text,
         )
 
     return wrap

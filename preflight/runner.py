@@ -13,6 +13,7 @@ from preflight.inventory import Inventory
 from preflight.inventory.node import PartHung
 from preflight.model import CheckResult, Status, Verdict
 from preflight.registry import CheckSpec
+from preflight.remediation import Override, judged
 
 GPU_COUNT_CHECK = "node.gpu_count"
 NIC_COUNT_CHECK = "node.nic_count"
@@ -28,6 +29,7 @@ class Planned:
 
     spec: CheckSpec[Any]
     params: Any
+    override: Override | None = None  # the baseline's change to its findings' class/severity
 
 
 @dataclass
@@ -176,7 +178,5 @@ def run_checks(
                 elapsed,
             )
             continue
-        results[index] = CheckResult(
-            spec.id, spec.title, verdict.status, verdict.summary, elapsed, verdict.findings
-        )
+        results[index] = judged(spec, verdict, elapsed, item.override)
     return [results[i] for i in range(len(plan))]

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 from preflight import drain_guard
 from preflight.drain_guard import DrainLimit, Guard
-from preflight.model import CheckResult, Status
+from preflight.model import Action as Remedy
+from preflight.model import CheckResult, Status, strongest
 from preflight.subproc import MAX_OUTPUT, run_in_session
 
 REASON_PREFIX = "preflight:"
@@ -69,23 +70,35 @@ def parse_show_node(name: str, text: str) -> NodeState:
 
 
 def failing_checks(results: Sequence[CheckResult], strict: bool = False) -> list[str]:
-    """Ids of the checks that fail the run (and warnings with --strict), as the exit code does."""
+    """Ids of the checks that fail the run (and warnings with --strict), as the exit code does;
+    those with the strongest remediation class first, so a cut reason still names them."""
     bad = {Status.FAIL, Status.ERROR} | ({Status.WARN} if strict else set())
-    return [r.id for r in results if r.status in bad]
+    failing = [r for r in results if r.status in bad]
+    failing.sort(key=lambda r: -1 if r.action is None else -r.action.rank)
+    return [r.id for r in failing]
 
 
-def drain_reason(failing: Sequence[str]) -> str:
-    """`preflight: pcie.acs,pcie.link`, cut to REASON_MAX characters with a count of the rest."""
-    reason = f"{REASON_PREFIX} " + ",".join(failing)
+def failing_action(results: Sequence[CheckResult], failing: Sequence[str]) -> Remedy | None:
+    """The strongest remediation class of the failing checks (None when none carries one)."""
+    ids = set(failing)
+    return strongest(r.action for r in results if r.id in ids)
+
+
+def drain_reason(failing: Sequence[str], action: Remedy | None = None) -> str:
+    """`preflight: reset-gpu gpu.row_remap,pcie.link`: the node's remediation class (a site's
+    automation acts on it) and the failing checks, cut to REASON_MAX characters with a count of
+    the rest."""
+    head = f"{REASON_PREFIX} " + (f"{action.value} " if action is not None else "")
+    reason = head + ",".join(failing)
     if len(reason) <= REASON_MAX:
         return reason
     shown: list[str] = []
     for check_id in failing:
-        candidate = f"{REASON_PREFIX} " + ",".join([*shown, check_id])
+        candidate = head + ",".join([*shown, check_id])
         if len(candidate) + len(f",… (+{len(failing)})") > REASON_MAX:
             break
         shown.append(check_id)
-    return f"{REASON_PREFIX} " + ",".join(shown) + f",… (+{len(failing) - len(shown)})"
+    return head + ",".join(shown) + f",… (+{len(failing) - len(shown)})"
 
 
 @dataclass(frozen=True)
@@ -103,12 +116,14 @@ def decide(
     state: NodeState | None,
     drain: bool,
     resume: bool,
+    remedy: Remedy | None = None,
 ) -> Action:
-    """The Slurm action for a run's outcome and the node's current state (None: unknown)."""
+    """The Slurm action for a run's outcome and the node's current state (None: unknown);
+    `remedy` is the failing checks' remediation class, which the drain reason starts with."""
     if not passed:
         if not drain:
             return Action("none", "run failed; --slurm-drain not given")
-        reason = drain_reason(failing)
+        reason = drain_reason(failing, remedy)
         if state is not None and state.drained and not state.drained_by_preflight:
             return Action(
                 "none", f"already drained by someone else (reason {state.reason!r}); left as it is"
@@ -236,8 +251,10 @@ def apply(
     timeout_s: float = DEFAULT_TIMEOUT_S,
     runner: Runner = run_bounded,
     say: Callable[[str], None] = print,
+    remedy: Remedy | None = None,
 ) -> bool:
-    """Query the node, decide, act (or only say what it would do); False when a call failed."""
+    """Query the node, decide, act (or only say what it would do); False when a call failed.
+    `remedy`: the failing checks' remediation class, first word of the drain reason."""
     return carry_out(
         name,
         passed,
@@ -248,6 +265,7 @@ def apply(
         timeout_s=timeout_s,
         runner=runner,
         say=say,
+        remedy=remedy,
     ).ok
 
 
@@ -264,6 +282,7 @@ def carry_out(
     say: Callable[[str], None] = print,
     max_drained: DrainLimit | None = None,
     scope: str = "partition",
+    remedy: Remedy | None = None,
 ) -> Outcome:
     """Query the node, decide, ask the breaker before a drain (with `max_drained`), act (or only
     say what it would do); every step is one line through `say`."""
@@ -271,7 +290,7 @@ def carry_out(
     state = parse_show_node(name, shown.output) if shown.ok else None
     if shown.error:
         say(f"preflight: slurm: cannot read node {name}: {shown.error}")
-    action = decide(passed, failing, state, drain, resume)
+    action = decide(passed, failing, state, drain, resume, remedy)
 
     def done(kind: str, line: str, ok: bool, guard: Guard | None = None) -> Outcome:
         say(line)

@@ -171,6 +171,12 @@ def test_case(
         assert case.summary_has in result.summary, f"{case.where}: {result.summary}"
     if case.summary_starts is not None:
         assert result.summary.startswith(case.summary_starts), f"{case.where}: {result.summary}"
+    # Every failing or warning finding says what to do: a class the check declares, and a text.
+    classes = registry.specs[case.check_id].actions
+    for f in (x for x in result.findings if x.status in (WARN, FAIL)):
+        assert f.action in classes and f.action_text, f"{case.where}: {f.subject}: {f.action}"
+    if result.status in (WARN, FAIL):
+        assert result.action in classes and result.action_text, f"{case.where}: no action"
 
 
 def has_fail_verdict(doc: str) -> bool:

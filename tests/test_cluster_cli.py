@@ -68,9 +68,11 @@ def test_json_failures_and_drift(fleet_dir: Path) -> None:
         {
             "hostname": "node07",
             "source": str(fleet_dir / "node07.json"),
+            "action": "fix-config",
             "checks": [{"check": "pcie.acs", "status": "fail"}],
         }
     ]
+    assert doc["failures"]["by_action"] == [{"action": "fix-config", "nodes": ["node07"]}]
     drift = drift_of(doc)
     bios = drift[("dgx-h100", "dmi.bios_version")]
     assert bios["expected"] == {"value": "1.6.7", "absent": False, "nodes": 6}

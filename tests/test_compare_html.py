@@ -73,7 +73,7 @@ def test_model_has_every_node_a_status_per_check_and_the_findings(tmp_path: Path
     assert m["failures"] == [
         {"check": "pcie.acs", "summary": detail[2], "nodes": [node]},
     ]
-    assert m["by_action"] == []  # reports of today carry no action class
+    assert m["by_action"] == [{"action": "fix-config", "nodes": [node]}]  # ACS: a BIOS setting
 
 
 def test_failing_nodes_are_grouped_by_their_strongest_action(tmp_path: Path) -> None:

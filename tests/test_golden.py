@@ -18,7 +18,7 @@ from collections.abc import Callable
 import jsonschema
 import pytest
 
-from preflight.model import CheckResult, Evidence, Finding, Report, Status
+from preflight.model import Action, CheckResult, Evidence, Finding, Report, Status
 from preflight.output import FORMATS, RenderOptions, renderers
 from tests.harness import SCHEMA
 
@@ -65,8 +65,12 @@ REPORT = Report(
                             "performance",
                         ),
                     ),
+                    Action.FIX_CONFIG,
+                    "`cpupower frequency-set -g performance`",
                 ),
             ),
+            action=Action.FIX_CONFIG,
+            action_text="`cpupower frequency-set -g performance`",
         ),
         CheckResult(
             "rdma.port_state",
@@ -87,9 +91,13 @@ REPORT = Report(
                             "5: LinkUp",
                         ),
                     ),
+                    Action.REPLACE,
+                    'reseat the cable of mlx5_3 port 1 <"QSFP"> & µs',
                 ),
                 Finding("mlx5_0 port 1", Status.PASS, "ACTIVE, LinkUp"),
             ),
+            action=Action.REPLACE,
+            action_text='reseat the cable of mlx5_3 port 1 <"QSFP"> & µs',
         ),
         CheckResult(
             "gpu.nvml_available",
@@ -158,8 +166,8 @@ def test_table_variants_match_their_golden_files(
 
 def test_table_rows_are_failures_first_and_the_footer_names_them() -> None:
     lines = rendered("table").splitlines()
-    rows = [line.split()[1] for line in lines if line.startswith("│")]
-    assert [r.split("│")[0] for r in rows] == ["ERROR", "FAIL", "WARN", "PASS", "SKIP"]
+    cells = [line.split("│")[1].strip() for line in lines if line.startswith("│")]
+    assert [c for c in cells if c] == ["ERROR", "FAIL", "WARN", "PASS", "SKIP"]  # action lines
     assert lines[-2:] == ["failed: rdma.port_state", "could not run: xid.events"]
     assert all(line == line.rstrip() for line in lines)
 

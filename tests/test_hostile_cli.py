@@ -117,7 +117,8 @@ def test_failing_node_is_drained_though_the_report_cannot_be_written(
         env=scontrol["env"],
     )
     assert result.exit_code == 1, result.output  # the run's verdict, not the write error's 2
-    assert calls(scontrol)[-1] == "update NodeName=n1 State=DRAIN Reason=preflight: pcie.acs"
+    drained = "update NodeName=n1 State=DRAIN Reason=preflight: fix-config pcie.acs"
+    assert calls(scontrol)[-1] == drained
     errors = [ln for ln in result.stderr.splitlines() if ln.startswith("preflight: error:")]
     assert len(errors) == 1 and "cannot write" in errors[0], result.stderr
     assert "Traceback" not in result.output

@@ -209,9 +209,9 @@ def test_run_drains_a_failing_node(fake_scontrol: dict[str, Path]) -> None:
     assert code == 1
     assert calls(fake_scontrol) == [
         "show node n1",
-        "update NodeName=n1 State=DRAIN Reason=preflight: pcie.acs",
+        "update NodeName=n1 State=DRAIN Reason=preflight: fix-config pcie.acs",
     ]
-    assert "preflight: slurm: drained node n1: preflight: pcie.acs" in err
+    assert "preflight: slurm: drained node n1: preflight: fix-config pcie.acs" in err
 
 
 def test_run_resumes_only_what_preflight_drained(fake_scontrol: dict[str, Path]) -> None:
@@ -232,7 +232,7 @@ def test_dry_run_changes_nothing(fake_scontrol: dict[str, Path]) -> None:
     assert code == 1 and calls(fake_scontrol) == ["show node n1"]
     assert (
         "dry run: would run: scontrol update NodeName=n1 State=DRAIN "
-        "'Reason=preflight: pcie.acs'" in err
+        "'Reason=preflight: fix-config pcie.acs'" in err
     )
 
 
@@ -279,7 +279,9 @@ def test_drain_with_a_profile_needs_the_node_named(fake_scontrol: dict[str, Path
     assert calls(fake_scontrol) == []
     result = runner.invoke(app, [*args, "--slurm-drain", "--node-name", "n9"], env=env)
     assert result.exit_code == 1
-    assert calls(fake_scontrol)[-1] == "update NodeName=n9 State=DRAIN Reason=preflight: pcie.acs"
+    assert calls(fake_scontrol)[-1] == (
+        "update NodeName=n9 State=DRAIN Reason=preflight: fix-config pcie.acs"
+    )
 
 
 @pytest.mark.parametrize(

@@ -241,13 +241,14 @@ def test_health_check_drains_and_resumes_and_a_sweep_names_the_faulty_node(
     assert result.exit_code == 1
     assert doc["failures"]["by_node"][0]["hostname"] == "n2"
     assert [n["hostname"] for n in doc["failures"]["by_check"][0]["nodes"]] == ["n2"]
+    assert doc["failures"]["by_action"] == [{"action": "fix-config", "nodes": ["n2"]}]
     acs = [d for d in doc["drift"]["items"] if d["fact"].endswith(".acs_ctl")]
     assert acs and all(d["differs"][0]["nodes"] == ["n2"] for d in acs)
 
     # health checks on: the faulty node is drained by preflight, the healthy ones stay idle
     (c.root / "healthcheck.on").write_text("")
     c.wait("n2 drained by preflight", lambda: "DRAIN" in c.node("n2")[0])
-    assert c.node("n2")[1] == "preflight: pcie.acs"
+    assert c.node("n2")[1] == "preflight: fix-config pcie.acs"
     c.wait("n1 and n3 checked", lambda: c.checks_of("n1") >= 1 and c.checks_of("n3") >= 1)
     assert c.node("n1") == ("IDLE", None) and c.node("n3") == ("IDLE", None)
 

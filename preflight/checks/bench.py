@@ -3,7 +3,7 @@ each HCA port's RDMA loopback bandwidth against its line rate."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from preflight.bench.expected import Theoretical
 from preflight.bench.measurement import (
@@ -19,8 +19,10 @@ from preflight.bench.measurement import (
 from preflight.bench.metrics import format_size
 from preflight.bench.result import judge_gate
 from preflight.inventory import Inventory
-from preflight.model import Evidence, Finding, Status, Verdict
+from preflight.model import Action, Evidence, Finding, Status, Verdict
 from preflight.registry import check
+
+STANDIN_TEXT = "nothing to do on the node: a stand-in's replay is not a measurement"
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,10 @@ def judge_allreduce(m: Measurement | None, gate_bytes: int, min_busbw_gbps: floa
             + ", ".join(f"{i}: {w}" for i, w in enumerate(row.rank_wrong) if w)
             + "): silent data corruption",
             (Evidence(source, row.wrong, "0 wrong elements"),),
+            action=Action.REPLACE,
+            action_text=(
+                "drain the node, run `dcgmi diag -r 3` and RMA the GPU of the ranks named"
+            ),
         )
         for row in r.rows
         if row.wrong
@@ -110,6 +116,12 @@ def judge_allreduce(m: Measurement | None, gate_bytes: int, min_busbw_gbps: floa
     title="All-reduce bus bandwidth across the node's GPUs meets the baseline",
     tags=("bench", "gpu", "nccl"),
     params=BenchParams,
+    action=Action.FIX_CONFIG,
+    actions=(Action.REPLACE,),
+    action_text=(
+        "low busbw: look at pcie.link, pcie.acs, gpu.nvlink and gpu.clocks on this node, then "
+        "compare with nccl-tests' all_reduce_perf"
+    ),
 )
 def allreduce(inv: Inventory, params: BenchParams) -> Verdict:
     """All-reduce across the node's GPUs reaches the baseline's bus bandwidth, with exact sums.
@@ -188,7 +200,10 @@ def judge_loopback(m: RdmaMeasurement | None) -> Verdict:
             else None
         )
         source = f"perftest {r.test} loopback ({' '.join(r.client_cmd[:1])})"
-        findings.append(Finding(subject, status, message, (Evidence(source, got, expected),)))
+        finding = Finding(subject, status, message, (Evidence(source, got, expected),))
+        if r.status == RUN_STANDIN:  # a replay measured nothing: nothing to do on the node
+            finding = replace(finding, action=Action.NONE, action_text=STANDIN_TEXT)
+        findings.append(finding)
     return Verdict.from_findings(
         findings,
         ok=f"{len(findings)} loopback run(s) at or above their share of line rate",
@@ -201,6 +216,12 @@ def judge_loopback(m: RdmaMeasurement | None) -> Verdict:
     title="Each HCA port reaches its share of line rate in perftest loopback",
     tags=(RDMA_TAG, "rdma"),
     params=RdmaLoopbackParams,
+    action=Action.FIX_CONFIG,
+    actions=(Action.NONE,),
+    action_text=(
+        "below the floor: look at pcie.link and pcie.acs for the HCA, the rdma.* checks of "
+        "its port and its GPU's distance"
+    ),
 )
 def rdma_loopback(inv: Inventory, params: RdmaLoopbackParams) -> Verdict:
     """Each active HCA port moves data at its expected share of line rate in perftest loopback.

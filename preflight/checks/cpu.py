@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from preflight.inventory import Inventory
-from preflight.model import Evidence, Finding, Status, Verdict
+from preflight.model import Action, Evidence, Finding, Status, Verdict
 from preflight.registry import check
 
 
@@ -48,6 +48,7 @@ def judge_governors(governors: dict[int, str], expected: str) -> Verdict:
     title="Every CPU runs the performance frequency governor",
     tags=("cpu", "bios"),
     params=GovernorParams,
+    action=Action.FIX_CONFIG,
 )
 def governor(inv: Inventory, params: GovernorParams) -> Verdict:
     """Every CPU runs the `performance` frequency governor.
@@ -83,6 +84,7 @@ class SmtParams:
     title="SMT (hyper-threading) as the baseline expects",
     tags=("cpu", "bios"),
     params=SmtParams,
+    action=Action.FIX_CONFIG,
 )
 def smt(inv: Inventory, params: SmtParams) -> Verdict:
     """SMT (hyper-threading) is on or off as the node type expects.

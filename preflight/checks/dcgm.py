@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 from preflight.active.collect import outcome as active_outcome
 from preflight.active.judge import judge_dcgm, not_measured
 from preflight.inventory import Inventory
-from preflight.model import Verdict
+from preflight.model import Action, Verdict
 from preflight.registry import check
 
 
@@ -31,6 +31,8 @@ class DiagParams:
     tags=("gpu", "active", "dcgm"),
     params=DiagParams,
     tier=3,
+    action=Action.RESET_GPU,
+    actions=(Action.REPLACE,),
 )
 def diag(inv: Inventory, params: DiagParams) -> Verdict:
     """Every GPU passes NVIDIA's DCGM diagnostic at the configured run level.

@@ -8,7 +8,7 @@ from preflight.errors import ParseError
 from preflight.inventory import Inventory
 from preflight.inventory.rdma import PEERMEM_PATHS, VerbsDevice
 from preflight.inventory.rdma_sysfs_text import parse_kernel_release
-from preflight.model import Evidence, Finding, Status, Verdict
+from preflight.model import Action, Evidence, Finding, Status, Verdict
 from preflight.registry import check
 
 
@@ -92,6 +92,7 @@ def judge_peermem(
     tags=("gdr", "rdma", "gpu"),
     needs=("gpu", "nic"),
     params=PeermemParams,
+    action=Action.FIX_CONFIG,
 )
 def peermem(inv: Inventory, params: PeermemParams) -> Verdict:
     """The NIC can read and write GPU memory directly (GPUDirect RDMA).
@@ -191,6 +192,7 @@ def judge_uverbs(
     tags=("gdr", "rdma"),
     needs=("nic",),
     params=UverbsParams,
+    action=Action.FIX_CONFIG,
 )
 def uverbs(inv: Inventory, params: UverbsParams) -> Verdict:
     """Every RDMA device has a `/dev/infiniband/uverbsN` node that the job can open read-write.

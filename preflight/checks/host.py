@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from preflight.host import UNLIMITED
 from preflight.inventory import Inventory
-from preflight.model import Evidence, Finding, Status, Verdict
+from preflight.model import Action, Evidence, Finding, Status, Verdict
 from preflight.registry import check
 
 GIB = 1 << 30
@@ -53,6 +53,7 @@ def judge_memlock(soft: int, hard: int, min_bytes: int | None) -> Finding:
     title="Locked memory is unlimited",
     tags=("host", "rdma", "limits"),
     params=MemlockParams,
+    action=Action.FIX_CONFIG,
 )
 def memlock(inv: Inventory, params: MemlockParams) -> Verdict:
     """The locked-memory limit (ulimit -l) is unlimited.
@@ -80,7 +81,12 @@ def memlock(inv: Inventory, params: MemlockParams) -> Verdict:
     return Verdict.single(finding)
 
 
-@check("host.stack", title="Stack size limit is finite", tags=("host", "limits"))
+@check(
+    "host.stack",
+    title="Stack size limit is finite",
+    tags=("host", "limits"),
+    action=Action.FIX_CONFIG,
+)
 def stack(inv: Inventory, params: object) -> Verdict:
     """The stack size limit (ulimit -s) is finite, e.g. 8192 KiB.
 
@@ -126,6 +132,7 @@ class ShmParams:
     title="/dev/shm is large enough for NCCL",
     tags=("host", "limits", "nccl"),
     params=ShmParams,
+    action=Action.FIX_CONFIG,
 )
 def shm(inv: Inventory, params: ShmParams) -> Verdict:
     """/dev/shm is mounted and at least `min_gib` large.
@@ -183,6 +190,7 @@ class BiosParams:
     title="BIOS vendor and version as pinned by the baseline",
     tags=("host", "bios"),
     params=BiosParams,
+    action=Action.FIX_CONFIG,
 )
 def bios(inv: Inventory, params: BiosParams) -> Verdict:
     """The BIOS vendor, version and platform are the ones the fleet runs.
@@ -274,6 +282,7 @@ def judge_cmdline(
     title="Kernel command line has the settings the baseline requires",
     tags=("host", "kernel"),
     params=CmdlineParams,
+    action=Action.FIX_CONFIG,
 )
 def kernel_cmdline(inv: Inventory, params: CmdlineParams) -> Verdict:
     """The kernel command line carries the required settings and none of the forbidden ones.

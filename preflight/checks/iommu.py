@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from preflight.inventory import Inventory
-from preflight.model import Evidence, Finding, Status, Verdict
+from preflight.model import Action, Evidence, Finding, Status, Verdict
 from preflight.registry import check
 
 TRANSLATED = ("DMA", "DMA-FQ")
@@ -50,6 +50,7 @@ def judge_iommu_group(
     title="GPU and NIC DMA is not translated by the IOMMU",
     tags=("iommu", "bios", "kernel"),
     params=IommuParams,
+    action=Action.FIX_CONFIG,
 )
 def mode(inv: Inventory, params: IommuParams) -> Verdict:
     """GPU and NIC DMA is not translated by the IOMMU (passthrough or off on bare metal).

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from preflight.inventory import Inventory
 from preflight.inventory.kernel_events import KernelEvent
 from preflight.inventory.log_actions import ACTION_TEXT, DRAIN, IGNORE
-from preflight.model import Evidence, Finding, Status, Verdict
+from preflight.model import Action, Evidence, Finding, Status, Verdict
 from preflight.registry import check
+from preflight.remediation import LOG_ACTION_CLASS, log_action_text
 
 SOURCE = "kmsg"
 
@@ -43,7 +44,16 @@ def judge_kernel_events(
         message = f"{pattern}{times}: {last.meaning}; {ACTION_TEXT[last.action]}"
         evidence = tuple(Evidence(SOURCE, e.line, "no such line") for e in items[-3:])
         name = labels.get(subject, subject) if subject else "node"
-        findings.append(Finding(name, status, message, evidence))
+        findings.append(
+            Finding(
+                name,
+                status,
+                message,
+                evidence,
+                action=LOG_ACTION_CLASS[last.action],
+                action_text=log_action_text(last.action, name),
+            )
+        )
     return findings
 
 
@@ -52,6 +62,8 @@ def judge_kernel_events(
     title="No kernel log event since boot that calls for a drain",
     tags=("kernel",),
     params=KernelEventsParams,
+    action=Action.REBOOT,
+    actions=(Action.REPLACE, Action.RESET_GPU, Action.MONITOR, Action.RESTART_JOB),
 )
 def events(inv: Inventory, params: KernelEventsParams) -> Verdict:
     """No NVSwitch, NIC, PCIe, memory or disk fault since boot that calls for a drain.

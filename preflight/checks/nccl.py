@@ -25,7 +25,7 @@ from preflight.inventory.nccl_env import (
     strtoll,
 )
 from preflight.inventory.rdma import IbPort
-from preflight.model import Evidence, Finding, Status, Verdict
+from preflight.model import Action, Evidence, Finding, Status, Verdict
 from preflight.registry import NoParams, check
 
 
@@ -142,6 +142,7 @@ def judge_ib_hca(setting: Setting, ports: list[IbPort]) -> list[Finding]:
     "nccl.ib_hca",
     title="NCCL_IB_HCA selects active RDMA ports",
     tags=("nccl", "rdma", "env"),
+    action=Action.FIX_CONFIG,
 )
 def ib_hca(inv: Inventory, params: NoParams) -> Verdict:
     """`NCCL_IB_HCA`, when set, selects active RDMA ports, and only the ones it names.
@@ -234,6 +235,7 @@ def judge_socket_ifname(setting: Setting, netdevs: dict[str, str | None]) -> lis
     "nccl.socket_ifname",
     title="NCCL_SOCKET_IFNAME selects interfaces that are up",
     tags=("nccl", "network", "env"),
+    action=Action.FIX_CONFIG,
 )
 def socket_ifname(inv: Inventory, params: NoParams) -> Verdict:
     """`NCCL_SOCKET_IFNAME`, when set, selects network interfaces that exist and are up.
@@ -520,6 +522,7 @@ def judge_topo_file(
     title="No debug-only, unknown or broken NCCL settings",
     tags=("nccl", "env"),
     params=EnvParams,
+    action=Action.FIX_CONFIG,
 )
 def env(inv: Inventory, params: EnvParams) -> Verdict:
     """The NCCL settings a job would inherit hold no debug-only knobs, typos or broken paths.

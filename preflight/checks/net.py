@@ -8,7 +8,7 @@ from preflight.checks.rdma import NO_IB_DEVICE, judged_ports
 from preflight.inventory import Inventory
 from preflight.inventory.net import ARPHRD_ETHER, ARPHRD_INFINIBAND, NetDev
 from preflight.inventory.rdma import IbPort
-from preflight.model import Evidence, Finding, Status, Verdict
+from preflight.model import Action, Evidence, Finding, Status, Verdict
 from preflight.registry import check
 
 
@@ -37,17 +37,22 @@ def judge_netdev(port: IbPort, dev: NetDev | None, ib_mtu: int, eth_mtu: int) ->
     base = f"sysfs:{dev.path}/"
     problems = []
     evidence = [Evidence(base + "operstate", dev.operstate, "up")]
+    todo = []
     if dev.operstate != "up":
         state = dev.operstate or dev.errors.get("operstate", "unknown")
         problems.append(f"operstate {state}, expected up")
+        todo.append(f"`ip link set {name} up` and check {port.name} (rdma.port_state)")
     expected_mtu = {ARPHRD_INFINIBAND: ib_mtu, ARPHRD_ETHER: eth_mtu}.get(dev.type or -1, 0)
     if expected_mtu:
         evidence.append(Evidence(base + "mtu", dev.mtu, f"== {expected_mtu}"))
         if dev.mtu != expected_mtu:
             problems.append(f"MTU {dev.mtu}, expected {expected_mtu}")
+            todo.append(f"set MTU {expected_mtu} on {name} in its network configuration")
     speed = f", {dev.speed_mbps // 1000} Gb/s" if dev.speed_mbps else ""
     if problems:
-        return Finding(subject, Status.FAIL, "; ".join(problems), tuple(evidence))
+        return Finding(
+            subject, Status.FAIL, "; ".join(problems), tuple(evidence), action_text="; ".join(todo)
+        )
     return Finding(
         subject,
         Status.PASS,
@@ -62,6 +67,7 @@ def judge_netdev(port: IbPort, dev: NetDev | None, ib_mtu: int, eth_mtu: int) ->
     tags=("network", "rdma"),
     needs=("nic",),
     params=NetdevParams,
+    action=Action.FIX_CONFIG,
 )
 def netdev(inv: Inventory, params: NetdevParams) -> Verdict:
     """The network interface of every RDMA port is up, with the MTU the node type expects.

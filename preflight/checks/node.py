@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from preflight.inventory import Inventory
 from preflight.inventory.pci import PciDevice
-from preflight.model import Evidence, Finding, Status, Verdict
+from preflight.model import Action, Evidence, Finding, Status, Verdict
 from preflight.registry import check
 
 
@@ -69,6 +69,7 @@ def judge_count(
     title="Every GPU the node should have is on the PCI bus",
     tags=("gpu", "pcie"),
     params=CountParams,
+    action=Action.REPLACE,
 )
 def gpu_count(inv: Inventory, params: CountParams) -> Verdict:
     """Every GPU the node should have is on the PCI bus, and of the expected model.
@@ -101,6 +102,7 @@ def gpu_count(inv: Inventory, params: CountParams) -> Verdict:
     title="Every RDMA NIC the node should have is on the PCI bus",
     tags=("rdma", "pcie"),
     params=CountParams,
+    action=Action.REPLACE,
 )
 def nic_count(inv: Inventory, params: CountParams) -> Verdict:
     """Every RDMA NIC the node should have is on the PCI bus, and of the expected model.

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from preflight.inventory import Inventory
 from preflight.inventory.topology import gpu_nic_paths
-from preflight.model import Evidence, Finding, Status, Verdict, passed
+from preflight.model import Action, Evidence, Finding, Status, Verdict, passed
 from preflight.registry import NoParams, check
 
 
@@ -22,6 +22,7 @@ class NodesParams:
     title="NUMA node count as the node type expects",
     tags=("cpu", "numa", "bios"),
     params=NodesParams,
+    action=Action.FIX_CONFIG,
 )
 def nodes(inv: Inventory, params: NodesParams) -> Verdict:
     """The node has as many NUMA nodes as its type (sockets × NPS / SNC setting).
@@ -63,6 +64,7 @@ class BalancingParams:
     title="Automatic NUMA balancing is off",
     tags=("cpu", "numa", "kernel"),
     params=BalancingParams,
+    action=Action.FIX_CONFIG,
 )
 def balancing(inv: Inventory, params: BalancingParams) -> Verdict:
     """Automatic NUMA balancing is off.
@@ -129,6 +131,7 @@ def judge_affinity(
     title="Each GPU and its nearest RDMA NIC share a NUMA node",
     tags=("numa", "gpu", "rdma", "topology"),
     needs=("gpu", "nic"),
+    action=Action.FIX_CONFIG,
 )
 def gpu_nic_affinity(inv: Inventory, params: NoParams) -> Verdict:
     """Each GPU and its nearest RDMA NIC share a NUMA node.

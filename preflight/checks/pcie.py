@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from preflight.inventory import Inventory
 from preflight.inventory.memory import PreviousCounters
 from preflight.inventory.pci import PciDevice, PciInventory
 from preflight.inventory.pci_config import acs_control_names
 from preflight.inventory.sysfs_text import format_link_speed
-from preflight.model import Evidence, Finding, Status, Verdict, passed
+from preflight.model import Action, Evidence, Finding, Status, Verdict, passed
 from preflight.registry import check
+from preflight.remediation import bdf_of
 
 SYSFS = "sysfs:/sys/bus/pci/devices/"
 GIB = 1 << 30
@@ -126,11 +127,32 @@ def judge_link(
     )
 
 
+def link_action_text(pci: PciInventory, dev: PciDevice) -> str:
+    """What to reseat for a bad link, port first: a bridge's link is the one to the devices
+    below it, a device's the one to the port above it."""
+    below = sorted(pci.label(d) for d in pci.devices.values() if d.parent == dev.bdf)
+    parent = pci.devices.get(dev.parent) if dev.parent else None
+    if below:
+        upper, lower = pci.label(dev), " and ".join(below[:2]) + (" …" if len(below) > 2 else "")
+    elif parent is not None:
+        upper, lower = pci.label(parent), pci.label(dev)
+    else:
+        return (
+            f"reseat or replace {pci.label(dev)} and its riser; check the slot's bifurcation "
+            "in the BIOS and pcie.aer for errors on the link"
+        )
+    return (
+        f"on the link from {upper} to {lower} it feeds: reseat the riser or cable, then the "
+        "device; check the slot's bifurcation in the BIOS and pcie.aer for errors on the link"
+    )
+
+
 @check(
     "pcie.link",
     title="GPU, NIC and switch links train at full speed and width",
     tags=("pcie", "gpu", "rdma"),
     params=LinkParams,
+    action=Action.REPLACE,
 )
 def link(inv: Inventory, params: LinkParams) -> Verdict:
     """GPU, NIC and switch-port links train at full speed and width.
@@ -178,17 +200,18 @@ def link(inv: Inventory, params: LinkParams) -> Verdict:
             expected = (None, None)
         # A bridge's current speed follows its link partner's power state; only NICs hold full
         # speed at idle, so only their current speed is judged.
-        findings.append(
-            judge_link(
-                pci.label(dev),
-                (dev.max_link_speed, dev.max_link_width),
-                upstream,
-                (dev.current_link_speed, dev.current_link_width),
-                expected,
-                dev.bdf in nics,
-                SYSFS + f"{dev.bdf}/",
-            )
+        finding = judge_link(
+            pci.label(dev),
+            (dev.max_link_speed, dev.max_link_width),
+            upstream,
+            (dev.current_link_speed, dev.current_link_width),
+            expected,
+            dev.bdf in nics,
+            SYSFS + f"{dev.bdf}/",
         )
+        if finding.status is Status.FAIL:
+            finding = replace(finding, action_text=link_action_text(pci, dev))
+        findings.append(finding)
     return Verdict.from_findings(
         findings,
         ok=f"{passed(findings)} links at full speed and width",
@@ -209,6 +232,12 @@ class AcsParams:
 ACS_REDIRECT_NAMES = ("ReqRedir", "CmpltRedir", "EgressCtrl")
 
 
+ACS_TODO = (
+    'disable "PCIe ACS control" (or VT-d) in the BIOS, or boot with `iommu=pt '
+    'pci=disable_acs_redir={bdf}` (";"-separated with the other bridges named)'
+)
+
+
 def judge_acs(
     subject: str,
     readable: bool,
@@ -224,6 +253,7 @@ def judge_acs(
             Status.WARN,
             "extended config space not readable (256-byte config): ACS state unknown",
             (Evidence(source, "256 bytes", "4096 bytes"),),
+            action_text="run preflight as root on the host (not in a VM) to read ACS",
         )
     if acs_control is None:
         return Finding(subject, Status.PASS, "no ACS capability (nothing can redirect P2P)")
@@ -236,6 +266,7 @@ def judge_acs(
             Status.FAIL,
             f"ACS {'+ '.join(redirect)}+ set: P2P traffic is redirected to the root complex",
             evidence,
+            action_text=ACS_TODO.format(bdf=bdf_of(subject)),
         )
     if redirect:
         return Finding(
@@ -274,6 +305,7 @@ def judge_quirk_acs(
             f"{kind} sets the equivalent of {'+ '.join(redirect)}+ ({how}): P2P traffic is "
             "redirected to the root complex",
             evidence,
+            action_text=ACS_TODO.format(bdf=bdf_of(subject)),
         )
     if redirect:
         return Finding(
@@ -291,6 +323,7 @@ def judge_quirk_acs(
     tags=("pcie", "bios", "gpu", "rdma"),
     needs=("root",),
     params=AcsParams,
+    action=Action.FIX_CONFIG,
 )
 def acs(inv: Inventory, params: AcsParams) -> Verdict:
     """No PCIe bridge between GPUs and NICs redirects peer-to-peer traffic (ACS off on bare metal).
@@ -428,6 +461,7 @@ def judge_devctl(
     tags=("pcie", "bios", "gpu", "rdma"),
     needs=("root",),
     params=DevCtlParams,
+    action=Action.FIX_CONFIG,
 )
 def devctl(inv: Inventory, params: DevCtlParams) -> Verdict:
     """GPU and NIC PCIe Device Control: MaxReadReq, MaxPayload and Relaxed Ordering as expected.
@@ -569,6 +603,8 @@ def judge_aer(subject: str, totals: dict[str, int], max_correctable: int, source
     title="No uncorrectable PCIe errors on GPUs, NICs and their ports",
     tags=("pcie", "gpu", "rdma"),
     params=AerParams,
+    action=Action.REPLACE,
+    warn_action=Action.MONITOR,
 )
 def aer(inv: Inventory, params: AerParams) -> Verdict:
     """No uncorrectable PCIe errors on GPUs, NICs and the ports above them since boot.
@@ -669,6 +705,7 @@ def judge_bar1(
     tags=("pcie", "bios", "gpu"),
     needs=("gpu",),
     params=Bar1Params,
+    action=Action.FIX_CONFIG,
 )
 def bar1(inv: Inventory, params: Bar1Params) -> Verdict:
     """Every GPU's BAR1 is as large as the platform should map (above-4G decoding on).

@@ -19,7 +19,7 @@ from preflight.inventory.rdma_sysfs_text import (
     counter_saturated,
     parse_fw_version,
 )
-from preflight.model import Evidence, Finding, Status, Verdict, passed
+from preflight.model import Action, Evidence, Finding, Status, Verdict, passed
 from preflight.registry import check
 
 SYSFS = "sysfs:"
@@ -100,6 +100,7 @@ def judge_devices(
     tags=("rdma",),
     needs=("nic",),
     params=DevicesParams,
+    action=Action.FIX_CONFIG,
 )
 def devices(inv: Inventory, params: DevicesParams) -> Verdict:
     """Every RDMA-capable NIC on the PCI bus has a device in /sys/class/infiniband.
@@ -163,19 +164,27 @@ def judge_port_state(port: IbPort) -> Finding:
     )
     if port.active and port.link_up:
         return Finding(port.name, Status.PASS, f"{state}, {phys}", ev)
+    action = Action.REPLACE
     if port.link_up and port.is_ib:
         why = "link trained but no subnet manager has configured the port"
+        action, todo = Action.FIX_CONFIG, f"start a subnet manager for {port.name}'s fabric"
+        todo += " (`sminfo`, UFM or opensm) or add its switch to the SM's partition"
     elif port.phys_state is not None and port.phys_state.code == 3:
         why = "port disabled (by the switch, ibportstate or firmware)"
+        action, todo = Action.FIX_CONFIG, f"enable {port.name} on the switch (`ibportstate`)"
     elif port.phys_state is not None and port.phys_state.code == 2:
         why = "no link partner (cable, transceiver or switch port)"
+        todo = f"reseat or replace the cable and transceiver of {port.name}, then its switch port"
     else:
         why = "port not usable by NCCL, which skips inactive ports"
+        todo = f"check the cable of {port.name} and its switch port (`ibportstate`, switch logs)"
     return Finding(
         port.name,
         Status.FAIL,
         f"state {state}, phys_state {phys} (expected 4: ACTIVE, 5: LinkUp): {why}",
         ev,
+        action=action,
+        action_text=todo,
     )
 
 
@@ -185,6 +194,8 @@ def judge_port_state(port: IbPort) -> Finding:
     tags=("rdma", "network"),
     needs=("nic",),
     params=PortStateParams,
+    action=Action.REPLACE,
+    actions=(Action.FIX_CONFIG,),
 )
 def port_state(inv: Inventory, params: PortStateParams) -> Verdict:
     """Every RDMA port is `4: ACTIVE` with physical state `5: LinkUp`.
@@ -263,6 +274,7 @@ def judge_rate(port: IbPort, min_gbps: float, peer_gbps: float | None) -> Findin
     tags=("rdma", "network"),
     needs=("nic",),
     params=RateParams,
+    action=Action.REPLACE,
 )
 def port_rate(inv: Inventory, params: RateParams) -> Verdict:
     """Every active RDMA port runs at least at the expected rate (`400 Gb/sec (4X NDR)`).
@@ -341,6 +353,7 @@ def judge_link_layer(port: IbPort, expected: str, majority: str | None) -> Findi
     tags=("rdma", "network"),
     needs=("nic",),
     params=LinkLayerParams,
+    action=Action.FIX_CONFIG,
 )
 def link_layer(inv: Inventory, params: LinkLayerParams) -> Verdict:
     """Every RDMA port runs the expected link layer: InfiniBand, or Ethernet for RoCE.
@@ -427,6 +440,7 @@ def judge_subnet_manager(port: IbPort) -> Finding:
     tags=("rdma", "network"),
     needs=("nic",),
     params=SubnetManagerParams,
+    action=Action.FIX_CONFIG,
 )
 def subnet_manager(inv: Inventory, params: SubnetManagerParams) -> Verdict:
     """Every InfiniBand port with its link up has a LID and a subnet manager LID.
@@ -498,16 +512,20 @@ def judge_fw(devs: list[IbDevice], pinned: Sequence[str]) -> list[Finding]:
                 findings.append(unknown_fw(d, source))
                 continue
             ev = (Evidence(source, d.fw_ver, want),)
+            todo = (
+                f"update {d.name} to firmware {want} (`mlxfwmanager -u`), then `mlxfwreset` "
+                "or a cold reboot"
+            )
             if pin and d.fw_ver != pin:
                 msg = f"firmware {d.fw_ver}, pinned {pin} for {model}"
-                findings.append(Finding(d.name, Status.FAIL, msg, ev))
+                findings.append(Finding(d.name, Status.FAIL, msg, ev, action_text=todo))
             elif not pin and d.fw_ver != common:
                 others = [x.name for x in group if x.fw_ver == common]
                 msg = (
                     f"firmware {d.fw_ver} differs from {common} on {len(others)} other {model} "
                     f"NICs ({', '.join(others[:3])}{'…' if len(others) > 3 else ''})"
                 )
-                findings.append(Finding(d.name, Status.FAIL, msg, ev))
+                findings.append(Finding(d.name, Status.FAIL, msg, ev, action_text=todo))
             else:
                 findings.append(Finding(d.name, Status.PASS, f"{model} firmware {d.fw_ver}", ev))
     return findings
@@ -537,6 +555,7 @@ def unknown_fw(dev: IbDevice, source: str) -> Finding:
     tags=("rdma", "firmware"),
     needs=("nic",),
     params=FwParams,
+    action=Action.FIX_CONFIG,
 )
 def fw_version(inv: Inventory, params: FwParams) -> Verdict:
     """All RDMA NICs of one model run the same firmware, the pinned one if the baseline pins it.
@@ -757,6 +776,8 @@ def judge_port_counters(
     needs=("nic",),
     params=CountersParams,
     final=True,
+    action=Action.REPLACE,
+    warn_action=Action.MONITOR,
 )
 def counters(inv: Inventory, params: CountersParams) -> Verdict:
     """RDMA error counters are below their thresholds since boot, and none grows during the run.
@@ -881,6 +902,7 @@ def judge_roce_gid(port: IbPort, address_family: str | None) -> Finding:
     tags=("rdma", "roce", "network"),
     needs=("nic",),
     params=RoceGidParams,
+    action=Action.FIX_CONFIG,
 )
 def roce_gid(inv: Inventory, params: RoceGidParams) -> Verdict:
     """Every active RoCE port has a RoCE v2 GID on its netdev, of the address family NCCL uses.
@@ -963,6 +985,7 @@ def judge_ecn(
     tags=("rdma", "roce", "network"),
     needs=("nic",),
     params=RoceEcnParams,
+    action=Action.FIX_CONFIG,
 )
 def roce_ecn(inv: Inventory, params: RoceEcnParams) -> Verdict:
     """ECN is enabled on the RoCE priority of every RoCE port, where the driver exposes it.

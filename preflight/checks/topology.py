@@ -8,7 +8,7 @@ from preflight.inventory import Inventory
 from preflight.inventory.pci import PciDevice
 from preflight.inventory.rdma import nic_label
 from preflight.inventory.topology import PathType, gpu_nic_paths
-from preflight.model import Evidence, Finding, Status, Verdict, passed
+from preflight.model import Action, Evidence, Finding, Status, Verdict, passed
 from preflight.registry import check
 
 
@@ -50,6 +50,7 @@ def judge_distance(
     tags=("topology", "gpu", "rdma", "pcie"),
     needs=("gpu", "nic"),
     params=DistanceParams,
+    action=Action.FIX_CONFIG,
 )
 def gpu_nic_distance(inv: Inventory, params: DistanceParams) -> Verdict:
     """Every GPU's nearest RDMA NIC is at most `PXB` away (behind the same PCIe switches).

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from preflight.inventory import Inventory
 from preflight.inventory.memory import XidMark
 from preflight.inventory.xid import ACTION_TEXT, DRAIN, IGNORE, RESTART_APP, XidEvent
-from preflight.model import Evidence, Finding, Status, Verdict
+from preflight.model import Action, Evidence, Finding, Status, Verdict
 from preflight.registry import check
+from preflight.remediation import LOG_ACTION_CLASS, log_action_text
 from preflight.wording import count
 
 SOURCE = "kmsg"
@@ -104,7 +105,17 @@ def judge_xids(
         if last.gpu_instance is not None:
             message += f" (MIG GPU instance {last.gpu_instance})"
         evidence = tuple(Evidence(SOURCE, e.line, "no Xid of this class") for e in items[-3:])
-        findings.append(Finding(labels.get(bdf, f"PCI {bdf}"), status, message, evidence))
+        subject = labels.get(bdf, f"PCI {bdf}")
+        findings.append(
+            Finding(
+                subject,
+                status,
+                message,
+                evidence,
+                action=LOG_ACTION_CLASS[action],
+                action_text=log_action_text(action, subject, bdf),
+            )
+        )
     return findings
 
 
@@ -113,6 +124,8 @@ def judge_xids(
     title="No GPU Xid that calls for a reset or reboot since boot",
     tags=("gpu", "kernel"),
     params=XidParams,
+    action=Action.RESET_GPU,
+    actions=(Action.REBOOT, Action.REPLACE, Action.RESTART_JOB, Action.MONITOR),
 )
 def events(inv: Inventory, params: XidParams) -> Verdict:
     """No GPU logged an Xid since boot whose NVIDIA-prescribed action is a GPU reset or reboot.

@@ -8,7 +8,7 @@ from typing import Any
 
 from preflight.cluster.aggregate import Fleet
 from preflight.cluster.drift import ABSENT, Drift, Value, find_drift
-from preflight.cluster.failures import CheckFailures, by_check, failing_nodes
+from preflight.cluster.failures import CheckFailures, by_action, by_check, failing_nodes
 from preflight.cluster.figures import MetricStats, judge
 from preflight.cluster.record import NodeRecord
 from preflight.cluster.rules import FactRule, mask
@@ -112,9 +112,14 @@ class Comparison:
                     {
                         "hostname": r.name,
                         "source": r.source,
+                        "action": r.action,
                         "checks": [{"check": c, "status": s} for c, s, _ in r.failing],
                     }
                     for r in self.failing
+                ],
+                "by_action": [
+                    {"action": action, "nodes": [r.name for r in records]}
+                    for action, records in by_action(self.failing)
                 ],
             },
             "warnings": {

@@ -61,6 +61,8 @@ def _finding(raw: Any) -> dict[str, Any] | None:
     }
     if isinstance(raw.get("action"), str):
         out["action"] = _cut(raw["action"])
+        if isinstance(raw.get("action_text"), str):
+            out["action_text"] = _cut(raw["action_text"])
     return out
 
 

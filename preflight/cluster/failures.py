@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from preflight.cluster.record import NodeRecord
+from preflight.model import ACTIONS
 
 
 @dataclass(frozen=True)
@@ -38,3 +39,13 @@ def by_check(records: Iterable[NodeRecord]) -> list[CheckFailures]:
 def failing_nodes(records: Iterable[NodeRecord]) -> list[NodeRecord]:
     """Nodes with at least one failed or errored check, by hostname."""
     return sorted((r for r in records if r.failing), key=lambda r: r.name)
+
+
+def by_action(failing: Iterable[NodeRecord]) -> list[tuple[str | None, list[NodeRecord]]]:
+    """Failing nodes grouped by their remediation class, strongest first; nodes whose failing
+    checks carry none (a check that could not run, a report from before classes) last."""
+    groups: dict[str | None, list[NodeRecord]] = {}
+    for record in failing:
+        groups.setdefault(record.action, []).append(record)
+    rank = {a.value: a.rank for a in ACTIONS}
+    return sorted(groups.items(), key=lambda kv: -rank.get(kv[0], -1) if kv[0] else 1)

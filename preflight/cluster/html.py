@@ -20,6 +20,7 @@ from preflight.cluster.drift import ABSENT
 from preflight.cluster.figures import MetricStats
 from preflight.cluster.record import NodeRecord
 from preflight.cluster.render import show, show_change
+from preflight.model import ACTIONS as model_actions
 
 DRIFT_ROWS = 500
 """Drift rows the page holds (rarest first); JSON has them all."""
@@ -30,7 +31,7 @@ STATUS_CODE = {"pass": "p", "warn": "w", "fail": "f", "error": "e", "skip": "s"}
 ABSENT_CODE = "x"
 OTHER_CODE = "o"
 
-ACTIONS = ("none", "monitor", "fix-config", "restart-job", "reset-gpu", "reboot", "replace")
+ACTIONS = tuple(a.value for a in model_actions)
 """Remediation classes, weakest first: a node's action is the strongest of its findings'."""
 
 
@@ -89,7 +90,7 @@ def model(comparison: Comparison) -> dict[str, Any]:
             if d.check in check_index
         ]
         details.append(kept or None)
-        actions = _node_actions(record)
+        actions = [record.action] if record.action else _node_actions(record)
         if actions:
             by_action.setdefault(_strongest(actions), []).append(k)
     failures = [

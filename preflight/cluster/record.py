@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -11,8 +12,9 @@ from preflight import safeio
 from preflight.cluster import fastparse
 from preflight.cluster.detail import CheckDetail
 from preflight.errors import ConfigError, UsageError
-from preflight.model import SCHEMA_VERSION, Scalar
+from preflight.model import ACTIONS, SCHEMA_VERSION, Action, Scalar, strongest
 
+CLASSES = frozenset(a.value for a in ACTIONS)
 FAILING = ("fail", "error")
 """Result statuses that keep a node out of service (the exit-code rule of `preflight run`)."""
 
@@ -39,6 +41,8 @@ class NodeRecord:
     """The warning, failing and erroring checks' findings: only with detail, like results."""
     figures: tuple[tuple[str, float], ...] = ()
     """(metric, value) measured on the node (see cluster.figures)."""
+    action: str | None = None
+    """The strongest remediation class of its failing checks (None: they carry none)."""
 
 
 def parse(data: bytes | str, source: str) -> tuple[NodeRecord, dict[str, Scalar]]:
@@ -87,12 +91,28 @@ def from_document(doc: Any, source: str) -> tuple[NodeRecord, dict[str, Scalar]]
     results = _field(doc, "results", list)
     facts = _scalars(_field(doc, "facts", dict))
     failing = []
+    actions = []
     for r in results:
         if not isinstance(r, dict):
             raise ReportError("'results' holds something that is not a result")
         if r.get("status") in FAILING:
             failing.append((str(r.get("id")), str(r.get("status")), str(r.get("summary", ""))))
-    return _record(doc, failing, source), facts
+            actions.extend(_classes(r))
+    record = _record(doc, failing, source)
+    top = strongest(actions)
+    if top is not None:
+        record = dataclasses.replace(record, action=top.value)
+    return record, facts
+
+
+def _classes(result: Mapping[str, Any]) -> list[Action]:
+    """The remediation classes a failing result and its findings name (unknown names left out:
+    a report is anyone's file)."""
+    named = [result.get("action")]
+    findings = result.get("findings")
+    if isinstance(findings, list):
+        named.extend(f.get("action") for f in findings if isinstance(f, dict))
+    return [Action(a) for a in named if isinstance(a, str) and a in CLASSES]
 
 
 def _scalars(facts: dict[str, Any]) -> dict[str, Scalar]:

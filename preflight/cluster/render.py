@@ -11,6 +11,7 @@ from rich.text import Text
 
 from preflight.cluster.compare import Comparison
 from preflight.cluster.drift import ABSENT, Drift, Value
+from preflight.cluster.failures import by_action
 from preflight.cluster.hostlist import compress, shorten
 from preflight.safetext import cell, clean, console
 from preflight.wording import count as plural
@@ -26,6 +27,7 @@ _BDF = re.compile(r"[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]")
 _INDEX = re.compile(r"(?<=\.)\d+(?=\.)")
 
 STYLE = {"fail": "bold red", "drift": "yellow", "ok": "green"}
+NO_CLASS = "(no class: could not run, or an older report)"
 
 
 def render_json(comparison: Comparison, out: TextIO) -> None:
@@ -122,12 +124,19 @@ def render_table(comparison: Comparison, out: TextIO, verbose: bool, width: int)
                 cell(c.check), f"{len(c.nodes):,}", cell(which), cell(f"{summary} ({count:,})")
             )
         screen.print(table)
+        table = Table(title="Failing nodes by action", title_justify="left")
+        for col in ("Action", "Nodes", "Which"):
+            table.add_column(col, overflow="fold")
+        for action, records in by_action(comparison.failing):
+            which = shorten(compress(r.name for r in records), nodes_width)
+            table.add_row(cell(action or NO_CLASS), f"{len(records):,}", cell(which))
+        screen.print(table)
         table = Table(title="Failing nodes", title_justify="left")
-        for col in ("Node", "Failing checks", "Report"):
+        for col in ("Node", "Action", "Failing checks", "Report"):
             table.add_column(col, overflow="fold")
         for r in comparison.failing[:limit]:
             checks = ", ".join(c if s == "fail" else f"{c} ({s})" for c, s, _ in r.failing)
-            table.add_row(cell(r.name), cell(checks), cell(r.source))
+            table.add_row(cell(r.name), cell(r.action or "-"), cell(checks), cell(r.source))
         screen.print(table)
         if limit is not None and len(comparison.failing) > limit:
             say(f"… {plural(len(comparison.failing) - limit, 'more failing node')} (-v: all)")

@@ -12,14 +12,26 @@ from preflight.safetext import clean
 
 def _details(result: CheckResult) -> str:
     lines = []
+    if result.action is not None:
+        lines.append(f"action: {result.action.value}: {result.action_text or ''}".rstrip(": "))
     for f in result.findings:
         if f.status.rank > 0:
             lines.append(f"{f.status.value.upper()} {f.subject}: {f.message}")
+            if f.action is not None:
+                lines.append(f"    action: {f.action.value}: {f.action_text or ''}".rstrip(": "))
             lines.extend(
                 f"    {e.source}: observed {e.observed!r}, expected {e.expected}"
                 for e in f.evidence
             )
+    lines.append(f"why and how to fix: preflight explain {result.id}")
     return "\n".join(lines)
+
+
+def _message(result: CheckResult) -> str:
+    """The summary, with the action class CI dashboards show in their one-line view."""
+    if result.action is None:
+        return result.summary
+    return f"{result.summary} [action: {result.action.value}]"
 
 
 def render(report: Report, out: TextIO, options: RenderOptions) -> None:
@@ -43,6 +55,7 @@ def render(report: Report, out: TextIO, options: RenderOptions) -> None:
         ("tool_version", report.tool_version),
         ("baseline", report.baseline),
         ("profile", report.profile or ""),
+        ("action", report.action.value if report.action is not None else "none"),
     ):
         ET.SubElement(props, "property", name=name, value=value)
     for r in report.results:
@@ -54,7 +67,7 @@ def render(report: Report, out: TextIO, options: RenderOptions) -> None:
             time=f"{r.duration_s:.3f}",
         )
         if r.status is Status.FAIL:
-            ET.SubElement(case, "failure", message=r.summary, type="fail").text = _details(r)
+            ET.SubElement(case, "failure", message=_message(r), type="fail").text = _details(r)
         elif r.status is Status.ERROR:
             ET.SubElement(case, "error", message=r.summary, type="error").text = r.traceback or ""
         elif r.status is Status.SKIP:

@@ -13,7 +13,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import TextIO
 
-from preflight.model import Report, Status
+from preflight.model import ACTIONS, Report, Status
 from preflight.output import RenderOptions
 from preflight.promtext import Family, write
 
@@ -52,7 +52,21 @@ def report_families(report: Report) -> list[Family]:
     )
     bad = {Status.FAIL, Status.ERROR} | ({Status.WARN} if report.strict else set())
     healthy.add(0 if any(r.status in bad for r in report.results) else 1)
-    out = [check, duration, counts, node, healthy]
+    # The remediation class as a state set too: `preflight_node_action{action="reset-gpu"} == 1`
+    # selects the nodes automation may reset; "none" when no finding asks for anything.
+    node_action = Family(
+        "node_action",
+        "Remediation class of the last run (its findings' strongest): 1 for it, 0 for others.",
+    )
+    top = (report.action or ACTIONS[0]).value
+    for a in ACTIONS:
+        node_action.add(1 if a.value == top else 0, action=a.value)
+    check_action = Family(
+        "check_action", "Remediation class of each check in the last run (none when it asks none)."
+    )
+    for r in report.results:
+        check_action.add(1, check=r.id, action=(r.action or ACTIONS[0]).value)
+    out = [check, duration, counts, node, healthy, node_action, check_action]
     info = Family("info", "The last run's preflight version, baseline and profile.")
     info.add(
         1,

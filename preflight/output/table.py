@@ -70,6 +70,12 @@ def render(report: Report, out: TextIO, options: RenderOptions) -> None:
         Text(f"{status.value.upper()}", style=STYLE[status])
         + cell(f": {counts or 'no checks'}; baseline {report.baseline}; {report.duration_s:.2f} s")
     )
+    action = report.action
+    if action is not None:
+        screen.print(Text("action: ", style="bold") + cell(node_action_line(report)))
+    explain = [r.id for r in ordered(report.results, problems=True) if r.status is not Status.ERROR]
+    if explain:
+        screen.print(cell(f"why and how to fix: preflight explain {explain[0]}"))
     for st, label in ((Status.FAIL, "failed"), (Status.ERROR, "could not run")):
         ids = [r.id for r in report.results if r.status is st]
         if ids:
@@ -93,11 +99,27 @@ def unchecked_line(unchecked: Iterable[tuple[str, str]]) -> str:
     return "; ".join(f"{', '.join(ids)}: {why}" for why, ids in groups.items())
 
 
+def node_action_line(report: Report) -> str:
+    """`reset-gpu (gpu.row_remap, xid.events): drain the node, reset GPU2 …`: the node's class,
+    the checks that ask for it, and the first one's text."""
+    action = report.action
+    if action is None:
+        return ""
+    ids = report.action_checks
+    first = next((r for r in report.results if r.id in ids), None)
+    text = f": {first.action_text}" if first is not None and first.action_text else ""
+    return f"{action.value} ({', '.join(ids)}){text}"
+
+
 def _summary(r: CheckResult, verbose: bool) -> Text:
     summary = cell(r.summary)
+    if r.action is not None and not verbose:
+        summary.append(clean(f"\n→ {r.action.value}: {r.action_text or ''}".rstrip(": ")))
     if verbose:
         for f in r.findings:
             summary.append(clean(f"\n  {f.status.value.upper():5} {f.subject}: {f.message}"))
+            if f.action is not None:
+                summary.append(clean(f"\n        → {f.action.value}: {f.action_text or ''}"))
             for e in f.evidence:
                 expected = f" (expected {e.expected})" if e.expected is not None else ""
                 summary.append(

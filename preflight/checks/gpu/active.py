@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 from preflight.active.collect import outcome as active_outcome
 from preflight.active.judge import judge_burn, judge_copy, judge_gemm, judge_p2p, not_measured
 from preflight.inventory import Inventory
-from preflight.model import Verdict
+from preflight.model import Action, Verdict
 from preflight.registry import check
 
 # -- active tests (tier 2+): measured in worker processes before the checks, judged here --------
@@ -48,6 +48,8 @@ class CopyParams:
     tags=("gpu", "active"),
     params=CopyParams,
     tier=2,
+    action=Action.REPLACE,
+    warn_action=Action.MONITOR,
 )
 def copy_bandwidth(inv: Inventory, params: CopyParams) -> Verdict:
     """Each GPU's pinned host↔device and device-local copies reach the speed of its link and HBM.
@@ -118,6 +120,8 @@ class P2pParams:
     tags=("gpu", "active"),
     params=P2pParams,
     tier=2,
+    action=Action.REPLACE,
+    warn_action=Action.MONITOR,
 )
 def p2p_bandwidth(inv: Inventory, params: P2pParams) -> Verdict:
     """Every ordered pair of GPUs copies peer-to-peer at the node's NVLink or PCIe speed.
@@ -177,6 +181,8 @@ class GemmParams:
     tags=("gpu", "active"),
     params=GemmParams,
     tier=2,
+    action=Action.REPLACE,
+    warn_action=Action.MONITOR,
 )
 def gemm(inv: Inventory, params: GemmParams) -> Verdict:
     """Every GPU computes BF16 (and FP8) matrix products at speed, bit for bit as its peers do.
@@ -245,6 +251,8 @@ class BurnParams:
     tags=("gpu", "active"),
     params=BurnParams,
     tier=2,
+    action=Action.REPLACE,
+    warn_action=Action.MONITOR,
 )
 def burn(inv: Inventory, params: BurnParams) -> Verdict:
     """Every GPU sustains its matrix-multiply rate for the burn, with no thermal or power slowdown.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from preflight.checks.gpu.common import MIB, NVML, each_gpu, no_answer, subject
 from preflight.inventory import Inventory
@@ -12,9 +12,10 @@ from preflight.inventory.gpu import (
     Memory,
     NvmlError,
 )
-from preflight.model import Evidence, Finding, Status, Verdict, passed
+from preflight.model import Action, Evidence, Finding, Status, Verdict, passed
 from preflight.nvml.schema import NODE_FAILURES, SYSTEM_FIELD_CALLS
 from preflight.registry import NoParams, check
+from preflight.remediation import gpu_reset_text
 
 # -- NVML available ---------------------------------------------------------------------------
 
@@ -31,6 +32,11 @@ def judge_nvml_failure(kind: str, message: str, call: str | None, timeout_s: flo
                     NVML + (call or "nvmlInit"), "no answer", f"an answer within {timeout_s:g} s"
                 ),
             ),
+            action=Action.REBOOT,
+            action_text=(
+                "drain and reboot the node (a hung driver does not let go of the GPU); "
+                "look for Xid 79, 119 or 154 in `dmesg` first"
+            ),
         )
     return Finding(
         "node",
@@ -40,12 +46,34 @@ def judge_nvml_failure(kind: str, message: str, call: str | None, timeout_s: flo
     )
 
 
+NVML_ERROR_CLASS = {
+    "GpuIsLost": Action.RESET_GPU,
+    "ResetRequired": Action.RESET_GPU,
+    "Timeout": Action.RESET_GPU,
+    "Unknown": Action.RESET_GPU,
+    "LibRmVersionMismatch": Action.REBOOT,
+    "DriverNotLoaded": Action.FIX_CONFIG,
+    "LibraryNotFound": Action.FIX_CONFIG,
+    "NoPermission": Action.FIX_CONFIG,
+    "CorruptedInforom": Action.REPLACE,
+}
+"""What each node failure of NVML asks for (its meaning in NODE_FAILURES says how)."""
+
+
 def judge_nvml_error(where: str, call: str, error: str) -> Finding:
     """One failed call: node failures (GpuIsLost, ResetRequired, ...) FAIL with their meaning,
     NotSupported/FunctionNotFound pass, anything else warns."""
     evidence = (Evidence(NVML + call, error, "success"),)
     if error in NODE_FAILURES:
-        return Finding(where, Status.FAIL, f"{call}: {error}: {NODE_FAILURES[error]}", evidence)
+        action = NVML_ERROR_CLASS.get(error, Action.RESET_GPU)
+        return Finding(
+            where,
+            Status.FAIL,
+            f"{call}: {error}: {NODE_FAILURES[error]}",
+            evidence,
+            action=action,
+            action_text=gpu_reset_text(where) if action is Action.RESET_GPU else None,
+        )
     if error in ("NotSupported", "FunctionNotFound"):
         return Finding(where, Status.PASS, f"{call}: {error} (not available here)", evidence)
     return Finding(where, Status.WARN, f"{call}: {error}", evidence)
@@ -56,6 +84,9 @@ def judge_nvml_error(where: str, call: str, error: str) -> Finding:
     title="NVML answers for every GPU without hanging",
     tags=("gpu", "nvml"),
     needs=("nvml",),
+    action=Action.RESET_GPU,
+    warn_action=Action.MONITOR,
+    actions=(Action.REBOOT, Action.REPLACE, Action.FIX_CONFIG),
 )
 def nvml_available(inv: Inventory, params: NoParams) -> Verdict:
     """NVML initialises and answers every call for every GPU within the NVML timeout.
@@ -94,7 +125,7 @@ def nvml_available(inv: Inventory, params: NoParams) -> Verdict:
     if state.init_error is not None:
         finding = judge_nvml_error("node", SYSTEM_FIELD_CALLS["init"], state.init_error.name)
         if finding.status is not Status.FAIL:
-            finding = Finding("node", Status.FAIL, finding.message, finding.evidence)
+            finding = replace(finding, subject="node", status=Status.FAIL)
         return Verdict.from_findings([finding], ok="")
     findings: list[Finding] = []
     for key in ("driver_version", "device_count"):
@@ -103,7 +134,7 @@ def nvml_available(inv: Inventory, params: NoParams) -> Verdict:
             findings.append(judge_nvml_error("node", SYSTEM_FIELD_CALLS[key], value.name))
     if isinstance(state.device_count, NvmlError):
         return Verdict.from_findings(
-            [Finding("node", Status.FAIL, f.message, f.evidence) for f in findings], ok=""
+            [replace(f, subject="node", status=Status.FAIL) for f in findings], ok=""
         )
     for gpu in state.gpus:
         name = subject(inv, gpu)
@@ -156,6 +187,10 @@ def judge_devices(
                 f"NVML sees {count} GPUs, {len(pci_bdfs)} on the PCI bus: "
                 f"{', '.join(missing)} not initialised by the driver",
                 evidence,
+                action_text=(
+                    f"read `dmesg | grep NVRM` for {', '.join(missing)} (RmInitAdapter, Xid 79), "
+                    "then drain and reboot the node; reseat or replace a GPU that stays missing"
+                ),
             )
         )
     elif count > len(pci_bdfs):
@@ -189,7 +224,15 @@ def judge_devices(
         ev = (Evidence(NVML + "nvmlDeviceGetName", name, " or ".join(params.names) or None),)
         if params.names and name not in params.names:
             findings.append(
-                Finding(label, Status.FAIL, f"{name}, expected {' or '.join(params.names)}", ev)
+                Finding(
+                    label,
+                    Status.FAIL,
+                    f"{name}, expected {' or '.join(params.names)}",
+                    ev,
+                    action=Action.REPLACE,
+                    action_text=f"replace {label} with a {' or '.join(params.names)}, or fix the "
+                    "baseline's `names` if this model is intended",
+                )
             )
         else:
             findings.append(Finding(label, Status.PASS, name, ev))
@@ -202,6 +245,9 @@ def judge_devices(
     tags=("gpu", "nvml"),
     needs=("nvml",),
     params=DevicesParams,
+    action=Action.REBOOT,
+    warn_action=Action.MONITOR,
+    actions=(Action.REPLACE,),
 )
 def nvml_devices(inv: Inventory, params: DevicesParams) -> Verdict:
     """NVML sees every GPU that is on the PCI bus, as many as the baseline expects, of its model.
@@ -286,7 +332,13 @@ def judge_processes(name: str, procs: object, memory: object, params: ProcessesP
         if used > params.max_used_mib * MIB:
             problems.append(f"{used // MIB} MiB of GPU memory in use")
     if problems:
-        return Finding(name, Status.FAIL, "; ".join(problems), tuple(ev))
+        pids = ", ".join(str(p.pid) for p in foreign[:3]) or "the memory's owner"
+        todo = (
+            f"end the leftover processes on {name} ({pids}; `nvidia-smi "
+            "--query-compute-apps=pid,name,used_memory --format=csv`); one in D state needs a "
+            "GPU reset or a reboot"
+        )
+        return Finding(name, Status.FAIL, "; ".join(problems), tuple(ev), action_text=todo)
     return Finding(name, Status.PASS, "idle: no foreign process, memory free", tuple(ev))
 
 
@@ -296,6 +348,7 @@ def judge_processes(name: str, procs: object, memory: object, params: ProcessesP
     tags=("gpu", "nvml"),
     needs=("nvml",),
     params=ProcessesParams,
+    action=Action.RESTART_JOB,
 )
 def processes(inv: Inventory, params: ProcessesParams) -> Verdict:
     """No compute process from an earlier job runs on a GPU, and its memory is free.

@@ -10,8 +10,9 @@ from preflight.inventory.gpu import (
     NvmlError,
     TwoStates,
 )
-from preflight.model import Evidence, Finding, Status, Verdict, passed
+from preflight.model import Action, Evidence, Finding, Status, Verdict, passed
 from preflight.registry import check
+from preflight.remediation import bdf_of, gpu_reset_text
 
 # -- driver ------------------------------------------------------------------------------------
 
@@ -106,6 +107,7 @@ def judge_driver(
     tags=("gpu", "nvml", "driver"),
     needs=("nvml",),
     params=DriverParams,
+    action=Action.FIX_CONFIG,
 )
 def driver(inv: Inventory, params: DriverParams) -> Verdict:
     """The NVIDIA driver is one version in library, kernel module and every GPU's firmware.
@@ -186,6 +188,7 @@ def judge_vbios(vbios: dict[str, str], params: VbiosParams) -> list[Finding]:
     tags=("gpu", "nvml", "firmware"),
     needs=("nvml",),
     params=VbiosParams,
+    action=Action.FIX_CONFIG,
 )
 def vbios(inv: Inventory, params: VbiosParams) -> Verdict:
     """Every GPU runs the same VBIOS, one of the pinned versions when the baseline pins them.
@@ -252,6 +255,7 @@ def judge_persistence(name: str, mode: object, required: bool) -> Finding:
     tags=("gpu", "nvml"),
     needs=("nvml",),
     params=PersistenceParams,
+    action=Action.FIX_CONFIG,
 )
 def persistence(inv: Inventory, params: PersistenceParams) -> Verdict:
     """Persistence mode is on for every GPU.
@@ -305,9 +309,18 @@ def judge_mig(name: str, mode: object, enabled: bool) -> Finding:
     pending = "enabled" if mode.pending == 1 else "disabled"
     ev = (Evidence(src + " current", current, want), Evidence(src + " pending", pending, want))
     if current != want:
-        return Finding(name, Status.FAIL, f"MIG {current}, expected {want}", ev)
+        flag = "1" if enabled else "0"
+        todo = f"`nvidia-smi -i {bdf_of(name)} -mig {flag}`; " + gpu_reset_text(name)
+        return Finding(name, Status.FAIL, f"MIG {current}, expected {want}", ev, action_text=todo)
     if pending != current:
-        return Finding(name, Status.WARN, f"MIG change to {pending} pending (GPU reset)", ev)
+        return Finding(
+            name,
+            Status.WARN,
+            f"MIG change to {pending} pending (GPU reset)",
+            ev,
+            action=Action.RESET_GPU,
+            action_text=gpu_reset_text(name, "check the MIG mode"),
+        )
     return Finding(name, Status.PASS, f"MIG {current}", ev)
 
 
@@ -317,6 +330,8 @@ def judge_mig(name: str, mode: object, enabled: bool) -> Finding:
     tags=("gpu", "nvml"),
     needs=("nvml",),
     params=MigParams,
+    action=Action.FIX_CONFIG,
+    actions=(Action.RESET_GPU,),
 )
 def mig(inv: Inventory, params: MigParams) -> Verdict:
     """MIG mode is as the baseline says on every GPU: disabled on training nodes.

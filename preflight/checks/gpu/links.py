@@ -15,9 +15,10 @@ from preflight.inventory.gpu import (
     PcieNvml,
 )
 from preflight.inventory.sysfs_text import link_speed_generation
-from preflight.model import Evidence, Finding, Status, Verdict, passed
+from preflight.model import Action, Evidence, Finding, Status, Verdict, passed
 from preflight.nvml.schema import ERROR_CODES
 from preflight.registry import check
+from preflight.remediation import gpu_reset_text
 
 # -- NVLink --------------------------------------------------------------------------------------
 
@@ -72,6 +73,12 @@ def judge_nvlinks(name: str, links: object, params: NvlinkParams) -> list[Findin
                 Status.FAIL,
                 f"{len(active)} of {want} NVLinks active{listed}",
                 (Evidence(src, len(active), f">= {want} active"),),
+                action=Action.RESET_GPU,
+                action_text=gpu_reset_text(
+                    name,
+                    "check again; links still down: Fabric Manager (gpu.fabric), then the "
+                    "baseboard (NVSwitch tray) for service",
+                ),
             )
         )
     if unknown:
@@ -102,6 +109,12 @@ def judge_nvlinks(name: str, links: object, params: NvlinkParams) -> list[Findin
                     status,
                     f"{value} NVLink {label} errors (> {limit}), most on link {worst.link}",
                     (Evidence(f"{csrc} {label}", value, f"<= {limit}"),),
+                    action_text=(
+                        f"open a service ticket for NVLink {worst.link} of {name} (baseboard or "
+                        "NVSwitch tray) if the count grows after a reset"
+                        if status is Status.FAIL
+                        else None
+                    ),
                 )
             )
     if not findings:
@@ -122,6 +135,9 @@ def judge_nvlinks(name: str, links: object, params: NvlinkParams) -> list[Findin
     tags=("gpu", "nvml", "nvlink"),
     needs=("nvml",),
     params=NvlinkParams,
+    action=Action.REPLACE,
+    warn_action=Action.MONITOR,
+    actions=(Action.RESET_GPU,),
 )
 def nvlink(inv: Inventory, params: NvlinkParams) -> Verdict:
     """Every NVLink the GPU should have is active, with no recovery, replay or CRC errors.
@@ -236,6 +252,8 @@ def judge_gpu_pcie(
     tags=("gpu", "nvml", "pcie"),
     needs=("nvml",),
     params=GpuPcieParams,
+    action=Action.REPLACE,
+    warn_action=Action.MONITOR,
 )
 def pcie(inv: Inventory, params: GpuPcieParams) -> Verdict:
     """NVML's maximum PCIe generation and width of each GPU agree with sysfs, replays are few.
@@ -375,6 +393,8 @@ def judge_fabric(name: str, fabric: object, required: bool) -> Finding:
     tags=("gpu", "nvml", "nvlink"),
     needs=("nvml",),
     params=FabricParams,
+    action=Action.FIX_CONFIG,
+    warn_action=Action.MONITOR,
 )
 def fabric(inv: Inventory, params: FabricParams) -> Verdict:
     """On NVSwitch systems every GPU's fabric state is Completed with status Success.

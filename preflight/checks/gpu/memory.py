@@ -12,8 +12,9 @@ from preflight.inventory.gpu import (
     RetiredPages,
     TwoStates,
 )
-from preflight.model import Evidence, Finding, Status, Verdict, passed
+from preflight.model import Action, Evidence, Finding, Status, Verdict, passed
 from preflight.registry import check
+from preflight.remediation import gpu_reset_text
 
 # -- ECC ---------------------------------------------------------------------------------------
 
@@ -38,7 +39,11 @@ def judge_ecc(name: str, mode: object, counts: object, params: EccParams) -> lis
         status = Status.FAIL if params.required else Status.PASS
         findings.append(
             Finding(
-                name, status, "ECC disabled", (Evidence(src + " current", "disabled", "enabled"),)
+                name,
+                status,
+                "ECC disabled",
+                (Evidence(src + " current", "disabled", "enabled"),),
+                action_text=f"enable ECC on {name} (`nvidia-smi -e 1`), then reset the GPU",
             )
         )
     if isinstance(mode.pending, int) and mode.pending != mode.current:
@@ -49,6 +54,8 @@ def judge_ecc(name: str, mode: object, counts: object, params: EccParams) -> lis
                 Status.WARN,
                 f"ECC change to {want} pending: takes effect after a GPU reset",
                 (Evidence(src + " pending", want, "== current"),),
+                action=Action.RESET_GPU,
+                action_text=gpu_reset_text(name, "check that ECC is on"),
             )
         )
     if mode.current != 1:
@@ -75,6 +82,8 @@ def judge_ecc(name: str, mode: object, counts: object, params: EccParams) -> lis
                 Status.FAIL,
                 f"{vu} uncorrectable ECC errors since the driver loaded: data was corrupted",
                 evidence,
+                action=Action.RESET_GPU,
+                action_text=gpu_reset_text(name, "check gpu.row_remap (RMA if they return)"),
             )
         )
     if isinstance(vc, int) and vc > params.max_volatile_corrected:
@@ -105,6 +114,9 @@ def judge_ecc(name: str, mode: object, counts: object, params: EccParams) -> lis
     tags=("gpu", "nvml", "memory"),
     needs=("nvml",),
     params=EccParams,
+    action=Action.FIX_CONFIG,
+    warn_action=Action.MONITOR,
+    actions=(Action.RESET_GPU,),
 )
 def ecc(inv: Inventory, params: EccParams) -> Verdict:
     """ECC is enabled on every GPU, with no uncorrectable errors since the driver loaded.
@@ -170,6 +182,11 @@ def judge_row_remap(
                     Status.FAIL,
                     "row remapping failed: a bank has no spare row left; the GPU needs an RMA",
                     evidence,
+                    action=Action.REPLACE,
+                    action_text=(
+                        f"drain the node and open an RMA for {name} with its serial number and "
+                        "`nvidia-smi -q`"
+                    ),
                 )
             )
         if rows.pending == 1:
@@ -179,6 +196,8 @@ def judge_row_remap(
                     Status.FAIL,
                     "row remap pending: reset the GPU to activate it before the next job",
                     evidence,
+                    action=Action.RESET_GPU,
+                    action_text=gpu_reset_text(name),
                 )
             )
         if isinstance(rows.uncorrected, int) and rows.uncorrected > params.max_uncorrectable_rows:
@@ -210,7 +229,16 @@ def judge_row_remap(
             Evidence(NVML + "nvmlDeviceGetRetiredPages double-bit", scalar(pages.double_bit_ecc)),
         )
         if pages.pending == 1:
-            return [Finding(name, Status.FAIL, "page retirement pending: reset the GPU", ev)]
+            return [
+                Finding(
+                    name,
+                    Status.FAIL,
+                    "page retirement pending: reset the GPU",
+                    ev,
+                    action=Action.RESET_GPU,
+                    action_text=gpu_reset_text(name),
+                )
+            ]
         return [Finding(name, Status.PASS, "no page retirement pending", ev)]
     return [
         no_answer(name, rows, "nvmlDeviceGetRemappedRows")
@@ -224,6 +252,9 @@ def judge_row_remap(
     tags=("gpu", "nvml", "memory"),
     needs=("nvml",),
     params=RowRemapParams,
+    action=Action.RESET_GPU,
+    warn_action=Action.MONITOR,
+    actions=(Action.REPLACE,),
 )
 def row_remap(inv: Inventory, params: RowRemapParams) -> Verdict:
     """No row remap is pending or has failed on any GPU (page retirement on older GPUs).

@@ -10,7 +10,7 @@ from preflight.inventory.gpu import (
     Power,
     Temperature,
 )
-from preflight.model import Evidence, Finding, Status, Verdict, passed
+from preflight.model import Action, Evidence, Finding, Status, Verdict, passed
 from preflight.registry import check
 
 # -- clock event reasons -----------------------------------------------------------------------
@@ -77,6 +77,8 @@ def judge_clocks(name: str, mask: object, params: ClocksParams) -> Finding:
     tags=("gpu", "nvml", "thermal"),
     needs=("nvml",),
     params=ClocksParams,
+    action=Action.REPLACE,
+    warn_action=Action.MONITOR,
 )
 def clocks(inv: Inventory, params: ClocksParams) -> Verdict:
     """No GPU's clocks are held down by hardware slowdown, thermal slowdown or power brake.
@@ -172,6 +174,8 @@ def judge_temperature(name: str, temp: object, params: TemperatureParams) -> Fin
     tags=("gpu", "nvml", "thermal"),
     needs=("nvml",),
     params=TemperatureParams,
+    action=Action.REPLACE,
+    warn_action=Action.MONITOR,
 )
 def temperature(inv: Inventory, params: TemperatureParams) -> Verdict:
     """Every GPU runs well below its slowdown temperature.
@@ -248,6 +252,7 @@ def judge_power(name: str, power: object, params: PowerParams, majority_mw: int 
     tags=("gpu", "nvml", "power"),
     needs=("nvml",),
     params=PowerParams,
+    action=Action.FIX_CONFIG,
 )
 def power(inv: Inventory, params: PowerParams) -> Verdict:
     """Every GPU's enforced power limit is the full limit, the same on all GPUs.
