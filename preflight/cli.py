@@ -543,9 +543,11 @@ def list_checks(
         typer.Option("--format", help="table or json.", autocompletion=choices("table", "json")),
     ] = "table",
 ) -> None:
-    """List every check: id, title, tags, what it needs and its parameters with defaults."""
+    """List every check: id, title, tags, what it needs and its parameters with defaults
+    (in TOML; `explain ID` documents each)."""
     from rich.table import Table
 
+    from preflight import paramtoml
     from preflight.registry import discover
     from preflight.stages import STAGES
 
@@ -561,6 +563,7 @@ def list_checks(
                 "needs": list(s.needs),
                 "tier": s.tier,
                 "params": s.defaults(),
+                "param_docs": {f.name: paramtoml.doc(f) for f in paramtoml.fields(s.params)},
             }
             for s in registry
         ] + [
@@ -573,6 +576,7 @@ def list_checks(
                 "needs": [],
                 "tier": 1,
                 "params": {},
+                "param_docs": {},
             }
             for s in STAGES
         ]
@@ -592,7 +596,9 @@ def list_checks(
 
 
 def _params_line(spec: Any) -> str:
-    return ", ".join(f"{k}={v!r}" for k, v in spec.defaults().items())
+    from preflight import paramtoml
+
+    return paramtoml.short(spec.params)
 
 
 @app.command()
@@ -605,6 +611,7 @@ def explain(
     from rich.markdown import Markdown
     from rich.text import Text
 
+    from preflight import paramtoml
     from preflight.registry import discover
     from preflight.stages import stage
 
@@ -624,17 +631,20 @@ def explain(
         f"tier: {spec.tier} (runs with `preflight run --level {spec.tier}` or deeper)\n",
         Markdown(spec.doc),
     ]
-    defaults = spec.defaults()
-    if defaults:
+    if spec.defaults():
         where = f"(baseline TOML table [{spec.id}], or --set {spec.id}.NAME=VALUE)"
         parts.append(Text("\nParameters", style="bold") + Text(f" {where}"))
-        parts.extend(f"  {k} = {v!r}" for k, v in defaults.items())
+        # Not wrapped: each line stays TOML to paste.
+        toml = Text(paramtoml.snippet(spec.id, spec.params).rstrip("\n"))
+        _show(terminal.width(100), *parts, verbatim=toml)
+        return
     _show(terminal.width(100), *parts)
 
 
-def _show(width: int, *renderables: Any) -> None:
-    """Draw rich renderables as wide as the terminal (colour where it wants it) and write them
-    through the one writer, without the trailing spaces rich pads lines with."""
+def _show(width: int, *renderables: Any, verbatim: Any = None) -> None:
+    """Draw rich renderables as wide as the terminal (colour where it wants it), then verbatim
+    unwrapped, and write them through the one writer, without the trailing spaces rich pads
+    lines with."""
     from preflight.outfile import Buffer
     from preflight.safetext import console
 
@@ -642,6 +652,8 @@ def _show(width: int, *renderables: Any) -> None:
     screen = console(buffer, width, terminal.wants_color(sys.stdout))
     for renderable in renderables:
         screen.print(renderable)
+    if verbatim is not None:
+        screen.print(verbatim, soft_wrap=True)
     _write(None, "\n".join(line.rstrip() for line in buffer.getvalue().split("\n")))
 
 
