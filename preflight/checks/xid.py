@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from preflight.inventory import Inventory
 from preflight.inventory.xid import ACTION_TEXT, DRAIN, IGNORE, RESTART_APP, XidEvent
 from preflight.model import Evidence, Finding, Status, Verdict
-from preflight.registry import check
+from preflight.registry import check, param
 from preflight.wording import count
 
 SOURCE = "kmsg"
@@ -17,7 +17,9 @@ SOURCE = "kmsg"
 class XidParams:
     """Xid numbers to leave out entirely (e.g. a known-benign one on this fleet)."""
 
-    ignore: tuple[int, ...] = ()
+    ignore: tuple[int, ...] = param(
+        (), "Xid numbers to leave out entirely (a known-benign one on this fleet)."
+    )
 
 
 def judge_xids(

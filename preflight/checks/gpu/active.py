@@ -9,7 +9,7 @@ from preflight.active.collect import outcome as active_outcome
 from preflight.active.judge import judge_burn, judge_copy, judge_gemm, judge_p2p, not_measured
 from preflight.inventory import Inventory
 from preflight.model import Verdict
-from preflight.registry import check
+from preflight.registry import check, param
 
 # -- active tests (tier 2+): measured in worker processes before the checks, judged here --------
 
@@ -25,12 +25,21 @@ class CopyParams:
     peer_tolerance: how far below the node's median a GPU may be."""
 
     TEST: ClassVar[str] = "copy"
-    link_efficiency: float = 0.76
-    min_d2d_gbps: float = 0.0
-    peer_tolerance: float = 0.15
-    bytes: int = 1 << 28
-    iters: int = 10
-    timeout_s: float = 30.0
+    link_efficiency: float = param(
+        0.76,
+        "Host-device copy floor as a fraction of the GPU's PCIe link rate "
+        "(aznhc: 48 GB/s on H100, 0.76 of Gen5 x16).",
+    )
+    min_d2d_gbps: float = param(
+        0.0,
+        "Device-local copy floor, GB/s (from the HBM spec); "
+        "unset: only the peer comparison judges.",
+        unset=True,
+    )
+    peer_tolerance: float = param(0.15, "Fraction below the node's median GPU a GPU may be.")
+    bytes: int = param(1 << 28, "Bytes per copy.")
+    iters: int = param(10, "Timed copies per direction.")
+    timeout_s: float = param(30.0, "Seconds the test may take; then its workers are killed.")
 
     def worker_params(self, kind: str) -> dict[str, Any]:
         if kind == "cpu":
@@ -87,11 +96,16 @@ class P2pParams:
     how far below the median of all pairs a pair may be."""
 
     TEST: ClassVar[str] = "p2p"
-    min_gbps: float = 0.0
-    peer_tolerance: float = 0.15
-    bytes: int = 1 << 28
-    iters: int = 10
-    timeout_s: float = 60.0
+    min_gbps: float = param(
+        0.0,
+        "Floor per ordered GPU pair, GB/s (aznhc: 335 on H100 NVLink); "
+        "unset: only the peer comparison judges.",
+        unset=True,
+    )
+    peer_tolerance: float = param(0.15, "Fraction below the median of all pairs a pair may be.")
+    bytes: int = param(1 << 28, "Bytes per copy.")
+    iters: int = param(10, "Timed copies per pair.")
+    timeout_s: float = param(60.0, "Seconds the test may take; then its workers are killed.")
 
     def worker_params(self, kind: str) -> dict[str, Any]:
         if kind == "cpu":
@@ -143,11 +157,16 @@ class GemmParams:
     reaches about 60-75% of it on n=8192); peer_tolerance: fraction below the median."""
 
     TEST: ClassVar[str] = "gemm"
-    min_tflops: float = 0.0
-    peer_tolerance: float = 0.10
-    n: int = 8192
-    iters: int = 20
-    timeout_s: float = 60.0
+    min_tflops: float = param(
+        0.0,
+        "BF16 dense floor per GPU, TFLOPS (H100/H200 SXM spec 989; healthy GPUs reach "
+        "60-75% at n=8192); unset: only the peer comparison judges.",
+        unset=True,
+    )
+    peer_tolerance: float = param(0.10, "Fraction below the node's median GPU a GPU may be.")
+    n: int = param(8192, "Matrix size of the GEMM (n x n).")
+    iters: int = param(20, "Timed GEMMs per GPU.")
+    timeout_s: float = param(60.0, "Seconds the test may take; then its workers are killed.")
 
     def worker_params(self, kind: str) -> dict[str, Any]:
         if kind == "cpu":
@@ -199,13 +218,19 @@ class BurnParams:
     --set gpu.burn.duration_s at bring-up); sample_s: how often NVML is sampled."""
 
     TEST: ClassVar[str] = "burn"
-    duration_s: float = 30.0
-    window_s: float = 2.0
-    sample_s: float = 5.0
-    min_tflops: float = 0.0
-    peer_tolerance: float = 0.10
-    n: int = 8192
-    timeout_s: float = 90.0
+    duration_s: float = param(
+        30.0, "Seconds each GPU runs GEMM (30 for a prolog; 300 or more at bring-up)."
+    )
+    window_s: float = param(2.0, "Seconds per throughput sample during the burn.")
+    sample_s: float = param(
+        5.0, "Seconds between NVML samples (temperature, clocks, throttle reasons)."
+    )
+    min_tflops: float = param(
+        0.0, "Throughput floor per GPU, TFLOPS; unset: only the peer comparison judges.", unset=True
+    )
+    peer_tolerance: float = param(0.10, "Fraction below the node's median GPU a GPU may be.")
+    n: int = param(8192, "Matrix size of the GEMM (n x n).")
+    timeout_s: float = param(90.0, "Seconds the test may take; then its workers are killed.")
 
     def worker_params(self, kind: str) -> dict[str, Any]:
         if kind == "cpu":
