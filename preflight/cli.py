@@ -22,6 +22,7 @@ from preflight.errors import PreflightError, UsageError
 from preflight.exitcodes import ExitCode
 from preflight.interrupts import Interrupted
 from preflight.options import JOBS, RANKS, SECONDS
+from preflight.output import FORMATS  # names only: each renderer is imported when used
 
 
 class PreflightGroup(TyperGroup):
@@ -231,7 +232,7 @@ def run(
         typer.Option(
             "--format",
             help="table, json, jsonl, junit or prometheus.",
-            autocompletion=choices("table", "json", "jsonl", "junit", "prometheus"),
+            autocompletion=choices(*FORMATS),
         ),
     ] = "table",
     output: Annotated[
@@ -364,7 +365,7 @@ def run(
     from preflight.bench.errors import BenchInterrupted
     from preflight.exitcodes import for_report
     from preflight.outfile import Buffer
-    from preflight.output import FORMATS, RenderOptions, renderers
+    from preflight.output import RenderOptions, renderers
 
     _choice("--format", fmt, FORMATS)
     if dry_run and not (slurm_drain or slurm_resume):
@@ -635,8 +636,9 @@ def explain(
         where = f"(baseline TOML table [{spec.id}], or --set {spec.id}.NAME=VALUE)"
         parts.append(Text("\nParameters", style="bold") + Text(f" {where}"))
         # Not wrapped: each line stays TOML to paste.
-        toml = Text(paramtoml.snippet(spec.id, spec.params).rstrip("\n"))
-        _show(terminal.width(100), *parts, verbatim=toml)
+        width = terminal.width(100)
+        toml = Text(paramtoml.snippet(spec.id, spec.params, width).rstrip("\n"))
+        _show(width, *parts, verbatim=toml)
         return
     _show(terminal.width(100), *parts)
 

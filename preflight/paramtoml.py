@@ -13,7 +13,7 @@ import math
 import textwrap
 from typing import Any
 
-COMMENT_WIDTH = 96
+WIDTH = 100
 
 
 def doc(f: dataclasses.Field[Any]) -> str:
@@ -64,22 +64,26 @@ def default_of(f: dataclasses.Field[Any]) -> Any:
     return None
 
 
-def assignment(f: dataclasses.Field[Any], v: Any) -> str:
-    """`name = value`, or `# name = (unset)` when v means not set."""
-    return f"# {f.name} = (unset)" if is_unset(f, v) else f"{f.name} = {value(v)}"
+def assignment(f: dataclasses.Field[Any], v: Any, width: int = WIDTH) -> str:
+    """`name = value`, or `# name = (unset)` when v means not set; an array too long for
+    width is written one item per line (TOML allows that)."""
+    if is_unset(f, v):
+        return f"# {f.name} = (unset)"
+    line = f"{f.name} = {value(v)}"
+    if len(line) <= width or not isinstance(v, (list, tuple)) or not v:
+        return line
+    return "\n".join([f"{f.name} = [", *(f"    {value(item)}," for item in v), "]"])
 
 
-def snippet(check_id: str, params: type[Any]) -> str:
-    """The check's table with every parameter at its default, each after its documentation:
-    TOML a baseline can take as it is."""
+def snippet(check_id: str, params: type[Any], width: int = WIDTH) -> str:
+    """The check's table with every parameter at its default, each after its documentation
+    (wrapped to width): TOML a baseline can take as it is."""
     lines = [f"[{check_id}]"]
     for f in fields(params):
         text = doc(f)
         if text:
-            lines.extend(
-                textwrap.wrap(text, COMMENT_WIDTH, initial_indent="# ", subsequent_indent="# ")
-            )
-        lines.append(assignment(f, default_of(f)))
+            lines.extend(textwrap.wrap(text, width, initial_indent="# ", subsequent_indent="# "))
+        lines.append(assignment(f, default_of(f), width))
     return "\n".join(lines) + "\n"
 
 

@@ -117,3 +117,15 @@ def test_unset_is_none_or_a_declared_sentinel() -> None:
         "[x.y]\n# a floor; unset: none\n# floor = (unset)\n# a real zero\ncount = 0\n"
         "# a pin\n# pin = (unset)\n"
     )
+
+
+@pytest.mark.parametrize("width", [40, 60])
+def test_narrow_snippets_still_round_trip(width: int) -> None:
+    # Comments wrap and long arrays go one item per line; the TOML stays the same.
+    for spec in SPECS:
+        text = paramtoml.snippet(spec.id, spec.params, width)
+        area, name = spec.id.split(".")
+        table = tomllib.loads(text)[area][name]
+        assert spec.make_params(table, "explain") == spec.params(), spec.id
+        too_long = [line for line in text.splitlines() if len(line) > width]
+        assert all(line.startswith('    "') or " = " in line for line in too_long), too_long
