@@ -148,9 +148,7 @@ def execute(
     )
     facts, facts_error = gather_facts(inv, options.timeout_s)
     if facts_error:
-        results.append(
-            CheckResult(FACTS.id, FACTS.title, Status.ERROR, facts_error, 0.0)
-        )
+        results.append(CheckResult(FACTS.id, FACTS.title, Status.ERROR, facts_error, 0.0))
     hints = _hints(results, facts, baseline, registry)
     return Report(
         tool_version=__version__,
