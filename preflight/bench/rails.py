@@ -20,6 +20,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from preflight.outfile import write_output
+
 RAIL_ENV = "PREFLIGHT_BENCH_RAIL"  # set in a rail's child: it sweeps, it does not fan out again
 
 
@@ -193,14 +195,6 @@ def per_rail_command(
     ref = judge_rails(outcomes)
     doc = report(outcomes, ref, backend)
     text = json.dumps(doc, indent=1) + "\n" if fmt == "json" else table(doc)
-    if output is None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-    else:
-        try:
-            with open(output, "w", encoding="utf-8") as f:
-                f.write(text)
-        except OSError as exc:
-            sys.stderr.write(f"preflight: error: cannot write {output}: {exc.strerror}\n")
-            return 2
+    # Replaced atomically; a write that fails is an OutputError: one line, exit 2.
+    write_output(output, text)
     return 0 if doc["status"] == "pass" else 1

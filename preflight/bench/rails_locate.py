@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from preflight.bench.rails import RailOutcome, run_rails
+from preflight.outfile import write_output
 
 SCHEMA = "preflight-bench-locate-rails/1"
 FLAGGED = ("slow", "below_floor")
@@ -152,14 +153,6 @@ def per_rail_locate_command(
         return 0 if all(o.code in (0, 1) for o in outcomes) else 1
     doc = report(outcomes, backend)
     text = json.dumps(doc, indent=1) + "\n" if fmt == "json" else table(doc)
-    if output is None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-    else:
-        try:
-            with open(output, "w", encoding="utf-8") as f:
-                f.write(text)
-        except OSError as exc:
-            sys.stderr.write(f"preflight: error: cannot write {output}: {exc.strerror}\n")
-            return 2
+    # Replaced atomically; a write that fails is an OutputError: one line, exit 2.
+    write_output(output, text)
     return 0 if doc["status"] == "pass" else 1

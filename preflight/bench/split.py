@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from preflight.bench.rails import RAIL_ENV, RailOutcome, run_legs
+from preflight.outfile import write_output
 
 SCHEMA = "preflight-bench-allreduce-split/1"
 NETWORK_ONLY = {"NCCL_P2P_DISABLE": "1", "NCCL_SHM_DISABLE": "1", "NCCL_NVLS_ENABLE": "0"}
@@ -113,14 +114,6 @@ def split_command(
         return 0 if all(o.code == 0 for o in outcomes) else 1
     doc = report(outcomes, backend, one_node)
     text = json.dumps(doc, indent=1) + "\n" if fmt == "json" else table(doc)
-    if output is None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-    else:
-        try:
-            with open(output, "w", encoding="utf-8") as f:
-                f.write(text)
-        except OSError as exc:
-            sys.stderr.write(f"preflight: error: cannot write {output}: {exc.strerror}\n")
-            return 2
+    # Replaced atomically; a write that fails is an OutputError: one line, exit 2.
+    write_output(output, text)
     return 0 if doc["status"] == "pass" else 1
