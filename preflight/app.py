@@ -28,6 +28,7 @@ from preflight.runner import (
     run_checks,
     run_with_timeout,
 )
+from preflight.stages import FACTS
 from preflight.state import RunState
 
 
@@ -155,9 +156,7 @@ def execute(
     )
     facts, facts_error = gather_facts(inv, options.timeout_s)
     if facts_error:
-        results.append(
-            CheckResult("preflight.facts", "Node facts gathered", Status.ERROR, facts_error, 0.0)
-        )
+        results.append(CheckResult(FACTS.id, FACTS.title, Status.ERROR, facts_error, 0.0))
     hints = _hints(results, facts, baseline, registry)
     return Report(
         tool_version=__version__,

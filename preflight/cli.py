@@ -17,10 +17,12 @@ from typer.core import TyperGroup, TyperOption
 
 from preflight import __version__, terminal
 from preflight.bench.cli import bench_app  # imports no torch: the ranks do
-from preflight.errors import PreflightError
+from preflight.completion import baseline_names, check_ids, check_patterns, choices, profile_names
+from preflight.errors import PreflightError, UsageError
 from preflight.exitcodes import ExitCode
 from preflight.interrupts import Interrupted
 from preflight.options import JOBS, RANKS, SECONDS
+from preflight.output import FORMATS  # names only: each renderer is imported when used
 
 
 class PreflightGroup(TyperGroup):
@@ -60,7 +62,10 @@ def _help_metavar(option: TyperOption, ctx: Any) -> str | None:
     return _METAVARS.get(label, label.upper())
 
 
-# typer's help (0.29) prints the Python type; one assignment, here, where the app is made.
+# Needed: typer 0.29's help prints the Python type of every option (`--strict <bool>`,
+# `--profile <str>`) and offers no hook to choose the option class, so the method is replaced
+# once, here, where the app is made. It changes help text only: parsing and shell completion
+# (which list option names, never metavars) do not call it.
 TyperOption.display_type_rich = _help_metavar  # type: ignore[method-assign,assignment]
 
 
@@ -68,7 +73,7 @@ app = typer.Typer(
     name="preflight",
     help="Check a GPU node for what silently ruins distributed training, before the job starts.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     cls=PreflightGroup,
 )
@@ -89,11 +94,6 @@ def say_error(message: object) -> None:
 
     sys.stderr.write(f"preflight: error: {clean_line(message)}\n")
     sys.stderr.flush()
-
-
-def _fail(exc: PreflightError) -> typer.Exit:
-    say_error(exc)
-    return typer.Exit(exc.exit_code)
 
 
 _NODE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
@@ -203,22 +203,37 @@ def run(
         str | None,
         typer.Option(
             help="Built-in profile name or path to a profile JSON: "
-            "check a mocked node instead of this machine."
+            "check a mocked node instead of this machine.",
+            autocompletion=profile_names,
         ),
     ] = None,
     baseline: Annotated[
         str | None,
-        typer.Option(help="Baseline name or TOML path (default: detected from the node)."),
+        typer.Option(
+            help="Baseline name or TOML path (default: detected from the node).",
+            autocompletion=baseline_names,
+        ),
     ] = None,
     only: Annotated[
         list[str] | None,
-        typer.Option(help="Run only these checks: ids, globs (pcie.*) or tag:NAME. Repeatable."),
+        typer.Option(
+            help="Run only these checks: ids, globs (pcie.*) or tag:NAME. Repeatable.",
+            autocompletion=check_patterns,
+        ),
     ] = None,
     skip: Annotated[
-        list[str] | None, typer.Option(help="Skip these checks (same patterns). Repeatable.")
+        list[str] | None,
+        typer.Option(
+            help="Skip these checks (same patterns). Repeatable.", autocompletion=check_patterns
+        ),
     ] = None,
     fmt: Annotated[
-        str, typer.Option("--format", help="table, json, jsonl, junit or prometheus.")
+        str,
+        typer.Option(
+            "--format",
+            help="table, json, jsonl, junit or prometheus.",
+            autocompletion=choices(*FORMATS),
+        ),
     ] = "table",
     output: Annotated[
         Path | None,
@@ -373,28 +388,27 @@ def run(
     from preflight.app import RunOptions, execute, parse_env_options
     from preflight.bench.errors import BenchInterrupted
     from preflight.exitcodes import for_report
-    from preflight.outfile import STDOUT, Buffer, write_output
-    from preflight.output import FORMATS, RenderOptions, renderers
+    from preflight.outfile import Buffer
+    from preflight.output import RenderOptions, renderers
 
-    if fmt not in FORMATS:
-        raise _usage(f"unknown --format {fmt!r} (choose from {', '.join(FORMATS)})")
+    _choice("--format", fmt, FORMATS)
     if dry_run and not (slurm_drain or slurm_resume):
-        raise _usage("--dry-run needs --slurm-drain or --slurm-resume")
+        raise UsageError("--dry-run needs --slurm-drain or --slurm-resume")
     if level not in (1, 2, 3):
-        raise _usage(f"--level must be 1, 2 or 3, got {level}")
+        raise UsageError(f"--level must be 1, 2 or 3, got {level}")
     if npd_max_output < 16:
-        raise _usage(f"--npd-max-output must be at least 16 bytes, got {npd_max_output}")
+        raise UsageError(f"--npd-max-output must be at least 16 bytes, got {npd_max_output}")
     if node_name is not None and not (slurm_drain or slurm_resume):
-        raise _usage("--node-name needs --slurm-drain or --slurm-resume")
+        raise UsageError("--node-name needs --slurm-drain or --slurm-resume")
     if node_name is not None and not _NODE_NAME.fullmatch(node_name):
-        raise _usage("--node-name: expected a Slurm node name (letters, digits, . _ -)")
+        raise UsageError("--node-name: expected a Slurm node name (letters, digits, . _ -)")
     if (
         profile
         and (slurm_drain or slurm_resume)
         and not (node_name or os.environ.get("SLURMD_NODENAME"))
     ):
         # The checks read a mocked node: this host's name would drain a node nobody checked.
-        raise _usage(
+        raise UsageError(
             "--slurm-drain/--slurm-resume with --profile act on a node the checks did not read: "
             "name it with --node-name or SLURMD_NODENAME"
         )
@@ -402,7 +416,7 @@ def run(
 
     guard = runflags.drain_limits(max_drained, max_drained_scope, slurm_drain, os.environ)
     memory = runflags.open_state(state, profile, os.environ)
-    to_stdout = output is None or str(output) == STDOUT
+    to_stdout = _is_stdout(output)
     with interrupts.watching() as watch:
         options = RunOptions(
             profile=profile,
@@ -462,16 +476,15 @@ def run(
             )
             report = dataclasses.replace(report, slurm=outcome.to_dict())
         color = to_stdout and fmt == "table" and terminal.wants_color(sys.stdout)
-        width = terminal.width() if to_stdout else 160
         text = Buffer(output)
         renderers()[fmt](
             report,
             text,
-            RenderOptions(verbose=verbose, color=color, width=width, problems=problems),
+            RenderOptions(verbose=verbose, color=color, width=_width(output), problems=problems),
         )
         try:
             if not (npd and to_stdout):  # with --npd, stdout is the plugin's one line
-                write_output(None if to_stdout else output, text.getvalue())
+                _write(output, text.getvalue())
         except PreflightError as exc:
             say_error(exc)
             # The node's verdict outranks the write error: a failed run still exits 1.
@@ -484,9 +497,29 @@ def run(
     raise typer.Exit(code)
 
 
-def _usage(message: str) -> typer.Exit:
-    say_error(message)
-    return typer.Exit(ExitCode.USAGE)
+def _choice(option: str, value: str, allowed: Sequence[str]) -> None:
+    """One bad option, one line: `unknown --format 'xml' (choose from table, json)`."""
+    if value not in allowed:
+        raise UsageError(f"unknown {option} {value!r} (choose from {', '.join(allowed)})")
+
+
+def _is_stdout(output: Path | None) -> bool:
+    from preflight.outfile import STDOUT
+
+    return output is None or str(output) == STDOUT
+
+
+def _width(output: Path | None) -> int:
+    """The terminal's width for what goes to stdout; a file gets 160 columns."""
+    return terminal.width() if _is_stdout(output) else 160
+
+
+def _write(output: Path | None, text: str) -> None:
+    """The one writer of every command's output: stdout (no --output, or -) or the file,
+    replaced atomically; a write that fails is an OutputError (one line, exit 2)."""
+    from preflight.outfile import write_output
+
+    write_output(None if _is_stdout(output) else output, text)
 
 
 @app.command()
@@ -507,7 +540,8 @@ def snapshot(
         str | None,
         typer.Option(
             help="Built-in profile name or profile path to write again (with --mask: "
-            "masked) instead of capturing this node."
+            "masked) instead of capturing this node.",
+            autocompletion=profile_names,
         ),
     ] = None,
     timeout: Annotated[
@@ -528,10 +562,7 @@ def snapshot(
     from preflight.profile import resolve
 
     t0 = time.monotonic()
-    try:
-        data = resolve(profile) if profile else snap.capture(timeout, nvml_timeout)[0]
-    except PreflightError as exc:
-        raise _fail(exc) from None
+    data = resolve(profile) if profile else snap.capture(timeout, nvml_timeout)[0]
     if mask:
         data = mask_profile(data)
     size = snap.write(data, output)  # replaced atomically; OutputError: one line, exit 2
@@ -568,7 +599,7 @@ def ack(
 
     path = runflags.state_dir(state, profile, os.environ)
     if not path:
-        raise _usage("ack needs --state DIR (or state_dir in the site config)")
+        raise UsageError("ack needs --state DIR (or state_dir in the site config)")
     bdf = parse_gpu(gpu) if gpu is not None else None
     name = who(by, os.environ)
     line = run_ack(make_host(profile, {}), path, bdf, name, runflags.say_warning)
@@ -577,25 +608,27 @@ def ack(
 
 @app.command("list")
 def list_checks(
-    fmt: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+    fmt: Annotated[
+        str,
+        typer.Option("--format", help="table or json.", autocompletion=choices("table", "json")),
+    ] = "table",
 ) -> None:
-    """List every check: id, title, tags, what it needs, its action classes and parameters."""
+    """List every check: id, title, tags, what it needs, its action classes and its parameters
+    with defaults (in TOML; `explain ID` documents each)."""
     from rich.table import Table
 
+    from preflight import paramtoml
     from preflight.registry import discover
     from preflight.remediation import classes
-    from preflight.safetext import console
+    from preflight.stages import STAGES
 
-    if fmt not in ("table", "json"):
-        raise _usage(f"unknown --format {fmt!r} (choose from table, json)")
-    try:
-        registry = discover()
-    except PreflightError as exc:
-        raise _fail(exc) from None
+    _choice("--format", fmt, ("table", "json"))
+    registry = discover()
     if fmt == "json":
         rows = [
             {
                 "id": s.id,
+                "kind": "check",
                 "title": s.title,
                 "tags": list(s.tags),
                 "needs": list(s.needs),
@@ -603,49 +636,111 @@ def list_checks(
                 "params": s.defaults(),
                 "action": s.action.value if s.action else None,
                 "actions": classes(s),
+                "param_docs": {f.name: paramtoml.doc(f) for f in paramtoml.fields(s.params)},
             }
             for s in registry
+        ] + [
+            # A stage runs at every level and has no parameters; its row explains a report's.
+            {
+                "id": s.id,
+                "kind": "stage",
+                "title": s.title,
+                "tags": [],
+                "needs": [],
+                "tier": 1,
+                "params": {},
+                "action": None,
+                "actions": [],
+                "param_docs": {},
+            }
+            for s in STAGES
         ]
-        typer.echo(json.dumps(rows, indent=2, default=list))
+        rows.sort(key=lambda row: str(row["id"]))
+        _write(None, json.dumps(rows, indent=2, default=list) + "\n")
         return
     table = Table(show_lines=False)
     for col in ("Check", "Tier", "Title", "Tags", "Needs", "Actions", "Parameters (defaults)"):
         table.add_column(col, overflow="fold")
-    for s in registry:
-        params = ", ".join(f"{k}={v!r}" for k, v in s.defaults().items())
-        acts = ",".join(classes(s))
-        table.add_row(s.id, str(s.tier), s.title, ",".join(s.tags), ",".join(s.needs), acts, params)
-    console(sys.stdout, terminal.width(), terminal.wants_color(sys.stdout)).print(table)
+    lines = [
+        (
+            s.id,
+            str(s.tier),
+            s.title,
+            ",".join(s.tags),
+            ",".join(s.needs),
+            ",".join(classes(s)),
+            _params_line(s),
+        )
+        for s in registry
+    ] + [(s.id, "1", s.title, "", "", "", "(a step of every run)") for s in STAGES]
+    for line in sorted(lines):
+        table.add_row(*line)
+    _show(terminal.width(), table)
+
+
+def _params_line(spec: Any) -> str:
+    from preflight import paramtoml
+
+    return paramtoml.short(spec.params)
 
 
 @app.command()
-def explain(check_id: Annotated[str, typer.Argument(help="A check id, e.g. pcie.acs")]) -> None:
+def explain(
+    check_id: Annotated[
+        str, typer.Argument(help="A check id, e.g. pcie.acs", autocompletion=check_ids)
+    ],
+) -> None:
     """Why a check matters, what it reads, its verdicts, how to fix, and its parameters."""
     from rich.markdown import Markdown
     from rich.text import Text
 
+    from preflight import paramtoml
     from preflight.registry import discover
     from preflight.remediation import classes
+    from preflight.stages import stage
+
+    step = stage(check_id)
+    if step is not None:
+        _show(
+            terminal.width(100),
+            Text(step.id, style="bold") + Text(f" — {step.title}"),
+            "a step of every run, not a check: it reports a row only when it fails\n",
+            Markdown(step.doc),
+        )
+        return
+    spec = discover().get(check_id)
+    parts: list[Any] = [
+        Text(spec.id, style="bold") + Text(f" — {spec.title}"),
+        f"tags: {', '.join(spec.tags) or '-'}   needs: {', '.join(spec.needs) or '-'}   "
+        f"tier: {spec.tier} (runs with `preflight run --level {spec.tier}` or deeper)",
+        f"action classes: {', '.join(classes(spec)) or '-'} (README: Remediation classes)\n",
+        Markdown(spec.doc),
+    ]
+    if spec.defaults():
+        where = f"(baseline TOML table [{spec.id}], or --set {spec.id}.NAME=VALUE)"
+        parts.append(Text("\nParameters", style="bold") + Text(f" {where}"))
+        # Not wrapped: each line stays TOML to paste.
+        width = terminal.width(100)
+        toml = Text(paramtoml.snippet(spec.id, spec.params, width).rstrip("\n"))
+        _show(width, *parts, verbatim=toml)
+        return
+    _show(terminal.width(100), *parts)
+
+
+def _show(width: int, *renderables: Any, verbatim: Any = None) -> None:
+    """Draw rich renderables as wide as the terminal (colour where it wants it), then verbatim
+    unwrapped, and write them through the one writer, without the trailing spaces rich pads
+    lines with."""
+    from preflight.outfile import Buffer
     from preflight.safetext import console
 
-    try:
-        spec = discover().get(check_id)
-    except PreflightError as exc:
-        raise _fail(exc) from None
-    out = console(sys.stdout, terminal.width(100), terminal.wants_color(sys.stdout))
-    out.print(Text(spec.id, style="bold") + Text(f" — {spec.title}"))
-    out.print(
-        f"tags: {', '.join(spec.tags) or '-'}   needs: {', '.join(spec.needs) or '-'}   "
-        f"tier: {spec.tier} (runs with `preflight run --level {spec.tier}` or deeper)"
-    )
-    out.print(f"action classes: {', '.join(classes(spec)) or '-'} (README: Remediation classes)\n")
-    out.print(Markdown(spec.doc))
-    defaults = spec.defaults()
-    if defaults:
-        where = f"(baseline TOML table [{spec.id}], or --set {spec.id}.NAME=VALUE)"
-        out.print(Text("\nParameters", style="bold") + Text(f" {where}"))
-        for k, v in defaults.items():
-            out.print(f"  {k} = {v!r}")
+    buffer = Buffer(None)
+    screen = console(buffer, width, terminal.wants_color(sys.stdout))
+    for renderable in renderables:
+        screen.print(renderable)
+    if verbatim is not None:
+        screen.print(verbatim, soft_wrap=True)
+    _write(None, "\n".join(line.rstrip() for line in buffer.getvalue().split("\n")))
 
 
 REPORTS_HELP = (
@@ -664,7 +759,12 @@ def compare(
         ),
     ] = None,
     fmt: Annotated[
-        str, typer.Option("--format", help="table, json, or html (one self-contained page).")
+        str,
+        typer.Option(
+            "--format",
+            help="table, json, or html (one self-contained page).",
+            autocompletion=choices("table", "json", "html"),
+        ),
     ] = "table",
     output: Annotated[
         Path | None,
@@ -674,7 +774,8 @@ def compare(
         str,
         typer.Option(
             help="Exit 1 on: drift (failing nodes, unreadable reports or drift), fail (failing "
-            "nodes or unreadable reports only), none (never)."
+            "nodes or unreadable reports only), none (never).",
+            autocompletion=choices("drift", "fail", "none"),
         ),
     ] = "drift",
     ignore_fact: Annotated[
@@ -700,12 +801,10 @@ def compare(
     """Compare many node reports: which nodes fail, and which differ from their peers (drift)."""
     from preflight.cluster import aggregate, record, render, rules, sources
     from preflight.cluster import compare as comparison
-    from preflight.outfile import STDOUT, Buffer, write_output
+    from preflight.outfile import Buffer
 
-    if fmt not in ("table", "json", "html") or fail_on not in comparison.FAIL_ON:
-        raise _usage(
-            "--format is table, json or html; --fail-on is " + " or ".join(comparison.FAIL_ON)
-        )
+    _choice("--format", fmt, ("table", "json", "html"))
+    _choice("--fail-on", fail_on, comparison.FAIL_ON)
     rule = rules.FactRule(tuple(ignore_fact or ()))
     gold = None
     if golden is not None:
@@ -713,10 +812,8 @@ def compare(
     items = sources.expand(reports, sys.stdin.buffer)
     fleet = aggregate.collect(items, rule, "none" if gold else group_by, jobs, detail=fmt == "html")
     if fleet.reports == 0:
-        raise _usage(f"no report found in {' '.join(reports)}")
+        raise UsageError(f"no report found in {' '.join(reports)}")
     result = comparison.compare(fleet, "none (golden node)" if gold else group_by, gold)
-    to_stdout = output is None or str(output) == STDOUT
-    width = terminal.width() if to_stdout else 160
     text = Buffer(output)
     if fmt == "json":
         render.render_json(result, text)
@@ -725,8 +822,8 @@ def compare(
 
         html.render_html(result, text)
     else:
-        render.render_table(result, text, verbose, width)
-    write_output(None if to_stdout else output, text.getvalue())
+        render.render_table(result, text, verbose, _width(output))
+    _write(output, text.getvalue())
     raise typer.Exit(result.exit_code(fail_on))
 
 
@@ -735,20 +832,17 @@ def profiles_list() -> None:
     """Built-in profiles with their descriptions."""
     from preflight.profile import builtin_names, resolve
 
-    for name in builtin_names():
-        typer.echo(f"{name:32} {resolve(name).get('description', '')}")
+    _write(None, "".join(f"{n:32} {resolve(n).get('description', '')}\n" for n in builtin_names()))
 
 
 @profiles_app.command("show")
-def profiles_show(name: Annotated[str, typer.Argument(help="Profile name or path")]) -> None:
+def profiles_show(
+    name: Annotated[str, typer.Argument(help="Profile name or path", autocompletion=profile_names)],
+) -> None:
     """Print the fully resolved profile (extends merged in) as JSON."""
     from preflight.profile import resolve
 
-    try:
-        data = resolve(name)
-    except PreflightError as exc:
-        raise _fail(exc) from None
-    typer.echo(json.dumps(data, indent=1, sort_keys=True))
+    _write(None, json.dumps(resolve(name), indent=1, sort_keys=True) + "\n")
 
 
 @baselines_app.command("list")
@@ -758,21 +852,22 @@ def baselines_list() -> None:
     from preflight.registry import discover
 
     registry = discover()
-    for name in builtin_names():
-        typer.echo(f"{name:20} {load(name, registry).description}")
+    _write(None, "".join(f"{n:20} {load(n, registry).description}\n" for n in builtin_names()))
 
 
 @baselines_app.command("show")
-def baselines_show(name: Annotated[str, typer.Argument(help="Baseline name or path")]) -> None:
+def baselines_show(
+    name: Annotated[
+        str, typer.Argument(help="Baseline name or path", autocompletion=baseline_names)
+    ],
+) -> None:
     """Print a baseline's resolved parameters (extends merged in) as JSON."""
     from preflight.baseline import load
     from preflight.registry import discover
 
-    try:
-        b = load(name, discover())
-    except PreflightError as exc:
-        raise _fail(exc) from None
-    typer.echo(
+    b = load(name, discover())
+    _write(
+        None,
         json.dumps(
             {
                 "name": b.name,
@@ -788,6 +883,7 @@ def baselines_show(name: Annotated[str, typer.Argument(help="Baseline name or pa
             indent=2,
             sort_keys=True,
         )
+        + "\n",
     )
 
 
@@ -804,7 +900,11 @@ def baselines_generate(
         str, typer.Option(help="Groups: baseline (node type), none, or a fact key.")
     ] = "baseline",
     extends: Annotated[
-        str | None, typer.Option(help="Write `extends = NAME`: a built-in name or a path.")
+        str | None,
+        typer.Option(
+            help="Write `extends = NAME`: a built-in name or a path.",
+            autocompletion=baseline_names,
+        ),
     ] = None,
     output: Annotated[
         Path | None,
@@ -816,11 +916,8 @@ def baselines_generate(
 ) -> None:
     """Pin what a known-good report (or the majority of many) shows into a baseline TOML."""
     from preflight.cluster import aggregate, genbaseline, sources
-    from preflight.errors import UsageError
-    from preflight.outfile import STDOUT, write_output
     from preflight.registry import discover
 
-    to_stdout = output is None or str(output) == STDOUT
     fleet = aggregate.collect(sources.expand(reports, sys.stdin.buffer), None, group_by, jobs)
     if not fleet.nodes:
         problems = "; ".join(f"{s}: {e}" for s, e in fleet.unreadable[:3])
@@ -828,9 +925,14 @@ def baselines_generate(
             f"no readable report in {' '.join(reports)}" + (f" ({problems})" if problems else "")
         )
     text = genbaseline.generate(
-        fleet, discover(), group, name, extends, "generated.toml" if to_stdout else str(output)
+        fleet,
+        discover(),
+        group,
+        name,
+        extends,
+        "generated.toml" if _is_stdout(output) else str(output),
     )
-    write_output(None if to_stdout else output, text)
+    _write(output, text)
 
 
 def main() -> None:

@@ -40,6 +40,17 @@ class NoParams:
     """For checks without thresholds."""
 
 
+def param(default: P, doc: str, *, unset: bool = False) -> P:
+    """A params dataclass field with its user documentation, which `explain` and `list` show.
+
+    `unset=True` says the default means "not set" (no expectation: the check only records, or
+    falls back to what the node itself reports), so `explain` prints it commented out, the one
+    spelling of unset a baseline has; a default of None always means that.
+    """
+    meta = {"doc": doc, "unset": unset}
+    return dataclasses.field(default=default, metadata=meta)
+
+
 @dataclass(frozen=True)
 class CheckSpec(Generic[P]):
     """A declared check: metadata plus the function that judges."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -68,3 +69,21 @@ def test_split_and_per_rail_together_is_a_usage_error() -> None:
     res = preflight("bench", "allreduce", "--split", "--per-rail", "lo", "--backend", "gloo")
     assert res.returncode == 2
     assert res.stderr == "preflight: error: --split and --per-rail are separate runs: choose one\n"
+
+
+@pytest.mark.parametrize("where", ["report.json", "missing/report.json"])
+def test_split_output_is_written_whole_or_one_error_line(tmp_path: Path, where: str) -> None:
+    out = tmp_path / where
+    res = preflight(
+        "bench", "allreduce", "--nproc", "2", "--backend", "gloo", "--split", "--sizes", "256K",
+        "--iters", "2", "--warmup", "1", "--init-timeout", "30", "--op-timeout", "15",
+        "--format", "json", "--output", str(out), env={"GLOO_SOCKET_IFNAME": "lo"}, timeout=120,
+    )  # fmt: skip
+    if out.parent.exists():
+        assert res.returncode == 0, res.stderr
+        assert json.loads(out.read_text())["schema"] == "preflight-bench-allreduce-split/1"
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]  # no temp file
+    else:
+        assert res.returncode == 2
+        errors = [line for line in res.stderr.splitlines() if line.startswith("preflight: error")]
+        assert errors == [f"preflight: error: cannot write {out}: No such file or directory"]

@@ -164,8 +164,10 @@ def test_unreadable_and_duplicate_reports_are_listed(fleet_dir: Path, tmp_path: 
     ("args", "code", "needle"),
     [
         (["/nonexistent/reports"], 2, "no such file"),
-        (["--format", "xml", "."], 2, "--format is table, json or html"),
-        (["--fail-on", "warn", "."], 2, "--fail-on is"),
+        (["--format", "xml", "."], 2, "unknown --format 'xml' (choose from table, json, html)"),
+        (["--fail-on", "warn", "."], 2, "unknown --fail-on 'warn' (choose from drift, fail, none)"),
+        # One message per bad option: two bad options still give one line, naming one.
+        (["--fail-on", "warn", "--format", "xml", "."], 2, "unknown --format 'xml'"),
         (["--golden", "/nonexistent.json", "."], 2, "/nonexistent.json"),
     ],
 )

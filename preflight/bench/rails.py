@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from preflight.bench.env import RankEnv
 
+from preflight.outfile import write_output
+
 RAIL_ENV = "PREFLIGHT_BENCH_RAIL"  # set in a rail's child: it sweeps, it does not fan out again
 
 
@@ -182,7 +184,6 @@ def fan_out(
     child ended with one of `follower_codes`."""
     from preflight.bench.env import rank_env
     from preflight.errors import PreflightError
-    from preflight.outfile import write_output
     from preflight.safetext import clean
 
     try:

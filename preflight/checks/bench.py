@@ -20,7 +20,7 @@ from preflight.bench.metrics import format_size
 from preflight.bench.result import judge_gate
 from preflight.inventory import Inventory
 from preflight.model import Action, Evidence, Finding, Status, Verdict
-from preflight.registry import check
+from preflight.registry import check, param
 
 STANDIN_TEXT = "nothing to do on the node: a stand-in's replay is not a measurement"
 
@@ -29,16 +29,32 @@ STANDIN_TEXT = "nothing to do on the node: a stand-in's replay is not a measurem
 class BenchParams:
     """min_busbw_gbps: the floor at gate_bytes (0 = none); the rest shapes the sweep."""
 
-    min_busbw_gbps: float = 0.0
-    gate_bytes: int = 1 << 30
-    min_bytes: int = 1 << 20
-    max_bytes: int = 1 << 30
-    iters: int = 20
-    warmup: int = 5
-    dtype: str = "float32"
-    init_timeout_s: float = 60.0
-    op_timeout_s: float = 30.0
-    timeout_s: float = 600.0
+    min_busbw_gbps: float = param(
+        0.0,
+        "Bus bandwidth floor at gate_bytes, GB/s; unset: the figure is only recorded.",
+        unset=True,
+    )
+    gate_bytes: int = param(
+        1 << 30, "Message size, bytes, whose bus bandwidth is judged against min_busbw_gbps."
+    )
+    min_bytes: int = param(1 << 20, "Smallest message of the sweep, bytes.")
+    max_bytes: int = param(
+        1 << 30, "Largest message of the sweep, bytes (doubling from min_bytes)."
+    )
+    iters: int = param(20, "Timed all-reduce iterations per message size.")
+    warmup: int = param(5, "Untimed iterations per message size before the timed ones.")
+    dtype: str = param(
+        "float32", "Element type of the reduced tensors (float32, float16, bfloat16)."
+    )
+    init_timeout_s: float = param(
+        60.0, "Seconds the ranks may take to rendezvous and initialise the process group."
+    )
+    op_timeout_s: float = param(
+        30.0, "Seconds one collective may take before the ranks are stopped."
+    )
+    timeout_s: float = param(
+        600.0, "Seconds the whole benchmark may take; then every rank is killed."
+    )
 
 
 def describe_theoretical(theoretical: Theoretical | None, note: str, busbw: float) -> str:
@@ -166,14 +182,21 @@ class RdmaLoopbackParams:
     """min_efficiency: the share of each port's line rate a run must reach (aznhc: 0.95 with
     GPUDirect on NDR); the rest shapes the perftest runs."""
 
-    min_efficiency: float = 0.90
-    test: str = "write_bw"
-    size_bytes: int = 1 << 20
-    duration_s: int = 5
-    gpudirect: str = "auto"
-    listen_timeout_s: float = 10.0
-    run_timeout_s: float = 35.0
-    hca: str = ""  # comma-separated HCAs to test; empty: every active port
+    min_efficiency: float = param(
+        0.90, "Share of each port's line rate a run must reach (aznhc: 0.95 with GPUDirect on NDR)."
+    )
+    test: str = param("write_bw", "perftest bandwidth test: write_bw, read_bw or send_bw.")
+    size_bytes: int = param(1 << 20, "Message size of each perftest run, bytes.")
+    duration_s: int = param(5, "Seconds each perftest run measures.")
+    gpudirect: str = param(
+        "auto",
+        "GPU memory runs: auto (when GPUDirect RDMA is usable), off (host memory only) or only.",
+    )
+    listen_timeout_s: float = param(10.0, "Seconds the perftest server may take to listen.")
+    run_timeout_s: float = param(35.0, "Seconds one perftest run may take before it is killed.")
+    hca: str = param(
+        "", "HCAs to test, comma-separated (mlx5_0,mlx5_1); unset: every active port.", unset=True
+    )
 
 
 def judge_loopback(m: RdmaMeasurement | None) -> Verdict:

@@ -6,14 +6,14 @@ from dataclasses import dataclass
 
 from preflight.inventory import Inventory
 from preflight.model import Action, Evidence, Finding, Status, Verdict
-from preflight.registry import check
+from preflight.registry import check, param
 
 
 @dataclass(frozen=True)
 class GovernorParams:
     """The governor every CPU should run."""
 
-    expected: str = "performance"
+    expected: str = param("performance", "cpufreq governor every CPU should run.")
 
 
 def judge_governors(governors: dict[int, str], expected: str) -> Verdict:
@@ -76,7 +76,7 @@ def governor(inv: Inventory, params: GovernorParams) -> Verdict:
 class SmtParams:
     """expected: true = SMT on, false = off, unset = only recorded."""
 
-    expected: bool | None = None
+    expected: bool | None = param(None, "true: SMT must be on, false: off; unset: only recorded.")
 
 
 @check(

@@ -9,7 +9,7 @@ from preflight.active.collect import outcome as active_outcome
 from preflight.active.judge import judge_dcgm, not_measured
 from preflight.inventory import Inventory
 from preflight.model import Action, Verdict
-from preflight.registry import check
+from preflight.registry import check, param
 
 
 @dataclass(frozen=True)
@@ -18,8 +18,10 @@ class DiagParams:
     user guide); timeout_s: the process group is killed after it."""
 
     TEST: ClassVar[str] = "dcgm"
-    level: int = 3
-    timeout_s: float = 3600.0
+    level: int = param(
+        3, "dcgmi diag run level: 1 quick, 2 medium (~2 min), 3 long (~30 min on H100)."
+    )
+    timeout_s: float = param(3600.0, "Seconds dcgmi may take; then its process group is killed.")
 
     def worker_params(self, kind: str) -> dict[str, Any]:
         return {}

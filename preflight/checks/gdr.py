@@ -9,15 +9,19 @@ from preflight.inventory import Inventory
 from preflight.inventory.rdma import PEERMEM_PATHS, VerbsDevice
 from preflight.inventory.rdma_sysfs_text import parse_kernel_release
 from preflight.model import Action, Evidence, Finding, Status, Verdict
-from preflight.registry import check
+from preflight.registry import check, param
 
 
 @dataclass(frozen=True)
 class PeermemParams:
     """allow_dmabuf = accept DMA-BUF instead of nvidia-peermem (NVIDIA's recommendation)."""
 
-    allow_dmabuf: bool = True
-    min_dmabuf_kernel: str = "5.12"
+    allow_dmabuf: bool = param(
+        True, "Accept DMA-BUF instead of nvidia-peermem (NVIDIA's recommendation)."
+    )
+    min_dmabuf_kernel: str = param(
+        "5.12", "Oldest kernel release with DMA-BUF support for GPUDirect RDMA."
+    )
 
 
 def _release(text: str | None) -> tuple[int, int] | None:

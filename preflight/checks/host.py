@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from preflight.host import UNLIMITED
 from preflight.inventory import Inventory
 from preflight.model import Action, Evidence, Finding, Status, Verdict
-from preflight.registry import check
+from preflight.registry import check, param
 
 GIB = 1 << 30
 
@@ -21,7 +21,9 @@ def fmt_limit(value: int) -> str:
 class MemlockParams:
     """min_bytes: accept a finite limit at least this large (default: only unlimited)."""
 
-    min_bytes: int | None = None
+    min_bytes: int | None = param(
+        None, "Accept a finite RLIMIT_MEMLOCK at least this large, bytes; unset: only unlimited."
+    )
 
 
 def judge_memlock(soft: int, hard: int, min_bytes: int | None) -> Finding:
@@ -124,7 +126,9 @@ def stack(inv: Inventory, params: object) -> Verdict:
 class ShmParams:
     """NCCL needs several MiB per peer in /dev/shm; 1 GiB is a safe floor for 8 GPUs."""
 
-    min_gib: float = 1.0
+    min_gib: float = param(
+        1.0, "Smallest /dev/shm size, GiB (NCCL needs several MiB per peer; 1 is safe for 8 GPUs)."
+    )
 
 
 @check(
@@ -180,9 +184,9 @@ def shm(inv: Inventory, params: ShmParams) -> Verdict:
 class BiosParams:
     """Pins; unset fields are only recorded."""
 
-    bios_vendor: str | None = None
-    bios_version: str | None = None
-    product_name: str | None = None
+    bios_vendor: str | None = param(None, "Expected DMI BIOS vendor; unset: only recorded.")
+    bios_version: str | None = param(None, "Expected DMI BIOS version; unset: only recorded.")
+    product_name: str | None = param(None, "Expected DMI product name; unset: only recorded.")
 
 
 @check(
@@ -243,8 +247,12 @@ def bios(inv: Inventory, params: BiosParams) -> Verdict:
 class CmdlineParams:
     """Tokens (exact, or NAME= prefixes) that must or must not be on the kernel command line."""
 
-    required: tuple[str, ...] = ()
-    forbidden: tuple[str, ...] = ()
+    required: tuple[str, ...] = param(
+        (), "Tokens that must be on the kernel command line: exact, or NAME= for any value."
+    )
+    forbidden: tuple[str, ...] = param(
+        (), "Tokens that must not be on it: exact, or NAME= for any value."
+    )
 
 
 def judge_cmdline(

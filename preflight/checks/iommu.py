@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from preflight.inventory import Inventory
 from preflight.model import Action, Evidence, Finding, Status, Verdict
-from preflight.registry import check
+from preflight.registry import check, param
 
 TRANSLATED = ("DMA", "DMA-FQ")
 
@@ -15,7 +15,9 @@ TRANSLATED = ("DMA", "DMA-FQ")
 class IommuParams:
     """allow_translated: a virtual machine with a vIOMMU may translate; set true there."""
 
-    allow_translated: bool = False
+    allow_translated: bool = param(
+        False, "Accept translated DMA (a virtual machine with a vIOMMU); set true there."
+    )
 
 
 def judge_iommu_group(

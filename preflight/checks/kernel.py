@@ -8,7 +8,7 @@ from preflight.inventory import Inventory
 from preflight.inventory.kernel_events import KernelEvent
 from preflight.inventory.log_actions import ACTION_TEXT, DRAIN, IGNORE
 from preflight.model import Action, Evidence, Finding, Status, Verdict
-from preflight.registry import check
+from preflight.registry import check, param
 from preflight.remediation import LOG_ACTION_CLASS, log_action_text
 
 SOURCE = "kmsg"
@@ -19,7 +19,9 @@ class KernelEventsParams:
     """Catalogue rows to leave out entirely (e.g. `kernel.hung_task` on a fleet that tolerates
     it), by id."""
 
-    ignore: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = param(
+        (), "Catalogue ids to leave out entirely (kernel.hung_task on a fleet that tolerates it)."
+    )
 
 
 def judge_kernel_events(

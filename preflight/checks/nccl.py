@@ -26,7 +26,7 @@ from preflight.inventory.nccl_env import (
 )
 from preflight.inventory.rdma import IbPort
 from preflight.model import Action, Evidence, Finding, Status, Verdict
-from preflight.registry import NoParams, check
+from preflight.registry import NoParams, check, param
 
 
 def verdict_of(findings: list[Finding], var: str) -> Verdict:
@@ -301,8 +301,8 @@ DEBUG_ONLY: dict[str, tuple[tuple[str, ...], str]] = {
 class EnvParams:
     """allow = NCCL_* names the site sets on purpose; extra_known = plugin variables."""
 
-    allow: tuple[str, ...] = ()
-    extra_known: tuple[str, ...] = ()
+    allow: tuple[str, ...] = param((), "NCCL_* variables the site sets on purpose: not reported.")
+    extra_known: tuple[str, ...] = param((), "Variables of NCCL plugins to treat as known names.")
 
 
 def judge_value(name: str, value: str, kind: str | None, default: str | None) -> Finding | None:

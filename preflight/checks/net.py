@@ -9,16 +9,22 @@ from preflight.inventory import Inventory
 from preflight.inventory.net import ARPHRD_ETHER, ARPHRD_INFINIBAND, NetDev
 from preflight.inventory.rdma import IbPort
 from preflight.model import Action, Evidence, Finding, Status, Verdict
-from preflight.registry import check
+from preflight.registry import check, param
 
 
 @dataclass(frozen=True)
 class NetdevParams:
     """MTU per interface type; 0 = not judged (IPoIB datagram mode: 4092, RoCE: often 9000)."""
 
-    ib_mtu: int = 0
-    eth_mtu: int = 0
-    ignore: tuple[str, ...] = ()
+    ib_mtu: int = param(
+        0, "Expected MTU of IPoIB interfaces (datagram mode: 4092); unset: not judged.", unset=True
+    )
+    eth_mtu: int = param(
+        0, "Expected MTU of RoCE Ethernet interfaces (often 9000); unset: not judged.", unset=True
+    )
+    ignore: tuple[str, ...] = param(
+        (), "Globs of RDMA ports (mlx5_8/1, mlx5_bond_*) whose interfaces are not judged."
+    )
 
 
 def judge_netdev(port: IbPort, dev: NetDev | None, ib_mtu: int, eth_mtu: int) -> Finding:

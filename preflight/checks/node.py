@@ -7,15 +7,17 @@ from dataclasses import dataclass
 from preflight.inventory import Inventory
 from preflight.inventory.pci import PciDevice
 from preflight.model import Action, Evidence, Finding, Status, Verdict
-from preflight.registry import check
+from preflight.registry import check, param
 
 
 @dataclass(frozen=True)
 class CountParams:
     """expected = 0 means "any number"; models are vendor:device PCI ids."""
 
-    expected: int = 0
-    models: tuple[str, ...] = ()
+    expected: int = param(0, "How many the node must have; unset: any number.", unset=True)
+    models: tuple[str, ...] = param(
+        (), "PCI ids (vendor:device, 10de:2330) allowed; any when empty."
+    )
 
 
 def judge_count(

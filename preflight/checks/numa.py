@@ -7,14 +7,16 @@ from dataclasses import dataclass
 from preflight.inventory import Inventory
 from preflight.inventory.topology import gpu_nic_paths
 from preflight.model import Action, Evidence, Finding, Status, Verdict, passed
-from preflight.registry import NoParams, check
+from preflight.registry import NoParams, check, param
 
 
 @dataclass(frozen=True)
 class NodesParams:
     """expected = sockets × NPS; 0 = only recorded."""
 
-    expected: int = 0
+    expected: int = param(
+        0, "NUMA nodes the node type has (sockets x NPS); unset: only recorded.", unset=True
+    )
 
 
 @check(
@@ -56,7 +58,7 @@ def nodes(inv: Inventory, params: NodesParams) -> Verdict:
 class BalancingParams:
     """Automatic NUMA balancing should be 0 on GPU nodes."""
 
-    expected: int = 0
+    expected: int = param(0, "Expected /proc/sys/kernel/numa_balancing (0: off).")
 
 
 @check(

@@ -10,7 +10,7 @@ from preflight.inventory.pci import PciDevice, PciInventory
 from preflight.inventory.pci_config import acs_control_names
 from preflight.inventory.sysfs_text import format_link_speed
 from preflight.model import Action, Evidence, Finding, Status, Verdict, passed
-from preflight.registry import check
+from preflight.registry import check, param
 from preflight.remediation import bdf_of
 
 SYSFS = "sysfs:/sys/bus/pci/devices/"
@@ -54,10 +54,18 @@ def unreadable(pci: PciInventory, dev: PciDevice, attrs: tuple[str, ...]) -> Fin
 class LinkParams:
     """Expected link per device kind; None = the device's own capability must be reached."""
 
-    gpu_speed_gts: float | None = None
-    gpu_width: int | None = None
-    nic_speed_gts: float | None = None
-    nic_width: int | None = None
+    gpu_speed_gts: float | None = param(
+        None, "Expected GPU link speed, GT/s; unset: the device's own maximum."
+    )
+    gpu_width: int | None = param(
+        None, "Expected GPU link width (lanes); unset: the device's own maximum."
+    )
+    nic_speed_gts: float | None = param(
+        None, "Expected NIC link speed, GT/s; unset: the device's own maximum."
+    )
+    nic_width: int | None = param(
+        None, "Expected NIC link width (lanes); unset: the device's own maximum."
+    )
 
 
 def judge_link(
@@ -226,7 +234,9 @@ def link(inv: Inventory, params: LinkParams) -> Verdict:
 class AcsParams:
     """allow_redirect: a virtual machine needs ACS redirect; set true there."""
 
-    allow_redirect: bool = False
+    allow_redirect: bool = param(
+        False, "Accept ACS redirect (a virtual machine needs it); set true there."
+    )
 
 
 ACS_REDIRECT_NAMES = ("ReqRedir", "CmpltRedir", "EgressCtrl")
@@ -405,11 +415,19 @@ def acs(inv: Inventory, params: AcsParams) -> Verdict:
 class DevCtlParams:
     """Exact expectations are optional; min_max_read_request is a floor for every device."""
 
-    min_max_read_request: int = 512
-    gpu_max_read_request: int | None = None
-    nic_max_read_request: int | None = None
-    max_payload: int | None = None
-    nic_relaxed_ordering: bool | None = None
+    min_max_read_request: int = param(512, "Smallest MaxReadReq for every GPU and NIC, bytes.")
+    gpu_max_read_request: int | None = param(
+        None, "Exact MaxReadReq every GPU must have, bytes; unset: the floor only."
+    )
+    nic_max_read_request: int | None = param(
+        None, "Exact MaxReadReq every NIC must have, bytes; unset: the floor only."
+    )
+    max_payload: int | None = param(
+        None, "Exact MaxPayload every device must have, bytes; unset: not judged."
+    )
+    nic_relaxed_ordering: bool | None = param(
+        None, "Relaxed Ordering on (true) or off (false) on every NIC; unset: not judged."
+    )
 
 
 def judge_devctl(
@@ -528,9 +546,12 @@ def devctl(inv: Inventory, params: DevCtlParams) -> Verdict:
 class AerParams:
     """Correctable errors are normal in small numbers; uncorrectable ones are not."""
 
-    max_correctable: int = 100
+    max_correctable: int = param(100, "Correctable AER errors per device above which it warns.")
     # With `run --state`: correctable errors per hour since the previous run of this boot.
-    max_correctable_per_hour: float = 100.0
+    max_correctable_per_hour: float = param(
+        100.0,
+        "With --state: correctable AER errors per hour since the last run above which it warns.",
+    )
 
 
 def judge_aer_rate(
@@ -672,8 +693,12 @@ def aer(inv: Inventory, params: AerParams) -> Verdict:
 class Bar1Params:
     """min_bar1_gib pins BAR1 (H100 80GB: 128 GiB); small_bar1_mib is the floor without a pin."""
 
-    min_bar1_gib: float | None = None
-    small_bar1_mib: int = 256
+    min_bar1_gib: float | None = param(
+        None, "Smallest BAR1 per GPU, GiB (H100 80GB: 128); unset: only small_bar1_mib judges."
+    )
+    small_bar1_mib: int = param(
+        256, "Without min_bar1_gib, a BAR1 at most this many MiB warns (above-4G decoding off)."
+    )
 
 
 def judge_bar1(

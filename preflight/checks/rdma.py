@@ -20,7 +20,7 @@ from preflight.inventory.rdma_sysfs_text import (
     parse_fw_version,
 )
 from preflight.model import Action, Evidence, Finding, Status, Verdict, passed
-from preflight.registry import check
+from preflight.registry import check, param
 
 SYSFS = "sysfs:"
 NO_IB_DEVICE = "no RDMA device in /sys/class/infiniband (see rdma.devices)"
@@ -56,7 +56,9 @@ def unreadable(port: IbPort, attrs: Iterable[str]) -> Finding | None:
 class DevicesParams:
     """expected = number of RDMA devices; 0 = one per RDMA-capable NIC function on the bus."""
 
-    expected: int = 0
+    expected: int = param(
+        0, "RDMA devices expected; unset: one per RDMA-capable NIC function on the bus.", unset=True
+    )
 
 
 def judge_devices(
@@ -148,7 +150,9 @@ def not_a_nic(dev: IbDevice) -> str:
 class PortStateParams:
     """ignore = globs of ports (mlx5_8/1, mlx5_bond_*) that are allowed to be down."""
 
-    ignore: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = param(
+        (), "Globs of ports (mlx5_8/1, mlx5_bond_*) allowed to be down."
+    )
 
 
 def judge_port_state(port: IbPort) -> Finding:
@@ -234,8 +238,12 @@ def port_state(inv: Inventory, params: PortStateParams) -> Verdict:
 class RateParams:
     """min_gbps = rate every active port must reach (0: ports of one model must match)."""
 
-    min_gbps: float = 0.0
-    ignore: tuple[str, ...] = ()
+    min_gbps: float = param(
+        0.0,
+        "Rate every active port must reach, Gb/s; unset: ports of one model must match.",
+        unset=True,
+    )
+    ignore: tuple[str, ...] = param((), "Globs of ports (mlx5_8/1, mlx5_bond_*) not judged.")
 
 
 def judge_rate(port: IbPort, min_gbps: float, peer_gbps: float | None) -> Finding:
@@ -321,8 +329,10 @@ def port_rate(inv: Inventory, params: RateParams) -> Verdict:
 class LinkLayerParams:
     """expected = InfiniBand or Ethernet (RoCE); empty = ports of one model must agree."""
 
-    expected: str = ""
-    ignore: tuple[str, ...] = ()
+    expected: str = param(
+        "", "InfiniBand or Ethernet (RoCE); unset: ports of one model must agree.", unset=True
+    )
+    ignore: tuple[str, ...] = param((), "Globs of ports (mlx5_8/1, mlx5_bond_*) not judged.")
 
 
 def judge_link_layer(port: IbPort, expected: str, majority: str | None) -> Finding:
@@ -402,7 +412,7 @@ def link_layer(inv: Inventory, params: LinkLayerParams) -> Verdict:
 class SubnetManagerParams:
     """ignore = globs of ports not judged."""
 
-    ignore: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = param((), "Globs of ports (mlx5_8/1, mlx5_bond_*) not judged.")
 
 
 def judge_subnet_manager(port: IbPort) -> Finding:
@@ -478,7 +488,9 @@ def subnet_manager(inv: Inventory, params: SubnetManagerParams) -> Verdict:
 class FwParams:
     """pinned = "VERSION" (every NIC) or "HCA_TYPE=VERSION" (e.g. MT4129=28.41.1000)."""
 
-    pinned: tuple[str, ...] = ()
+    pinned: tuple[str, ...] = param(
+        (), "Firmware versions: VERSION (every NIC) or HCA_TYPE=VERSION (MT4129=28.41.1000)."
+    )
 
 
 def _version_key(version: str) -> tuple[int, ...]:
@@ -613,16 +625,28 @@ TRANSPORT_COUNTERS = (
 class CountersParams:
     """Thresholds on counters since boot (WARN above), and growth during the run (FAIL)."""
 
-    link_counters: tuple[str, ...] = LINK_ERROR_COUNTERS
-    max_link_errors: int = 0
-    transport_counters: tuple[str, ...] = TRANSPORT_COUNTERS
-    max_transport_errors: int = 1000
-    fail_on_growth: bool = True
-    window_s: float = 0.0
-    ignore: tuple[str, ...] = ()
+    link_counters: tuple[str, ...] = param(
+        LINK_ERROR_COUNTERS, "Physical-link error counters watched."
+    )
+    max_link_errors: int = param(0, "Link errors since boot per port above which it warns.")
+    transport_counters: tuple[str, ...] = param(
+        TRANSPORT_COUNTERS, "Transport (hw_counters) error counters watched."
+    )
+    max_transport_errors: int = param(
+        1000, "Transport errors since boot per port above which it warns."
+    )
+    fail_on_growth: bool = param(True, "Fail when a watched counter grows during the run.")
+    window_s: float = param(0.0, "Seconds to wait at least between the two counter samples.")
+    ignore: tuple[str, ...] = param((), "Globs of ports (mlx5_8/1, mlx5_bond_*) not judged.")
     # With `run --state`: rates since the previous run of this boot (NVSentinel's rule).
-    max_symbol_errors_per_s: float = 10.0
-    fail_on_link_downed_since_last_run: bool = True
+    max_symbol_errors_per_s: float = param(
+        10.0,
+        "With --state: symbol errors per second since the last run above which the port warns "
+        "(NVSentinel: above 10/s the link is degraded).",
+    )
+    fail_on_link_downed_since_last_run: bool = param(
+        True, "With --state: fail when link_downed grew since the last run of this boot."
+    )
 
 
 def judge_since_last_run(
@@ -858,7 +882,7 @@ def counters(inv: Inventory, params: CountersParams) -> Verdict:
 class RoceGidParams:
     """ignore = globs of ports not judged."""
 
-    ignore: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = param((), "Globs of ports (mlx5_8/1, mlx5_bond_*) not judged.")
 
 
 def judge_roce_gid(port: IbPort, address_family: str | None) -> Finding:
@@ -942,9 +966,9 @@ def roce_gid(inv: Inventory, params: RoceGidParams) -> Verdict:
 class RoceEcnParams:
     """priority = the lossless RoCE priority; required = the node type runs RoCE with DCQCN."""
 
-    priority: int = 3
-    required: bool = False
-    ignore: tuple[str, ...] = ()
+    priority: int = param(3, "The lossless RoCE priority (PFC and ECN on it).")
+    required: bool = param(False, "The node type runs RoCE with DCQCN: ECN must be on.")
+    ignore: tuple[str, ...] = param((), "Globs of ports (mlx5_8/1, mlx5_bond_*) not judged.")
 
 
 def judge_ecn(

@@ -9,14 +9,18 @@ from preflight.inventory.pci import PciDevice
 from preflight.inventory.rdma import nic_label
 from preflight.inventory.topology import PathType, gpu_nic_paths
 from preflight.model import Action, Evidence, Finding, Status, Verdict, passed
-from preflight.registry import check
+from preflight.registry import check, param
 
 
 @dataclass(frozen=True)
 class DistanceParams:
     """max_distance = farthest class at which GPUDirect RDMA is used (NCCL's default: PXB)."""
 
-    max_distance: str = "PXB"
+    max_distance: str = param(
+        "PXB",
+        "Farthest path class at which GPUDirect RDMA is used: PIX, PXB, PHB, NODE or SYS "
+        "(NCCL's default: PXB).",
+    )
 
 
 def judge_distance(

@@ -9,7 +9,7 @@ from preflight.inventory import Inventory
 from preflight.inventory.memory import XidMark
 from preflight.inventory.xid import ACTION_TEXT, DRAIN, IGNORE, RESTART_APP, XidEvent
 from preflight.model import Action, Evidence, Finding, Status, Verdict
-from preflight.registry import check
+from preflight.registry import check, param
 from preflight.remediation import LOG_ACTION_CLASS, log_action_text
 from preflight.wording import count
 
@@ -20,7 +20,9 @@ SOURCE = "kmsg"
 class XidParams:
     """Xid numbers to leave out entirely (e.g. a known-benign one on this fleet)."""
 
-    ignore: tuple[int, ...] = ()
+    ignore: tuple[int, ...] = param(
+        (), "Xid numbers to leave out entirely (a known-benign one on this fleet)."
+    )
 
 
 def acknowledged(events: list[XidEvent], marks: Mapping[str, XidMark]) -> list[bool]:

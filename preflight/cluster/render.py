@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from typing import TextIO
@@ -81,11 +82,25 @@ def fold(drift: list[Drift]) -> list[tuple[str, list[Drift]]]:
     return [(", ".join(labels), members) for labels, members in rows.values()]
 
 
+class _Lines(io.StringIO):
+    """The table on its way to `out`, with out's encoding (rich draws ASCII boxes for ASCII)."""
+
+    def __init__(self, encoding: str) -> None:
+        super().__init__()
+        self._encoding = encoding
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        """The encoding of where the text goes."""
+        return self._encoding
+
+
 def render_table(comparison: Comparison, out: TextIO, verbose: bool, width: int) -> None:
     """Headline, failing checks, failing nodes, drift, and a one-line verdict."""
     # Names, sources, summaries and values come from reports anyone may have written: every
     # string goes in as cleaned Text, on a console that reads no markup.
-    screen = console(out, width)
+    buffer = _Lines(getattr(out, "encoding", None) or "utf-8")
+    screen = console(buffer, width)
 
     def say(text: str) -> None:
         screen.print(cell(text))
@@ -206,3 +221,5 @@ def render_table(comparison: Comparison, out: TextIO, verbose: bool, width: int)
         + f" on {plural(comparison.drifting_nodes, 'node')}"
     )
     screen.print(verdict)
+    # rich pads table titles to the table's width: no trailing spaces.
+    out.write("\n".join(line.rstrip() for line in buffer.getvalue().split("\n")))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from preflight.inventory import Inventory
 from preflight.inventory.mounts import Mount, MountProbe
 from preflight.model import Evidence, Finding, Status, Verdict
-from preflight.registry import check
+from preflight.registry import check, param
 
 MOUNTS_SRC = "procfs:/proc/self/mounts"
 MODULES_SRC = "procfs:/proc/modules"
@@ -24,8 +24,8 @@ class MountsParams:
     """required: mount points, each `PATH` or `PATH:FSTYPE` (`/data:nfs4`); timeout_s: how long
     statvfs on each may take."""
 
-    required: tuple[str, ...] = ()
-    timeout_s: float = 2.0
+    required: tuple[str, ...] = param((), "Mount points, each PATH or PATH:FSTYPE (/data:nfs4).")
+    timeout_s: float = param(2.0, "Seconds statvfs on each mount may take.")
 
 
 def split_required(entry: str, sep: str) -> tuple[str, str | None]:
@@ -133,7 +133,9 @@ class ModulesParams:
     """required: kernel modules, each `NAME` or `NAME=VERSION` to pin its version
     (`nvidia=565.57.01`)."""
 
-    required: tuple[str, ...] = ()
+    required: tuple[str, ...] = param(
+        (), "Kernel modules, each NAME or NAME=VERSION to pin its version (nvidia=565.57.01)."
+    )
 
 
 def judge_modules(

@@ -9,7 +9,7 @@ from preflight.active.collect import outcome as active_outcome
 from preflight.active.judge import judge_burn, judge_copy, judge_gemm, judge_p2p, not_measured
 from preflight.inventory import Inventory
 from preflight.model import Action, Verdict
-from preflight.registry import check
+from preflight.registry import check, param
 
 # -- active tests (tier 2+): measured in worker processes before the checks, judged here --------
 
@@ -27,14 +27,32 @@ class CopyParams:
     median a GPU may be."""
 
     TEST: ClassVar[str] = "copy"
-    link_efficiency: float = 0.76
-    min_h2d_gbps: float = 0.0
-    min_d2h_gbps: float = 0.0
-    min_d2d_gbps: float = 0.0
-    peer_tolerance: float = 0.15
-    bytes: int = 1 << 28
-    iters: int = 10
-    timeout_s: float = 30.0
+    link_efficiency: float = param(
+        0.76,
+        "Host-device copy floor as a fraction of the GPU's PCIe link rate "
+        "(aznhc: 48 GB/s on H100, 0.76 of Gen5 x16).",
+    )
+    min_h2d_gbps: float = param(
+        0.0,
+        "Host-to-device copy floor, GB/s (`baselines generate` pins it from a fleet's median); "
+        "unset: the link-efficiency floor and the peer comparison judge.",
+        unset=True,
+    )
+    min_d2h_gbps: float = param(
+        0.0,
+        "Device-to-host copy floor, GB/s (pinned like min_h2d_gbps); unset: as min_h2d_gbps.",
+        unset=True,
+    )
+    min_d2d_gbps: float = param(
+        0.0,
+        "Device-local copy floor, GB/s (from the HBM spec); "
+        "unset: only the peer comparison judges.",
+        unset=True,
+    )
+    peer_tolerance: float = param(0.15, "Fraction below the node's median GPU a GPU may be.")
+    bytes: int = param(1 << 28, "Bytes per copy.")
+    iters: int = param(10, "Timed copies per direction.")
+    timeout_s: float = param(30.0, "Seconds the test may take; then its workers are killed.")
 
     def worker_params(self, kind: str) -> dict[str, Any]:
         if kind == "cpu":
@@ -102,11 +120,16 @@ class P2pParams:
     how far below the median of all pairs a pair may be."""
 
     TEST: ClassVar[str] = "p2p"
-    min_gbps: float = 0.0
-    peer_tolerance: float = 0.15
-    bytes: int = 1 << 28
-    iters: int = 10
-    timeout_s: float = 60.0
+    min_gbps: float = param(
+        0.0,
+        "Floor per ordered GPU pair, GB/s (aznhc: 335 on H100 NVLink); "
+        "unset: only the peer comparison judges.",
+        unset=True,
+    )
+    peer_tolerance: float = param(0.15, "Fraction below the median of all pairs a pair may be.")
+    bytes: int = param(1 << 28, "Bytes per copy.")
+    iters: int = param(10, "Timed copies per pair.")
+    timeout_s: float = param(60.0, "Seconds the test may take; then its workers are killed.")
 
     def worker_params(self, kind: str) -> dict[str, Any]:
         if kind == "cpu":
@@ -162,12 +185,22 @@ class GemmParams:
     8.9 or later); peer_tolerance: fraction below the median."""
 
     TEST: ClassVar[str] = "gemm"
-    min_tflops: float = 0.0
-    min_fp8_tflops: float = 0.0
-    peer_tolerance: float = 0.10
-    n: int = 8192
-    iters: int = 20
-    timeout_s: float = 60.0
+    min_tflops: float = param(
+        0.0,
+        "BF16 dense floor per GPU, TFLOPS (H100/H200 SXM spec 989; healthy GPUs reach "
+        "60-75% at n=8192); unset: only the peer comparison judges.",
+        unset=True,
+    )
+    min_fp8_tflops: float = param(
+        0.0,
+        "FP8 e4m3 dense floor per GPU, TFLOPS (H100/H200 SXM spec 1979), judged only on GPUs "
+        "with FP8 tensor cores (compute capability 8.9+); unset: only the peer comparison judges.",
+        unset=True,
+    )
+    peer_tolerance: float = param(0.10, "Fraction below the node's median GPU a GPU may be.")
+    n: int = param(8192, "Matrix size of the GEMM (n x n).")
+    iters: int = param(20, "Timed GEMMs per GPU.")
+    timeout_s: float = param(60.0, "Seconds the test may take; then its workers are killed.")
 
     def worker_params(self, kind: str) -> dict[str, Any]:
         if kind == "cpu":
@@ -229,15 +262,30 @@ class BurnParams:
     pins it from a fleet's median)."""
 
     TEST: ClassVar[str] = "burn"
-    duration_s: float = 30.0
-    window_s: float = 2.0
-    sample_s: float = 5.0
-    min_tflops: float = 0.0
-    peer_tolerance: float = 0.10
-    clock_tolerance: float = 0.05
-    min_sm_mhz: float = 0.0
-    n: int = 8192
-    timeout_s: float = 90.0
+    duration_s: float = param(
+        30.0, "Seconds each GPU runs GEMM (30 for a prolog; 300 or more at bring-up)."
+    )
+    window_s: float = param(2.0, "Seconds per throughput sample during the burn.")
+    sample_s: float = param(
+        5.0, "Seconds between NVML samples (temperature, clocks, throttle reasons)."
+    )
+    min_tflops: float = param(
+        0.0, "Throughput floor per GPU, TFLOPS; unset: only the peer comparison judges.", unset=True
+    )
+    peer_tolerance: float = param(0.10, "Fraction below the node's median GPU a GPU may be.")
+    clock_tolerance: float = param(
+        0.05,
+        "Fraction below the node's median held SM clock a GPU may be under load (GEMM time "
+        "scales with the SM clock: 5% lower is 5% slower per synchronous step).",
+    )
+    min_sm_mhz: float = param(
+        0.0,
+        "SM clock every GPU must hold under load, MHz (`baselines generate` pins it from a "
+        "fleet's median); unset: only the peer comparison judges.",
+        unset=True,
+    )
+    n: int = param(8192, "Matrix size of the GEMM (n x n).")
+    timeout_s: float = param(90.0, "Seconds the test may take; then its workers are killed.")
 
     def worker_params(self, kind: str) -> dict[str, Any]:
         if kind == "cpu":

@@ -14,7 +14,7 @@ from preflight.inventory.gpu import (
 )
 from preflight.model import Action, Evidence, Finding, Status, Verdict, passed
 from preflight.nvml.schema import NODE_FAILURES, SYSTEM_FIELD_CALLS
-from preflight.registry import NoParams, check
+from preflight.registry import NoParams, check, param
 from preflight.remediation import gpu_reset_text
 
 # -- NVML available ---------------------------------------------------------------------------
@@ -163,8 +163,10 @@ def nvml_available(inv: Inventory, params: NoParams) -> Verdict:
 class DevicesParams:
     """expected = 0: as many as on the PCI bus; names: NVML product names allowed (any if empty)."""
 
-    expected: int = 0
-    names: tuple[str, ...] = ()
+    expected: int = param(0, "GPUs NVML must see; unset: as many as on the PCI bus.", unset=True)
+    names: tuple[str, ...] = param(
+        (), "NVML product names allowed (NVIDIA H100 80GB HBM3); any when empty."
+    )
 
 
 def judge_devices(
@@ -292,9 +294,9 @@ def nvml_devices(inv: Inventory, params: DevicesParams) -> Verdict:
 class ProcessesParams:
     """Compute processes allowed (names in `allow` never count) and memory in use, in MiB."""
 
-    max_processes: int = 0
-    max_used_mib: int = 1024
-    allow: tuple[str, ...] = ()
+    max_processes: int = param(0, "Compute processes allowed on a GPU before a job starts.")
+    max_used_mib: int = param(1024, "GPU memory in use allowed before a job starts, MiB.")
+    allow: tuple[str, ...] = param((), "Process names that never count (a monitoring agent).")
 
 
 def judge_processes(name: str, procs: object, memory: object, params: ProcessesParams) -> Finding:

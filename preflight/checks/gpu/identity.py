@@ -11,7 +11,7 @@ from preflight.inventory.gpu import (
     TwoStates,
 )
 from preflight.model import Action, Evidence, Finding, Status, Verdict, passed
-from preflight.registry import check
+from preflight.registry import check, param
 from preflight.remediation import bdf_of, gpu_reset_text
 
 # -- driver ------------------------------------------------------------------------------------
@@ -21,8 +21,12 @@ from preflight.remediation import bdf_of, gpu_reset_text
 class DriverParams:
     """Minimum driver version ("550.54.15") and CUDA driver API version ("12.4"); "" = any."""
 
-    min_version: str = ""
-    min_cuda: str = ""
+    min_version: str = param(
+        "", "Oldest NVIDIA driver version allowed (550.54.15); unset: any.", unset=True
+    )
+    min_cuda: str = param(
+        "", "Oldest CUDA driver API version allowed (12.4); unset: any.", unset=True
+    )
 
 
 def judge_driver(
@@ -149,7 +153,9 @@ def driver(inv: Inventory, params: DriverParams) -> Verdict:
 class VbiosParams:
     """versions: VBIOS versions allowed ("96.00.74.00.01"); any when empty."""
 
-    versions: tuple[str, ...] = ()
+    versions: tuple[str, ...] = param(
+        (), "VBIOS versions allowed (96.00.74.00.01); any when empty."
+    )
 
 
 def judge_vbios(vbios: dict[str, str], params: VbiosParams) -> list[Finding]:
@@ -235,7 +241,7 @@ def vbios(inv: Inventory, params: VbiosParams) -> Verdict:
 class PersistenceParams:
     """required: persistence mode must be on (nvidia-persistenced running)."""
 
-    required: bool = True
+    required: bool = param(True, "Persistence mode must be on (nvidia-persistenced running).")
 
 
 def judge_persistence(name: str, mode: object, required: bool) -> Finding:
@@ -290,7 +296,7 @@ def persistence(inv: Inventory, params: PersistenceParams) -> Verdict:
 class MigParams:
     """enabled: whether MIG should be on (off for training)."""
 
-    enabled: bool = False
+    enabled: bool = param(False, "Whether MIG mode should be on (off for training).")
 
 
 def judge_mig(name: str, mode: object, enabled: bool) -> Finding:

@@ -17,7 +17,7 @@ from preflight.inventory.gpu import (
 from preflight.inventory.sysfs_text import link_speed_generation
 from preflight.model import Action, Evidence, Finding, Status, Verdict, passed
 from preflight.nvml.schema import ERROR_CODES
-from preflight.registry import check
+from preflight.registry import check, param
 from preflight.remediation import gpu_reset_text
 
 # -- NVLink --------------------------------------------------------------------------------------
@@ -27,10 +27,12 @@ from preflight.remediation import gpu_reset_text
 class NvlinkParams:
     """links: active links expected per GPU (0 = every link NVML reports); error counter maxima."""
 
-    links: int = 0
-    max_replay: int = 0
-    max_recovery: int = 0
-    max_crc: int = 0
+    links: int = param(
+        0, "Active NVLinks expected per GPU; unset: every link NVML reports.", unset=True
+    )
+    max_replay: int = param(0, "NVLink replay errors per GPU above which it warns.")
+    max_recovery: int = param(0, "NVLink recovery errors per GPU above which it fails.")
+    max_crc: int = param(0, "NVLink CRC (flit and data) errors per GPU above which it warns.")
 
 
 def link_errors(link: NvLink, counters: tuple[str, ...]) -> int:
@@ -172,9 +174,13 @@ def nvlink(inv: Inventory, params: NvlinkParams) -> Verdict:
 class GpuPcieParams:
     """Expected NVML max generation and width (0 = not pinned); replays above max warn."""
 
-    gen: int = 0
-    width: int = 0
-    max_replays: int = 100
+    gen: int = param(
+        0, "Expected maximum PCIe generation NVML reports; unset: not pinned.", unset=True
+    )
+    width: int = param(
+        0, "Expected maximum PCIe width NVML reports; unset: not pinned.", unset=True
+    )
+    max_replays: int = param(100, "PCIe replays since reset above which a GPU warns.")
 
 
 def judge_gpu_pcie(
@@ -323,7 +329,9 @@ RETURN_NAMES = {code: name for name, code in ERROR_CODES.items()}
 class FabricParams:
     """required: the node has NVSwitches, so every GPU must have joined the fabric."""
 
-    required: bool = False
+    required: bool = param(
+        False, "The node has NVSwitches: every GPU must have joined the NVLink fabric."
+    )
 
 
 def judge_fabric(name: str, fabric: object, required: bool) -> Finding:

@@ -13,7 +13,7 @@ from preflight.inventory.gpu import (
     TwoStates,
 )
 from preflight.model import Action, Evidence, Finding, Status, Verdict, passed
-from preflight.registry import check
+from preflight.registry import check, param
 from preflight.remediation import gpu_reset_text
 
 # -- ECC ---------------------------------------------------------------------------------------
@@ -23,8 +23,10 @@ from preflight.remediation import gpu_reset_text
 class EccParams:
     """required: ECC enabled; corrected errors since the driver loaded above the max warn."""
 
-    required: bool = True
-    max_volatile_corrected: int = 100
+    required: bool = param(True, "ECC must be enabled.")
+    max_volatile_corrected: int = param(
+        100, "Corrected ECC errors since the driver loaded above which a GPU warns."
+    )
 
 
 def judge_ecc(name: str, mode: object, counts: object, params: EccParams) -> list[Finding]:
@@ -155,7 +157,9 @@ def ecc(inv: Inventory, params: EccParams) -> Verdict:
 class RowRemapParams:
     """Rows remapped for uncorrectable errors above the max warn."""
 
-    max_uncorrectable_rows: int = 0
+    max_uncorrectable_rows: int = param(
+        0, "Rows remapped for uncorrectable errors above which a GPU warns."
+    )
 
 
 def judge_row_remap(

@@ -11,7 +11,7 @@ from preflight.inventory.gpu import (
     Temperature,
 )
 from preflight.model import Action, Evidence, Finding, Status, Verdict, passed
-from preflight.registry import check
+from preflight.registry import check, param
 
 # -- clock event reasons -----------------------------------------------------------------------
 
@@ -33,12 +33,13 @@ CLOCK_REASONS = {
 class ClocksParams:
     """Reason names (CLOCK_REASONS) that fail or warn; the others are informational."""
 
-    fail_reasons: tuple[str, ...] = (
-        "hw_slowdown",
-        "hw_thermal_slowdown",
-        "hw_power_brake_slowdown",
+    fail_reasons: tuple[str, ...] = param(
+        ("hw_slowdown", "hw_thermal_slowdown", "hw_power_brake_slowdown"),
+        "Clock throttle reasons (NVML names) that fail.",
     )
-    warn_reasons: tuple[str, ...] = ("sw_thermal_slowdown",)
+    warn_reasons: tuple[str, ...] = param(
+        ("sw_thermal_slowdown",), "Clock throttle reasons that warn; the others are informational."
+    )
 
 
 def reason_names(mask: int) -> list[str]:
@@ -121,8 +122,10 @@ def clocks(inv: Inventory, params: ClocksParams) -> Verdict:
 class TemperatureParams:
     """WARN within margin_c of the slowdown threshold; max_c > 0 adds an absolute limit."""
 
-    margin_c: int = 10
-    max_c: int = 0
+    margin_c: int = param(10, "Warn within this many degrees C of the GPU's slowdown threshold.")
+    max_c: int = param(
+        0, "Absolute temperature limit, degrees C; unset: only the margin judges.", unset=True
+    )
 
 
 def judge_temperature(name: str, temp: object, params: TemperatureParams) -> Finding:
@@ -207,7 +210,11 @@ def temperature(inv: Inventory, params: TemperatureParams) -> Verdict:
 class PowerParams:
     """min_limit_w: enforced power limit at least this (the board's TGP); 0 = not pinned."""
 
-    min_limit_w: float = 0.0
+    min_limit_w: float = param(
+        0.0,
+        "Enforced power limit must be at least this, watts (the board's TGP); unset: not pinned.",
+        unset=True,
+    )
 
 
 def judge_power(name: str, power: object, params: PowerParams, majority_mw: int | None) -> Finding:

@@ -1,0 +1,89 @@
+"""`preflight.facts`, the row a run reports when the node's facts cannot be gathered, is what an
+operator can look up: the same row in every format, `explain` explains it, `list` lists it, and
+a completion offers it."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from preflight.completion import check_ids
+from preflight.inventory import Inventory
+from preflight.registry import discover
+from preflight.stages import FACTS, STAGES
+from tests.harness import assert_one_line_error, cli
+
+DMI = "/sys/class/dmi/id/bios_version"
+
+
+@pytest.fixture
+def facts_fail(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Facts gathering meets an I/O error, as on a node whose DMI read fails."""
+
+    def broken(self: Inventory) -> dict[str, object]:
+        raise OSError(5, "Input/output error", DMI)
+
+    monkeypatch.setattr(Inventory, "facts", broken)
+
+
+def run(fmt: str) -> tuple[int, str]:
+    result = cli("run", "--profile", "dgx-h100", "--only", "pcie.acs", "--format", fmt)
+    return result.exit_code, result.stdout
+
+
+@pytest.mark.usefixtures("facts_fail")
+def test_a_facts_error_is_the_same_row_in_every_format() -> None:
+    code, table = run("table")
+    assert code == 1
+    row = next(line for line in table.splitlines() if "preflight.facts" in line)
+    assert row.split("│")[1].strip() == "ERROR" and "facts could not be gathered" in row
+    assert "could not run: preflight.facts" in table
+
+    _, text = run("json")
+    doc = json.loads(text)
+    result = next(r for r in doc["results"] if r["id"] == FACTS.id)
+    assert (result["status"], result["title"]) == ("error", FACTS.title)
+    assert f"OSError: [Errno 5] Input/output error: '{DMI}'" in result["summary"]
+    assert doc["facts"] == {}
+
+    _, xml = run("junit")
+    case = next(c for c in ET.fromstring(xml).iter("testcase") if c.get("name") == FACTS.id)
+    assert [child.tag for child in case] == ["error"]
+
+    _, prom = run("prometheus")
+    assert f'check="{FACTS.id}"' in prom
+
+
+def test_gathered_facts_make_no_row() -> None:
+    _, text = run("json")
+    doc = json.loads(text)
+    assert [r["id"] for r in doc["results"]] == ["pcie.acs"] and doc["facts"]
+
+
+def test_explain_explains_the_row() -> None:
+    result = cli("explain", FACTS.id)
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert out.startswith(f"{FACTS.id} — {FACTS.title}")
+    for section in ("Why", "Reads", "Verdicts", "Fix"):
+        assert f"\n{section}\n" in out
+    assert all(line == line.rstrip() for line in out.splitlines())
+
+
+def test_list_shows_it_as_a_stage() -> None:
+    rows = {r["id"]: r for r in json.loads(cli("list", "--format", "json").stdout)}
+    assert rows[FACTS.id]["kind"] == "stage" and rows[FACTS.id]["params"] == {}
+    assert rows["pcie.acs"]["kind"] == "check"
+    assert FACTS.id in cli("list").stdout
+
+
+def test_stages_are_not_checks() -> None:
+    # --only selects checks: a stage always runs, so naming it is the usual unknown pattern.
+    assert_one_line_error(
+        cli("run", "--profile", "dgx-h100", "--only", FACTS.id), 2, "no check matches"
+    )
+    ids = {s.id for s in discover()}
+    assert not ids & {s.id for s in STAGES}
+    assert (FACTS.id, FACTS.title) in check_ids("preflight.")
