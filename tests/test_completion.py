@@ -23,7 +23,7 @@ PCIE_IDS = sorted(s.id for s in discover() if s.area == "pcie")
 BASH_CASES: list[tuple[list[str], list[str]]] = [
     (
         ["preflight", ""],
-        ["baselines", "bench", "compare", "explain", "list", "profiles", "run", "snapshot"],
+        ["ack", "baselines", "bench", "compare", "explain", "list", "profiles", "run", "snapshot"],
     ),
     (["preflight", "run", "--pro"], ["--problems", "--profile"]),
     (["preflight", "explain", "pcie."], PCIE_IDS),

@@ -472,7 +472,7 @@ def test_compare_groups_failing_nodes_by_action_strongest_first(tmp_path: Path) 
     nodes = {n["hostname"]: n["action"] for n in doc["failures"]["by_node"]}
     assert nodes == {"n2": "fix-config", "n3": "reset-gpu", "n4": "reboot", "n5": "fix-config"}
     table = cli("compare", str(tmp_path / "r")).stdout
-    section = table.split("Failing nodes by action")[1].split("Failing nodes ")[0]
+    section = table.split("Failing nodes by action")[1].split("\nFailing nodes")[0]
     rows = [line.split("│")[1:4] for line in section.splitlines() if line.startswith("│")]
     assert [[c.strip() for c in r] for r in rows] == [
         ["reboot", "1", "n4"],

@@ -22,10 +22,10 @@ DMI = "/sys/class/dmi/id/bios_version"
 def facts_fail(monkeypatch: pytest.MonkeyPatch) -> None:
     """Facts gathering meets an I/O error, as on a node whose DMI read fails."""
 
-    def broken(self: Inventory) -> dict[str, object]:
+    def broken(inv: Inventory) -> dict[str, object]:
         raise OSError(5, "Input/output error", DMI)
 
-    monkeypatch.setattr(Inventory, "facts", broken)
+    monkeypatch.setattr("preflight.app.node_facts", broken)
 
 
 def run(fmt: str) -> tuple[int, str]:
