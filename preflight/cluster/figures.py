@@ -86,12 +86,23 @@ def from_active_result(result: Any) -> list[tuple[str, float]]:
     return [(m, statistics.median(vs)) for m, vs in by_metric.items()]
 
 
-def _results(data: bytes, needle: bytes, end: int) -> Iterable[Any]:
-    """The decoded results whose id starts with `needle` (a quote and the id's start)."""
-    at = data.find(needle, 0, end)
+_ID_KEY = b'"id":'
+_FIGURE_IDS = (b'"bench.', *(f'"{check}"'.encode() for check in ACTIVE_RESULTS))
+
+
+def _results(data: bytes, end: int) -> Iterable[Any]:
+    """The decoded results whose id is a bench.* check or an active GPU test: one pass over the
+    report's `"id":` keys (a search per wanted id would read the report once for each)."""
+    at = data.find(_ID_KEY, 0, end)
     while at >= 0:
+        value = at + len(_ID_KEY)
+        if data.startswith(b" ", value):  # `"id": "…"` as run writes it; other spacing below
+            value += 1
+        while value < end and data[value] in b" \t\r\n":
+            value += 1
         # a result's first key is its id: `{ "id": "bench.…"`; anything else is some other text
-        head = _RESULT_HEAD.search(data, max(0, at - 32), at)
+        wanted = data.startswith(_FIGURE_IDS, value)
+        head = _RESULT_HEAD.search(data, max(0, at - 32), value) if wanted else None
         if head is not None:
             try:
                 stop = min(end, head.start() + RESULT_BYTES)
@@ -100,7 +111,7 @@ def _results(data: bytes, needle: bytes, end: int) -> Iterable[Any]:
             except (ValueError, RecursionError):
                 result = None
             yield result
-        at = data.find(needle, at + len(needle), end)
+        at = data.find(_ID_KEY, value, end)
 
 
 def extract(data: bytes, facts: Mapping[str, Any]) -> tuple[tuple[str, float], ...]:
@@ -112,13 +123,10 @@ def extract(data: bytes, facts: Mapping[str, Any]) -> tuple[tuple[str, float], .
         number = isinstance(value, (int, float)) and not isinstance(value, bool)
         if number and key.startswith(BENCH) and math.isfinite(value):
             out[key[:160]] = float(value)
-    for result in _results(data, b'"bench.', end):
-        for metric, value in from_result(result):
+    for result in _results(data, end):
+        active = isinstance(result, dict) and result.get("id") in ACTIVE_RESULTS
+        for metric, value in from_active_result(result) if active else from_result(result):
             out.setdefault(metric, value)
-    for check in ACTIVE_RESULTS:
-        for result in _results(data, f'"{check}"'.encode(), end):
-            for metric, value in from_active_result(result):
-                out.setdefault(metric, value)
     return tuple(sorted(out.items())[:FIGURES])
 
 
