@@ -27,6 +27,7 @@ from preflight.runner import (
     run_checks,
     run_with_timeout,
 )
+from preflight.sources.nvml import DEFAULT_TIMEOUT_S, LiveNvml
 
 
 @dataclass
@@ -61,16 +62,25 @@ def parse_env_options(items: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def make_host(profile: str | None, env: Mapping[str, str]) -> Host:
+def make_host(
+    profile: str | None, env: Mapping[str, str], nvml_timeout_s: float = DEFAULT_TIMEOUT_S
+) -> Host:
     """The live machine, or a profile's sysroot; --env entries override what checks see."""
     if profile:
         try:
-            return host_from_profile(profile, env)
+            return host_from_profile(profile, env, nvml_timeout_s)
         except (OSError, ValueError) as exc:  # ValueError: a NUL or surrogate in a path
             raise ProfileError(f"profile {profile}: cannot be materialized: {exc}") from None
     merged = dict(os.environ)
     merged.update(env)
-    return Host(env=merged)
+    return Host(env=merged, nvml=LiveNvml(nvml_timeout_s))
+
+
+def nvml_prefetch(host: Host) -> None:
+    """Start NVML early when there is a driver to ask (a profile, or /proc/driver/nvidia on a
+    live node): the child then runs while other checks do."""
+    if not host.is_live or host.exists("/proc/driver/nvidia"):
+        host.nvml_start()
 
 
 def choose_baseline(
@@ -106,10 +116,9 @@ def execute(
         selected, registry, options.bench, options.only, options.skip, options.bench_rdma
     )
     overrides = parse_set_options(options.sets, registry)
-    host = host or make_host(options.profile, options.env)
-    host.nvml_timeout_s = options.nvml_timeout_s
+    host = host or make_host(options.profile, options.env, options.nvml_timeout_s)
     if any("nvml" in s.needs for s in selected):
-        host.nvml_prefetch()  # NVML answers in its child process while other checks run
+        nvml_prefetch(host)  # NVML answers in its child process while other checks run
     inv = Inventory(host)
     pinned = options.baseline
     if pinned is None and options.profile is None:  # a profile is not one of the site's nodes

@@ -1,7 +1,8 @@
 """The layering of `preflight`, written down as contracts, checked on the source (AST, no import).
 
 Layers, lowest first: base values (errors, model, exitcodes, suggest; the text-safety, atomic
-output file and Prometheus text-format helpers safetext, outfile, promtext) < sources (host, nvml) <
+output file and Prometheus text-format helpers safetext, outfile, promtext) < sources (host,
+sources, nvml) <
 inventory < registry < checks < runner < app/output/snapshot/cluster < cli. `bench` is a side
 stack: it may read the inventory but never the check machinery. Every import counts, including
 ones inside functions (a lazy import is still a dependency) and under `if TYPE_CHECKING:` (a
@@ -48,7 +49,7 @@ CONTRACTS = (
     Contract(
         "checks read facts only",
         "checks",
-        f"bench nvml host runner output profile slurm {UPPER}",
+        f"bench nvml host sources runner output profile slurm {UPPER}",
         "a check judges the inventory; the same code runs on a live node and on a profile",
     ),
     Contract(
@@ -83,14 +84,15 @@ CONTRACTS = (
     ),
     Contract(
         "sources are below the inventory",
-        "host nvml",
+        "host sources nvml",
         f"inventory checks registry runner output bench profile {UPPER}",
         "a source reads the node; it does not interpret it",
     ),
     Contract(
         "base values import nothing above them",
         "errors model exitcodes suggest safetext outfile promtext",
-        f"host nvml inventory registry checks runner output bench profile baseline slurm {UPPER}",
+        f"host sources nvml inventory registry checks runner output bench profile baseline slurm "
+        f"{UPPER}",
         "everything imports them",
     ),
     Contract(
@@ -148,6 +150,7 @@ LOWER = (
     "preflight.model",
     "preflight.exitcodes",
     "preflight.host",
+    "preflight.sources",
     "preflight.nvml",
     "preflight.inventory",
     "preflight.registry",

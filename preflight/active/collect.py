@@ -13,7 +13,7 @@ import importlib.util
 import threading
 import time
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -169,12 +169,9 @@ class _NvmlSampler:
             self._thread.start()
 
     def _sample(self) -> None:
-        from preflight.nvml.probe import NvmlFailure, NvmlProbe
+        from preflight.nvml.probe import NvmlFailure
 
-        section: Mapping[str, Any] | None = None
-        if not self.host.is_live:
-            section = dict(self.host.nvml_profile or {})
-        result = NvmlProbe(section, self.host.nvml_timeout_s).result()
+        result = self.host.nvml_source.sample()
         if isinstance(result, NvmlFailure):
             self.problems.append(result.message)
         else:
@@ -189,5 +186,5 @@ class _NvmlSampler:
     def stop(self) -> tuple[tuple[dict[str, Any], ...], tuple[str, ...]]:
         if self.enabled:
             self._stop.set()
-            self._thread.join(self.host.nvml_timeout_s + 10.0)
+            self._thread.join(self.host.nvml_source.timeout_s + 10.0)
         return tuple(self.samples), tuple(self.problems)
