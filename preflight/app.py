@@ -11,7 +11,12 @@ from typing import Any
 
 from preflight import __version__
 from preflight.baseline import Baseline, builtin_names, detect, load, parse_set_options
-from preflight.bench.measurement import bench_selection, check_bench_options
+from preflight.bench.measurement import (
+    BENCH_TAG,
+    RDMA_TAG,
+    bench_selection,
+    check_bench_options,
+)
 from preflight.errors import ConfigError, ProfileError
 from preflight.hints import link_layers, roce_hint
 from preflight.host import Host
@@ -22,7 +27,9 @@ from preflight.registry import Registry, discover
 from preflight.runner import (
     GPU_COUNT_CHECK,
     NIC_COUNT_CHECK,
+    Collector,
     Planned,
+    counter_window,
     describe_error,
     run_checks,
     run_with_timeout,
@@ -77,10 +84,83 @@ def make_host(
 
 
 def nvml_prefetch(host: Host) -> None:
-    """Start NVML early when there is a driver to ask (a profile, or /proc/driver/nvidia on a
-    live node): the child then runs while other checks do."""
+    """Collect NVML when there is a driver to ask (a profile, or /proc/driver/nvidia on a live
+    node); without one the NVML checks say there is no GPU."""
     if not host.is_live or host.exists("/proc/driver/nvidia"):
-        host.nvml_start()
+        host.nvml()
+
+
+def collectors(options: RunOptions) -> list[Collector]:
+    """What the run collects before its checks, for the checks that read it."""
+    out = [
+        counter_window(options.timeout_s),
+        Collector(
+            "nvml",
+            needed_by=lambda item: "nvml" in item.spec.needs,
+            collect=lambda inv, items: nvml_prefetch(inv.host),
+            # the child is killed at its deadline; the watcher then reaps it (preflight.nvml)
+            deadline_s=lambda items: options.nvml_timeout_s + 10.0,
+        ),
+    ]
+    if options.bench:
+        out.append(
+            Collector(
+                "bench.allreduce",
+                needed_by=lambda item: BENCH_TAG in item.spec.tags,
+                collect=lambda inv, items: _measure(inv, items, options),
+                deadline_s=_params_deadline,
+                exclusive=True,
+            )
+        )
+    out.append(
+        Collector(
+            "active",
+            needed_by=lambda item: isinstance(getattr(type(item.params), "TEST", None), str),
+            collect=_collect_active,
+            deadline_s=_params_deadline,
+            exclusive=True,
+        )
+    )
+    if options.bench_rdma:
+        out.append(
+            Collector(
+                "bench.rdma",
+                needed_by=lambda item: RDMA_TAG in item.spec.tags,
+                collect=_measure_rdma,
+                deadline_s=_params_deadline,
+                exclusive=True,
+            )
+        )
+    return out
+
+
+def _params_deadline(items: Sequence[Planned]) -> float:
+    """What the planned checks' parameters allow their measurements: each stops its own
+    processes at its timeouts (timeout_s, or a perftest run's listen and run timeouts)."""
+    total = 0.0
+    for item in items:
+        p = item.params
+        total += float(getattr(p, "timeout_s", 0.0)) + float(getattr(p, "listen_timeout_s", 0.0))
+        total += float(getattr(p, "run_timeout_s", 0.0))
+    return total
+
+
+def _measure(inv: Inventory, items: Sequence[Planned], options: RunOptions) -> None:
+    from preflight.bench.node import measure_planned
+
+    measure_planned(items, inv, options.bench_backend, options.bench_nproc)
+
+
+def _collect_active(inv: Inventory, items: Sequence[Planned]) -> None:
+    from preflight.active.collect import collect_planned  # imports no torch: the workers do
+
+    collect_planned(items, inv)
+
+
+def _measure_rdma(inv: Inventory, items: Sequence[Planned]) -> None:
+    from preflight.bench.node import measure_planned_rdma
+
+    measure_planned_rdma(items, inv)
 
 
 def choose_baseline(
@@ -117,8 +197,6 @@ def execute(
     )
     overrides = parse_set_options(options.sets, registry)
     host = host or make_host(options.profile, options.env, options.nvml_timeout_s)
-    if any("nvml" in s.needs for s in selected):
-        nvml_prefetch(host)  # NVML answers in its child process while other checks run
     inv = Inventory(host)
     pinned = options.baseline
     if pinned is None and options.profile is None:  # a profile is not one of the site's nodes
@@ -129,17 +207,6 @@ def execute(
     plan = [Planned(s, baseline.params_for(s, overrides.get(s.id))) for s in selected]
     expects_gpus = _expected(baseline, registry, GPU_COUNT_CHECK)
     expects_nics = _expected(baseline, registry, NIC_COUNT_CHECK)
-    if options.bench:
-        from preflight.bench.node import measure_planned
-
-        measure_planned(plan, inv, options.bench_backend, options.bench_nproc)
-    from preflight.active.collect import collect_planned  # imports no torch: the workers do
-
-    collect_planned(plan, inv)
-    if options.bench_rdma:
-        from preflight.bench.node import measure_planned_rdma
-
-        measure_planned_rdma(plan, inv)
     results = run_checks(
         plan,
         inv,
@@ -153,6 +220,7 @@ def execute(
         expects_gpus=expects_gpus,
         expects_nics=expects_nics,
         deadline_given_s=options.deadline_s,
+        collectors=collectors(options),
     )
     facts, facts_error = gather_facts(inv, options.timeout_s)
     if facts_error:
@@ -213,14 +281,18 @@ def _expected(baseline: Baseline, registry: Registry, check_id: str) -> bool:
 
 
 def gather_facts(inv: Inventory, timeout_s: float) -> tuple[dict[str, Scalar], str | None]:
-    """The node's facts, bounded in time like a check."""
-    box: dict[str, dict[str, Scalar]] = {}
+    """The node's facts, bounded in time like a check: what was gathered is kept when a group's
+    part was abandoned or the time ran out, and the error names what is missing."""
+    facts: dict[str, Scalar] = {}
+    missing: list[str] = []
 
     def collect() -> Any:
-        box["facts"] = inv.facts()
+        inv.facts(facts, missing)
         return None
 
     outcome = run_with_timeout(collect, timeout_s, inv.abandon)
     if outcome.error is not None:
-        return {}, f"facts could not be gathered: {describe_error(outcome.error)}"
-    return box.get("facts", {}), None
+        missing.append(describe_error(outcome.error))
+    if missing:
+        return dict(facts), f"facts could not all be gathered: {'; '.join(missing)}"
+    return dict(facts), None

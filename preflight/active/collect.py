@@ -1,8 +1,8 @@
 """Measure the planned active tests before the checks run, and hand the records to them.
 
-The same mechanism as `preflight run --bench` (preflight.bench.node.measure_planned): app
-calls collect_planned with the plan; each planned check whose params name a `TEST` gets that
-test run once, with its parameters, and the outcome attached to the run's Inventory. A check
+A collector of the run's collection stage (preflight.runner.Collector, declared by app) calls
+collect_planned with the planned checks; each whose params name a `TEST` gets that test run
+once, with its parameters, and the outcome stored in the run's Inventory. A check
 only reads it back (outcome()) and judges it. Workers run all GPUs at once, one process each
 (the P2P matrix: one process for every GPU), each killed at the test's deadline.
 """
@@ -12,10 +12,9 @@ from __future__ import annotations
 import importlib.util
 import threading
 import time
-import weakref
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from preflight.active import hooks
@@ -55,22 +54,15 @@ class ActiveOutcome:
     dcgm: DcgmRun | DcgmUnavailable | None = None  # dcgmi diag's answer (test "dcgm")
 
 
-@dataclass
-class _Attached:
-    outcomes: dict[str, ActiveOutcome] = field(default_factory=dict)
-
-
-_ATTACHED: weakref.WeakKeyDictionary[Any, _Attached] = weakref.WeakKeyDictionary()
-
-
 def attach(inv: Inventory, outcome: ActiveOutcome) -> None:
-    _ATTACHED.setdefault(inv, _Attached()).outcomes[outcome.test] = outcome
+    """Hand the test's outcome to the checks of this run."""
+    inv.store(f"active.{outcome.test}", outcome)
 
 
 def outcome(inv: Inventory, test: str) -> ActiveOutcome | None:
     """The test's outcome in this run, or None when nothing collected it."""
-    box = _ATTACHED.get(inv)
-    return box.outcomes.get(test) if box else None
+    found = inv.collected(f"active.{test}")
+    return found if isinstance(found, ActiveOutcome) else None
 
 
 def collect_planned(plan: Sequence[Any], inv: Inventory) -> None:

@@ -1,12 +1,11 @@
 """The benchmark's result handed to the `bench.allreduce` check of `preflight run --bench`.
 
-A check never starts processes: `app` runs the benchmark before the checks (preflight.bench.node)
-and attaches the outcome to the run's Inventory; the check only judges it.
+A check never starts processes: the run's collection stage measures before the checks
+(preflight.bench.node) and stores the outcome in the run's Inventory; the check only judges it.
 """
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -46,28 +45,32 @@ class RdmaMeasurement:
     results: tuple[Any, ...] = ()  # preflight.bench.rdma_bench.RdmaResult, one per run
 
 
-_ATTACHED: weakref.WeakKeyDictionary[Any, Measurement] = weakref.WeakKeyDictionary()
-_RDMA_ATTACHED: weakref.WeakKeyDictionary[Any, RdmaMeasurement] = weakref.WeakKeyDictionary()
+MEASUREMENT = "bench.allreduce"
+"""The name the all-reduce measurement is stored under in the run's Inventory."""
+RDMA_MEASUREMENT = "bench.rdma"
+"""The name the perftest loopback measurement is stored under."""
 
 
 def attach(inv: Inventory, measurement: Measurement) -> None:
     """Hand the measurement to the checks of this run."""
-    _ATTACHED[inv] = measurement
+    inv.store(MEASUREMENT, measurement)
 
 
 def measurement(inv: Inventory) -> Measurement | None:
     """The measurement of this run, or None when the benchmark was not asked for."""
-    return _ATTACHED.get(inv)
+    found = inv.collected(MEASUREMENT)
+    return found if isinstance(found, Measurement) else None
 
 
 def attach_rdma(inv: Inventory, measurement: RdmaMeasurement) -> None:
     """Hand the RDMA loopback measurement to the checks of this run."""
-    _RDMA_ATTACHED[inv] = measurement
+    inv.store(RDMA_MEASUREMENT, measurement)
 
 
 def rdma_measurement(inv: Inventory) -> RdmaMeasurement | None:
     """The RDMA loopback measurement of this run, or None when it was not asked for."""
-    return _RDMA_ATTACHED.get(inv)
+    found = inv.collected(RDMA_MEASUREMENT)
+    return found if isinstance(found, RdmaMeasurement) else None
 
 
 def bench_selection(

@@ -49,6 +49,16 @@ class Inventory:
         self._guard = threading.Lock()
         self._building: dict[int, list[str]] = {}
         self._hung: dict[str, str] = {}
+        self._collected: dict[str, object] = {}
+
+    def store(self, name: str, value: object) -> None:
+        """Keep what a collector measured before the checks (preflight.runner.Collector), under
+        the name its readers ask for (`collected`)."""
+        self._collected[name] = value
+
+    def collected(self, name: str) -> object | None:
+        """What was stored under `name` in this run, or None when nothing collected it."""
+        return self._collected.get(name)
 
     def _once(self, name: str, build: Callable[[Host], T]) -> T:
         if name in self._parts:
@@ -76,7 +86,7 @@ class Inventory:
     def _raise_if_hung(self, name: str) -> None:
         if name in self._hung:
             raise PartHung(
-                f"the {name} inventory was abandoned: an earlier check {self._hung[name]}"
+                f"the {name} inventory was abandoned: an earlier reader {self._hung[name]}"
             )
 
     def abandon(self, thread_id: int) -> None:
@@ -185,40 +195,82 @@ class Inventory:
         """Whether the full PCI config space is readable (root / CAP_SYS_ADMIN)."""
         return self.host.privileged
 
-    def facts(self) -> dict[str, Scalar]:
-        """The node's settings as flat dotted keys, for reports and fleet comparison."""
-        facts: dict[str, Scalar] = {}
-        for key, value in self.dmi.values.items():
-            facts[f"dmi.{key}"] = value
+    def facts(
+        self, into: dict[str, Scalar] | None = None, missing: list[str] | None = None
+    ) -> dict[str, Scalar]:
+        """The node's settings as flat dotted keys, for reports and fleet comparison.
+
+        Gathered group by group into `into`: a group whose part was abandoned (PartHung) is
+        left out and named in `missing`, and every other group is kept.
+        """
+        facts: dict[str, Scalar] = {} if into is None else into
+        for name, group in self._fact_groups():
+            try:
+                facts.update(group())
+            except PartHung as exc:
+                if missing is not None:
+                    missing.append(f"{name}: {exc}")
+        return facts
+
+    def _fact_groups(self) -> list[tuple[str, Callable[[], dict[str, Scalar]]]]:
+        return [
+            ("dmi", lambda: {f"dmi.{k}": v for k, v in self.dmi.values.items()}),
+            ("kernel", self._kernel_facts),
+            ("cpu", self._cpu_facts),
+            ("limits", self._limit_facts),
+            ("pci", self._pci_facts),
+            # NVML facts only when NVML was collected in this run: facts never start the child.
+            (
+                "gpu",
+                lambda: gpu_facts(self.nvidia_procfs, self.gpu if self.host.nvml_started else None),
+            ),
+            (
+                "network",
+                lambda: network_facts(self.pci, self.rdma, self.net, self.nccl, self.gdr),
+            ),
+        ]
+
+    def _kernel_facts(self) -> dict[str, Scalar]:
         k = self.kernel
-        facts["kernel.release"] = k.release
-        facts["kernel.cmdline"] = k.cmdline
-        facts["iommu.cmdline_mode"] = k.iommu_cmdline.mode()
-        facts["iommu.units"] = len(k.iommu_units)
-        facts["nvidia.driver_version"] = k.nvidia_driver
-        facts["nvidia.open_kernel_module"] = k.nvidia_open_module
+        return {
+            "kernel.release": k.release,
+            "kernel.cmdline": k.cmdline,
+            "iommu.cmdline_mode": k.iommu_cmdline.mode(),
+            "iommu.units": len(k.iommu_units),
+            "nvidia.driver_version": k.nvidia_driver,
+            "nvidia.open_kernel_module": k.nvidia_open_module,
+        }
+
+    def _cpu_facts(self) -> dict[str, Scalar]:
         c = self.cpu
-        facts["cpu.count"] = len(c.cpus)
         governors = sorted(set(c.governors.values()))
-        facts["cpu.governor"] = ",".join(governors) if governors else None
-        facts["cpu.smt_active"] = c.smt_active
-        facts["cpu.smt_control"] = c.smt_control
-        facts["numa.nodes"] = len(c.numa_nodes)
-        facts["kernel.numa_balancing"] = c.numa_balancing
+        return {
+            "cpu.count": len(c.cpus),
+            "cpu.governor": ",".join(governors) if governors else None,
+            "cpu.smt_active": c.smt_active,
+            "cpu.smt_control": c.smt_control,
+            "numa.nodes": len(c.numa_nodes),
+            "kernel.numa_balancing": c.numa_balancing,
+        }
+
+    def _limit_facts(self) -> dict[str, Scalar]:
         lim = self.limits
+        facts: dict[str, Scalar] = {}
         for name, limit in sorted(lim.limits.items()):
             facts[f"limits.{name}.soft"] = limit.soft
             facts[f"limits.{name}.hard"] = limit.hard
         facts["shm.size_bytes"] = lim.shm.size_bytes if lim.shm else None
+        return facts
+
+    def _pci_facts(self) -> dict[str, Scalar]:
         pci = self.pci
-        facts["pci.gpu_count"] = len(pci.gpus())
-        facts["pci.nic_count"] = len(pci.nics())
-        facts["pci.nvswitch_count"] = len(pci.nvswitches())
+        facts: dict[str, Scalar] = {
+            "pci.gpu_count": len(pci.gpus()),
+            "pci.nic_count": len(pci.nics()),
+            "pci.nvswitch_count": len(pci.nvswitches()),
+        }
         for bdf in pci.relevant:
             facts.update(device_facts(pci.devices[bdf]))
-        # NVML facts only when a check collected NVML in this run: facts never start the child.
-        facts.update(gpu_facts(self.nvidia_procfs, self.gpu if self.host.nvml_started else None))
-        facts.update(network_facts(pci, self.rdma, self.net, self.nccl, self.gdr))
         return facts
 
 
