@@ -281,7 +281,8 @@ def discover(include_plugins: bool = True) -> Registry:
     import preflight.checks as builtin
 
     specs: list[CheckSpec[Any]] = []
-    for info in pkgutil.iter_modules(builtin.__path__, prefix="preflight.checks."):
+    # walk_packages recurses: a check in a subpackage (checks/gpu/) is found like any other.
+    for info in pkgutil.walk_packages(builtin.__path__, prefix="preflight.checks."):
         specs.extend(specs_in_module(importlib.import_module(info.name)))
     if include_plugins:
         for ep in metadata.entry_points(group="preflight.checks"):

@@ -15,7 +15,7 @@ import pytest
 
 from preflight.app import RunOptions, execute
 from preflight.baseline import load
-from preflight.checks import gpu as g
+from preflight.checks.gpu import availability, identity, links, memory, thermal
 from preflight.inventory import Inventory
 from preflight.inventory.gpu import (
     EccCounts,
@@ -143,71 +143,83 @@ def test_profile_with_a_malformed_nvml_section_is_a_config_error(tmp_path: Path)
 
 def test_judge_devices_missing_extra_and_count() -> None:
     pci = ["0000:18:00.0", "0000:2a:00.0"]
-    ok = g.judge_devices(
-        pci, [("GPU0", pci[0], "H"), ("GPU1", pci[1], "H")], 2, g.DevicesParams(2, ("H",))
+    ok = availability.judge_devices(
+        pci,
+        [("GPU0", pci[0], "H"), ("GPU1", pci[1], "H")],
+        2,
+        availability.DevicesParams(2, ("H",)),
     )
     assert {f.status for f in ok} == {Status.PASS}
-    missing = g.judge_devices(pci, [("GPU0", pci[0], "H")], 1, g.DevicesParams(2))
+    missing = availability.judge_devices(
+        pci, [("GPU0", pci[0], "H")], 1, availability.DevicesParams(2)
+    )
     assert [f.status for f in missing][:2] == [Status.FAIL, Status.FAIL]
     assert "0000:2a:00.0 not initialised" in missing[0].message
-    extra = g.judge_devices(
-        pci[:1], [("a", pci[0], "H"), ("b", "0000:99:00.0", "H")], 2, g.DevicesParams()
+    extra = availability.judge_devices(
+        pci[:1], [("a", pci[0], "H"), ("b", "0000:99:00.0", "H")], 2, availability.DevicesParams()
     )
     assert Status.WARN in {f.status for f in extra}
 
 
 def test_judge_driver_versions() -> None:
-    p = g.DriverParams(min_version="550.54.15", min_cuda="12.4")
-    ok = g.judge_driver("565.57.01", "565.57.01", 12070, {"GPU0": "565.57.01"}, p)
+    p = identity.DriverParams(min_version="550.54.15", min_cuda="12.4")
+    ok = identity.judge_driver("565.57.01", "565.57.01", 12070, {"GPU0": "565.57.01"}, p)
     assert [f.status for f in ok] == [Status.PASS]
-    old = g.judge_driver("535.161.08", "535.161.08", 12020, {}, p)
+    old = identity.judge_driver("535.161.08", "535.161.08", 12020, {}, p)
     assert [f.status for f in old] == [Status.FAIL, Status.FAIL]
-    mismatch = g.judge_driver("565.57.01", "560.35.03", 12070, {}, g.DriverParams())
+    mismatch = identity.judge_driver("565.57.01", "560.35.03", 12070, {}, identity.DriverParams())
     assert mismatch[0].status is Status.FAIL and "kernel module 560.35.03" in mismatch[0].message
 
 
 def test_judge_vbios_pinned_and_mixed() -> None:
-    pinned = g.judge_vbios({"GPU0": "96.00.74.00.01"}, g.VbiosParams(("96.00.89.00.01",)))
+    pinned = identity.judge_vbios(
+        {"GPU0": "96.00.74.00.01"}, identity.VbiosParams(("96.00.89.00.01",))
+    )
     assert pinned[0].status is Status.FAIL
-    mixed = g.judge_vbios({"a": "1", "b": "1", "c": "2"}, g.VbiosParams())
+    mixed = identity.judge_vbios({"a": "1", "b": "1", "c": "2"}, identity.VbiosParams())
     assert [f.status for f in mixed] == [Status.PASS, Status.PASS, Status.WARN]
 
 
 def test_judge_persistence() -> None:
-    assert g.judge_persistence("GPU0", 1, True).status is Status.PASS
-    assert g.judge_persistence("GPU0", 0, True).status is Status.FAIL
-    assert g.judge_persistence("GPU0", 0, False).status is Status.PASS
-    assert g.judge_persistence("GPU0", NvmlError("NotSupported"), True).status is Status.SKIP
+    assert identity.judge_persistence("GPU0", 1, True).status is Status.PASS
+    assert identity.judge_persistence("GPU0", 0, True).status is Status.FAIL
+    assert identity.judge_persistence("GPU0", 0, False).status is Status.PASS
+    assert identity.judge_persistence("GPU0", NvmlError("NotSupported"), True).status is Status.SKIP
 
 
 def test_judge_ecc_counts_and_pending_mode() -> None:
     on = TwoStates(1, 1)
     clean = EccCounts(0, 0, 0, 0)
-    assert [f.status for f in g.judge_ecc("g", on, clean, g.EccParams())] == [Status.PASS]
-    dbe = g.judge_ecc("g", on, EccCounts(0, 2, 0, 2), g.EccParams())
+    assert [f.status for f in memory.judge_ecc("g", on, clean, memory.EccParams())] == [Status.PASS]
+    dbe = memory.judge_ecc("g", on, EccCounts(0, 2, 0, 2), memory.EccParams())
     assert dbe[0].status is Status.FAIL and "2 uncorrectable" in dbe[0].message
-    sbe = g.judge_ecc("g", on, EccCounts(177, 0, 177, 0), g.EccParams())
+    sbe = memory.judge_ecc("g", on, EccCounts(177, 0, 177, 0), memory.EccParams())
     assert sbe[0].status is Status.WARN and "177 corrected" in sbe[0].message
-    pending = g.judge_ecc("g", TwoStates(1, 0), clean, g.EccParams())
+    pending = memory.judge_ecc("g", TwoStates(1, 0), clean, memory.EccParams())
     assert pending[0].status is Status.WARN and "pending" in pending[0].message
-    assert g.judge_ecc("g", NvmlError("NotSupported"), None, g.EccParams())[0].status is Status.SKIP
+    assert (
+        memory.judge_ecc("g", NvmlError("NotSupported"), None, memory.EccParams())[0].status
+        is Status.SKIP
+    )
 
 
 def test_judge_row_remap_and_retired_pages() -> None:
-    p = g.RowRemapParams()
-    assert g.judge_row_remap("g", RemappedRows(0, 0, 0, 0), None, p)[0].status is Status.PASS
-    pending = g.judge_row_remap("g", RemappedRows(1, 0, 1, 0), None, p)
+    p = memory.RowRemapParams()
+    assert memory.judge_row_remap("g", RemappedRows(0, 0, 0, 0), None, p)[0].status is Status.PASS
+    pending = memory.judge_row_remap("g", RemappedRows(1, 0, 1, 0), None, p)
     assert pending[0].status is Status.FAIL and "reset" in pending[0].message
-    many = g.judge_row_remap("g", RemappedRows(0, 3, 0, 0), None, p)
+    many = memory.judge_row_remap("g", RemappedRows(0, 3, 0, 0), None, p)
     assert many[0].status is Status.WARN
     assert (
-        g.judge_row_remap("g", RemappedRows(0, 3, 0, 0), None, g.RowRemapParams(5))[0].status
+        memory.judge_row_remap("g", RemappedRows(0, 3, 0, 0), None, memory.RowRemapParams(5))[
+            0
+        ].status
         is Status.PASS
     )
-    old_gpu = g.judge_row_remap("g", NvmlError("NotSupported"), RetiredPages(2, 0, 1), p)
+    old_gpu = memory.judge_row_remap("g", NvmlError("NotSupported"), RetiredPages(2, 0, 1), p)
     assert old_gpu[0].status is Status.FAIL and "page retirement pending" in old_gpu[0].message
     assert (
-        g.judge_row_remap("g", NvmlError("NotSupported"), RetiredPages(2, 0, 0), p)[0].status
+        memory.judge_row_remap("g", NvmlError("NotSupported"), RetiredPages(2, 0, 0), p)[0].status
         is Status.PASS
     )
 
@@ -225,101 +237,110 @@ def test_judge_row_remap_and_retired_pages() -> None:
     ],
 )
 def test_judge_clocks(mask: int, status: Status) -> None:
-    assert g.judge_clocks("g", mask, g.ClocksParams()).status is status
+    assert thermal.judge_clocks("g", mask, thermal.ClocksParams()).status is status
 
 
 def test_clocks_reason_names_and_unknown_param() -> None:
-    assert g.reason_names(0x201) == ["gpu_idle", "0x200"]
+    assert thermal.reason_names(0x201) == ["gpu_idle", "0x200"]
 
 
 def test_judge_temperature() -> None:
-    p = g.TemperatureParams()
-    assert g.judge_temperature("g", Temperature(30, 95, 89, 87), p).status is Status.PASS
-    assert g.judge_temperature("g", Temperature(82, 95, 89, 87), p).status is Status.WARN
-    assert g.judge_temperature("g", Temperature(89, 95, 89, 87), p).status is Status.FAIL
+    p = thermal.TemperatureParams()
+    assert thermal.judge_temperature("g", Temperature(30, 95, 89, 87), p).status is Status.PASS
+    assert thermal.judge_temperature("g", Temperature(82, 95, 89, 87), p).status is Status.WARN
+    assert thermal.judge_temperature("g", Temperature(89, 95, 89, 87), p).status is Status.FAIL
     no_slowdown = Temperature(80, NvmlError("NotSupported"), NvmlError("NotSupported"), 87)
-    assert g.judge_temperature("g", no_slowdown, p).status is Status.WARN  # max operating used
     assert (
-        g.judge_temperature("g", Temperature(50, 95, 89, 87), g.TemperatureParams(max_c=45)).status
+        thermal.judge_temperature("g", no_slowdown, p).status is Status.WARN
+    )  # max operating used
+    assert (
+        thermal.judge_temperature(
+            "g", Temperature(50, 95, 89, 87), thermal.TemperatureParams(max_c=45)
+        ).status
         is Status.FAIL
     )
 
 
 def test_judge_power() -> None:
     assert (
-        g.judge_power("g", Power(90000, 700000), g.PowerParams(700), 700000).status is Status.PASS
+        thermal.judge_power("g", Power(90000, 700000), thermal.PowerParams(700), 700000).status
+        is Status.PASS
     )
     assert (
-        g.judge_power("g", Power(90000, 500000), g.PowerParams(700), 700000).status is Status.FAIL
+        thermal.judge_power("g", Power(90000, 500000), thermal.PowerParams(700), 700000).status
+        is Status.FAIL
     )
-    assert g.judge_power("g", Power(90000, 650000), g.PowerParams(), 700000).status is Status.WARN
+    assert (
+        thermal.judge_power("g", Power(90000, 650000), thermal.PowerParams(), 700000).status
+        is Status.WARN
+    )
 
 
 def test_judge_nvlinks() -> None:
-    p = g.NvlinkParams(links=18)
+    p = links.NvlinkParams(links=18)
     healthy = [
         NvLink(i, 1, dict.fromkeys(("replay", "recovery", "crc_flit", "crc_data"), 0))
         for i in range(18)
     ]
-    assert [f.status for f in g.judge_nvlinks("g", healthy, p)] == [Status.PASS]
-    assert g.judge_nvlinks("g", healthy[:16], p)[0].status is Status.FAIL
+    assert [f.status for f in links.judge_nvlinks("g", healthy, p)] == [Status.PASS]
+    assert links.judge_nvlinks("g", healthy[:16], p)[0].status is Status.FAIL
     replay = [
         *healthy[:17],
         NvLink(17, 1, {"replay": 9, "recovery": 0, "crc_flit": 0, "crc_data": 0}),
     ]
-    found = g.judge_nvlinks("g", replay, p)
+    found = links.judge_nvlinks("g", replay, p)
     assert found[0].status is Status.WARN and "most on link 17" in found[0].message
     recovery = [
         *healthy[:17],
         NvLink(17, 1, {"replay": 0, "recovery": 1, "crc_flit": 0, "crc_data": 0}),
     ]
-    assert g.judge_nvlinks("g", recovery, p)[0].status is Status.FAIL
+    assert links.judge_nvlinks("g", recovery, p)[0].status is Status.FAIL
     pcie_gpu = NvmlError("NotSupported")
-    assert g.judge_nvlinks("g", pcie_gpu, g.NvlinkParams())[0].status is Status.SKIP
-    assert g.judge_nvlinks("g", pcie_gpu, p)[0].status is Status.FAIL
+    assert links.judge_nvlinks("g", pcie_gpu, links.NvlinkParams())[0].status is Status.SKIP
+    assert links.judge_nvlinks("g", pcie_gpu, p)[0].status is Status.FAIL
 
 
 def test_judge_gpu_pcie_agreement_and_replays() -> None:
-    p = g.GpuPcieParams(gen=5, width=16)
+    p = links.GpuPcieParams(gen=5, width=16)
     ok = PcieNvml(5, 16, 5, 16, 7)
-    assert g.judge_gpu_pcie("g", ok, (5, 16), 16, p)[0].status is Status.PASS
-    disagree = g.judge_gpu_pcie("g", ok, (4, 16), 16, g.GpuPcieParams())
+    assert links.judge_gpu_pcie("g", ok, (5, 16), 16, p)[0].status is Status.PASS
+    disagree = links.judge_gpu_pcie("g", ok, (4, 16), 16, links.GpuPcieParams())
     assert disagree[0].status is Status.WARN and "disagree" in disagree[0].message
-    replays = g.judge_gpu_pcie("g", PcieNvml(5, 16, 5, 16, 500), (5, 16), 16, p)
+    replays = links.judge_gpu_pcie("g", PcieNvml(5, 16, 5, 16, 500), (5, 16), 16, p)
     assert replays[0].status is Status.WARN
 
 
 def test_judge_fabric() -> None:
     done = Fabric(3, 0, 0, "0" * 32, 0)
-    assert g.judge_fabric("g", done, True).status is Status.PASS
-    assert g.judge_fabric("g", Fabric(2, 0, 0, "", 0), True).status is Status.FAIL
-    bad_status = g.judge_fabric("g", Fabric(3, 999, 0, "", 0), True)
+    assert links.judge_fabric("g", done, True).status is Status.PASS
+    assert links.judge_fabric("g", Fabric(2, 0, 0, "", 0), True).status is Status.FAIL
+    bad_status = links.judge_fabric("g", Fabric(3, 999, 0, "", 0), True)
     assert bad_status.status is Status.FAIL and "Unknown" in bad_status.message
-    degraded = g.judge_fabric("g", Fabric(3, 0, 0, "", 0x1), True)
+    degraded = links.judge_fabric("g", Fabric(3, 0, 0, "", 0x1), True)
     assert degraded.status is Status.WARN and "degraded bandwidth" in degraded.message
-    miscfg = g.judge_fabric("g", Fabric(3, 0, 0, "", 0x500), True)  # incorrect config = 5
+    miscfg = links.judge_fabric("g", Fabric(3, 0, 0, "", 0x500), True)  # incorrect config = 5
     assert miscfg.status is Status.FAIL
-    assert g.judge_fabric("g", NvmlError("NotSupported"), False).status is Status.SKIP
-    assert g.judge_fabric("g", NvmlError("NotSupported"), True).status is Status.FAIL
+    assert links.judge_fabric("g", NvmlError("NotSupported"), False).status is Status.SKIP
+    assert links.judge_fabric("g", NvmlError("NotSupported"), True).status is Status.FAIL
 
 
 def test_judge_mig() -> None:
-    assert g.judge_mig("g", TwoStates(0, 0), False).status is Status.PASS
-    assert g.judge_mig("g", TwoStates(0, 1), False).status is Status.WARN
-    assert g.judge_mig("g", TwoStates(1, 1), False).status is Status.FAIL
-    assert g.judge_mig("g", NvmlError("NotSupported"), False).status is Status.PASS
-    assert g.judge_mig("g", NvmlError("NotSupported"), True).status is Status.FAIL
+    assert identity.judge_mig("g", TwoStates(0, 0), False).status is Status.PASS
+    assert identity.judge_mig("g", TwoStates(0, 1), False).status is Status.WARN
+    assert identity.judge_mig("g", TwoStates(1, 1), False).status is Status.FAIL
+    assert identity.judge_mig("g", NvmlError("NotSupported"), False).status is Status.PASS
+    assert identity.judge_mig("g", NvmlError("NotSupported"), True).status is Status.FAIL
 
 
 def test_judge_processes() -> None:
     from preflight.inventory.gpu import GpuProcess
 
-    p = g.ProcessesParams()
+    p = availability.ProcessesParams()
     idle = Memory(81559 << 20, 1 << 20, 81104 << 20, 454 << 20)
-    assert g.judge_processes("g", [], idle, p).status is Status.PASS
+    assert availability.judge_processes("g", [], idle, p).status is Status.PASS
     busy = Memory(81559 << 20, 40000 << 20, 41104 << 20, 454 << 20)
-    assert g.judge_processes("g", [], busy, p).status is Status.FAIL
+    assert availability.judge_processes("g", [], busy, p).status is Status.FAIL
     mps = [GpuProcess(10, 30 << 20, "/usr/bin/nvidia-cuda-mps-server")]
-    assert g.judge_processes("g", mps, idle, p).status is Status.FAIL
-    allowed = g.ProcessesParams(allow=("nvidia-cuda-mps-server",))
-    assert g.judge_processes("g", mps, idle, allowed).status is Status.PASS
+    assert availability.judge_processes("g", mps, idle, p).status is Status.FAIL
+    allowed = availability.ProcessesParams(allow=("nvidia-cuda-mps-server",))
+    assert availability.judge_processes("g", mps, idle, allowed).status is Status.PASS

@@ -119,10 +119,13 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
         )
         for m in ("expected", "measurement", "metrics", "result")
     },
-    ("preflight.checks.gpu", "preflight.nvml.schema"): (
-        "NVML error-code names and field lists (plain data, no pynvml); they move to the "
-        "inventory's GPU facts with the Host/NVML source split (issue 11 items 1 and 4)"
-    ),
+    **{
+        (f"preflight.checks.gpu.{m}", "preflight.nvml.schema"): (
+            "NVML error-code names and field lists (plain data, no pynvml); they move to the "
+            "inventory's GPU facts with the Host/NVML source split (issue 11 item 1)"
+        )
+        for m in ("availability", "links")
+    },
     ("preflight.checks.host", "preflight.host"): (
         "host.UNLIMITED (the RLIM_INFINITY marker) moves with the limits source in the Host "
         "split (issue 11 item 1)"

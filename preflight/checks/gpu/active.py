@@ -1,0 +1,253 @@
+"""Active tests (tier 2+): measured in worker processes before the checks, judged here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from preflight.active.collect import outcome as active_outcome
+from preflight.active.judge import judge_burn, judge_copy, judge_gemm, judge_p2p, not_measured
+from preflight.inventory import Inventory
+from preflight.model import Verdict
+from preflight.registry import check
+
+# -- active tests (tier 2+): measured in worker processes before the checks, judged here --------
+
+ACTIVE_HOW = "run `preflight run --level 2` (or --only naming this check)"
+CPU_SIZES = {"bytes": 1 << 20, "iters": 3, "n": 64}
+"""The test-only CPU device (PREFLIGHT_ACTIVE_TEST_DEVICE=cpu) uses tiny sizes."""
+
+
+@dataclass(frozen=True)
+class CopyParams:
+    """link_efficiency: H2D/D2H floor as a fraction of the PCIe link (aznhc requires >= 48 GB/s
+    on H100 = 0.76 of Gen5 x16's 63 GB/s); min_d2d_gbps: device-local floor from the HBM spec;
+    peer_tolerance: how far below the node's median a GPU may be."""
+
+    TEST: ClassVar[str] = "copy"
+    link_efficiency: float = 0.76
+    min_d2d_gbps: float = 0.0
+    peer_tolerance: float = 0.15
+    bytes: int = 1 << 28
+    iters: int = 10
+    timeout_s: float = 30.0
+
+    def worker_params(self, kind: str) -> dict[str, Any]:
+        if kind == "cpu":
+            return {"bytes": CPU_SIZES["bytes"], "iters": CPU_SIZES["iters"]}
+        return {"bytes": self.bytes, "iters": self.iters}
+
+
+@check(
+    "gpu.copy_bandwidth",
+    title="Every GPU copies host↔device and device-local at its link's and HBM's speed",
+    tags=("gpu", "active"),
+    params=CopyParams,
+    tier=2,
+)
+def copy_bandwidth(inv: Inventory, params: CopyParams) -> Verdict:
+    """Each GPU's pinned host↔device and device-local copies reach the speed of its link and HBM.
+
+    ## Why
+    A GPU behind a marginal riser or retimer, or with degraded HBM, still enumerates with the
+    right link registers but moves data slowly: every data-loader copy and every NCCL step that
+    stages through the host waits for it. Measuring is the only direct proof.
+
+    ## Reads
+    A worker process per GPU (torch, all GPUs at once): pinned host→device, device→host and
+    device-local copies of `bytes` bytes, `iters` times (GB = 1e9 bytes; the device-local copy
+    counts each byte read and written). The GPU's current PCIe link (sysfs) gives the floor.
+
+    ## Verdicts
+    - pass: H2D and D2H at or above `link_efficiency` × the link's raw bandwidth, device-local at
+      or above `min_d2d_gbps` (0 = no floor), and none more than `peer_tolerance` below the
+      node's median.
+    - fail: a figure below its floor or below its peers, or a worker that hung past `timeout_s`
+      (a wedged GPU, named).
+    - error: torch is not installed, or a worker ended without a record.
+    - skip: level 1 (not measured), a mocked profile, or no GPU on this node.
+
+    ## Fix
+    Slow H2D/D2H on one GPU: reseat or replace its riser/retimer/cable (`pcie.link`,
+    `pcie.aer` for errors); slow device-local copies: run `dcgmi diag -r 3` (memory bandwidth)
+    and RMA the GPU if it fails; all GPUs slow: check clocks and `cpu.governor`.
+    """
+    o = active_outcome(inv, "copy")
+    early = not_measured(o, ACTIVE_HOW)
+    if early is not None or o is None:
+        return early or Verdict.skip("not measured")
+    gpus = inv.pci.gpus()
+    links = {i: (g.current_link_speed, g.current_link_width) for i, g in enumerate(gpus)}
+    return judge_copy(o, links, params.link_efficiency, params.min_d2d_gbps, params.peer_tolerance)
+
+
+@dataclass(frozen=True)
+class P2pParams:
+    """min_gbps: floor per ordered GPU pair (aznhc: >= 335 GB/s on H100 NVLink); peer_tolerance:
+    how far below the median of all pairs a pair may be."""
+
+    TEST: ClassVar[str] = "p2p"
+    min_gbps: float = 0.0
+    peer_tolerance: float = 0.15
+    bytes: int = 1 << 28
+    iters: int = 10
+    timeout_s: float = 60.0
+
+    def worker_params(self, kind: str) -> dict[str, Any]:
+        if kind == "cpu":
+            return {"bytes": CPU_SIZES["bytes"], "iters": CPU_SIZES["iters"]}
+        return {"bytes": self.bytes, "iters": self.iters}
+
+
+@check(
+    "gpu.p2p_bandwidth",
+    title="Every GPU pair copies peer-to-peer at NVLink (or PCIe) speed",
+    tags=("gpu", "active"),
+    params=P2pParams,
+    tier=2,
+)
+def p2p_bandwidth(inv: Inventory, params: P2pParams) -> Verdict:
+    """Every ordered pair of GPUs copies peer-to-peer at the node's NVLink or PCIe speed.
+
+    ## Why
+    One degraded NVLink or NVSwitch port slows only the pairs that cross it; every collective
+    that uses that pair runs at its speed. The link counters may show nothing.
+
+    ## Reads
+    One worker process that sees every GPU (torch): a `bytes`-byte copy from each GPU to each
+    other GPU, `iters` times (GB = 1e9 bytes), and whether CUDA reports peer access.
+
+    ## Verdicts
+    - pass: every pair at or above `min_gbps` (0 = no floor) and within `peer_tolerance` of the
+      median of all pairs.
+    - fail: a pair below the floor or below its peers (named), or the worker hung past
+      `timeout_s`.
+    - error: torch is not installed, or the worker ended without a record.
+    - skip: level 1, a mocked profile, or fewer than 2 GPUs.
+
+    ## Fix
+    `nvidia-smi nvlink -s` and `nvidia-smi nvlink -e` for down or erroring links on the named
+    GPUs, `nvidia-smi topo -m`; on NVSwitch systems check the fabric manager (`gpu.fabric`);
+    reseat or RMA the baseboard when a link stays down.
+    """
+    o = active_outcome(inv, "p2p")
+    early = not_measured(o, ACTIVE_HOW)
+    if early is not None or o is None:
+        return early or Verdict.skip("not measured")
+    return judge_p2p(o, params.min_gbps, params.peer_tolerance)
+
+
+@dataclass(frozen=True)
+class GemmParams:
+    """min_tflops: BF16 dense floor (spec sheet: H100/H200 SXM 989 TFLOPS dense; a healthy GPU
+    reaches about 60-75% of it on n=8192); peer_tolerance: fraction below the median."""
+
+    TEST: ClassVar[str] = "gemm"
+    min_tflops: float = 0.0
+    peer_tolerance: float = 0.10
+    n: int = 8192
+    iters: int = 20
+    timeout_s: float = 60.0
+
+    def worker_params(self, kind: str) -> dict[str, Any]:
+        if kind == "cpu":
+            return {"n": CPU_SIZES["n"], "iters": CPU_SIZES["iters"]}
+        return {"n": self.n, "iters": self.iters}
+
+
+@check(
+    "gpu.gemm",
+    title="Every GPU multiplies BF16 matrices at speed and gets the same bits as its peers",
+    tags=("gpu", "active"),
+    params=GemmParams,
+    tier=2,
+)
+def gemm(inv: Inventory, params: GemmParams) -> Verdict:
+    """Every GPU computes a BF16 matrix product at speed, bit for bit the same as its peers.
+
+    ## Why
+    A GPU that computes wrong values (a faulty SM, HBM or SRAM; Meta's Llama 3 report counts
+    faulty GPUs and HBM as the largest share of interruptions) corrupts training silently;
+    one that computes slowly stalls every synchronous step.
+
+    ## Reads
+    A worker process per GPU (torch, all GPUs at once): the same `n`×`n` BF16 inputs (fixed
+    seed) multiplied `iters` times, TFLOPS = 2n³ per product, and the SHA-256 of the output.
+
+    ## Verdicts
+    - pass: every GPU at or above `min_tflops` (0 = no floor), within `peer_tolerance` of the
+      node's median, and every output hash equal.
+    - fail: a GPU whose output differs from its peers' (silent data corruption, named), below
+      the floor or its peers, or hung past `timeout_s`.
+    - error: torch is not installed, or a worker ended without a record.
+    - skip: level 1, a mocked profile, or no GPU on this node.
+
+    ## Fix
+    A differing output: drain the node, run `dcgmi diag -r 3` and RMA the GPU. Slow: look at
+    `gpu.clocks`, `gpu.power` and `gpu.burn` for throttling.
+    """
+    o = active_outcome(inv, "gemm")
+    early = not_measured(o, ACTIVE_HOW)
+    if early is not None or o is None:
+        return early or Verdict.skip("not measured")
+    return judge_gemm(o, params.min_tflops, params.peer_tolerance)
+
+
+@dataclass(frozen=True)
+class BurnParams:
+    """duration_s: how long each GPU runs GEMM (30 s for a prolog; 300 s or more with
+    --set gpu.burn.duration_s at bring-up); sample_s: how often NVML is sampled."""
+
+    TEST: ClassVar[str] = "burn"
+    duration_s: float = 30.0
+    window_s: float = 2.0
+    sample_s: float = 5.0
+    min_tflops: float = 0.0
+    peer_tolerance: float = 0.10
+    n: int = 8192
+    timeout_s: float = 90.0
+
+    def worker_params(self, kind: str) -> dict[str, Any]:
+        if kind == "cpu":
+            return {"n": CPU_SIZES["n"], "duration_s": min(self.duration_s, 1.0), "window_s": 0.2}
+        return {"n": self.n, "duration_s": self.duration_s, "window_s": self.window_s}
+
+
+@check(
+    "gpu.burn",
+    title="Every GPU holds its GEMM rate under sustained load without slowing down",
+    tags=("gpu", "active"),
+    params=BurnParams,
+    tier=2,
+)
+def burn(inv: Inventory, params: BurnParams) -> Verdict:
+    """Every GPU sustains its matrix-multiply rate for the burn, with no thermal or power slowdown.
+
+    ## Why
+    A GPU with a failing fan, a dried thermal interface or a weak power supply passes short
+    tests and slows down after tens of seconds of load; the whole job then runs at its pace.
+
+    ## Reads
+    A worker process per GPU running BF16 GEMM for `duration_s` (TFLOPS per `window_s`), and
+    NVML records every `sample_s` meanwhile (the NVML collector child):
+    `nvmlDeviceGetCurrentClocksEventReasons` per GPU.
+
+    ## Verdicts
+    - pass: sustained TFLOPS (median of the second half) at or above `min_tflops` (0 = no floor)
+      and within `peer_tolerance` of the node's median; no slowdown reason while burning.
+    - warn: held at the software power cap, or an NVML sample failed.
+    - fail: HW slowdown, thermal slowdown or power brake during the burn, a GPU below its peers
+      (it holds a lower clock), or a worker hung past `timeout_s`.
+    - error: torch is not installed, or a worker ended without a record.
+    - skip: level 1, a mocked profile, or no GPU on this node.
+
+    ## Fix
+    Thermal slowdown: check fans, airflow and the inlet temperature (`nvidia-smi -q -d
+    TEMPERATURE`); power brake: the PSUs and the BMC's power policy; a GPU slower than its
+    peers with no reason: `nvidia-smi -q -d CLOCK`, then `dcgmi diag -r 3`.
+    """
+    o = active_outcome(inv, "burn")
+    early = not_measured(o, ACTIVE_HOW)
+    if early is not None or o is None:
+        return early or Verdict.skip("not measured")
+    return judge_burn(o, params.min_tflops, params.peer_tolerance)
