@@ -17,6 +17,7 @@ from preflight.bench.measurement import (
     bench_selection,
     check_bench_options,
 )
+from preflight.capabilities import Capabilities, Provider
 from preflight.errors import ConfigError, ProfileError
 from preflight.hints import link_layers, roce_hint
 from preflight.host import Host
@@ -25,8 +26,6 @@ from preflight.model import CheckResult, Report, Scalar, Status
 from preflight.profile import host_from_profile
 from preflight.registry import Registry, discover
 from preflight.runner import (
-    GPU_COUNT_CHECK,
-    NIC_COUNT_CHECK,
     Collector,
     Planned,
     counter_window,
@@ -105,7 +104,7 @@ def collectors(options: RunOptions) -> list[Collector]:
     if options.bench:
         out.append(
             Collector(
-                "bench.allreduce",
+                "allreduce-benchmark",
                 needed_by=lambda item: BENCH_TAG in item.spec.tags,
                 collect=lambda inv, items: _measure(inv, items, options),
                 deadline_s=_params_deadline,
@@ -114,7 +113,7 @@ def collectors(options: RunOptions) -> list[Collector]:
         )
     out.append(
         Collector(
-            "active",
+            "active-tests",
             needed_by=lambda item: isinstance(getattr(type(item.params), "TEST", None), str),
             collect=_collect_active,
             deadline_s=_params_deadline,
@@ -124,7 +123,7 @@ def collectors(options: RunOptions) -> list[Collector]:
     if options.bench_rdma:
         out.append(
             Collector(
-                "bench.rdma",
+                "rdma-loopback",
                 needed_by=lambda item: RDMA_TAG in item.spec.tags,
                 collect=_measure_rdma,
                 deadline_s=_params_deadline,
@@ -205,8 +204,7 @@ def execute(
         pinned = siteconfig.load(os.environ).baseline
     baseline = choose_baseline(pinned, inv, registry, min(10.0, options.timeout_s))
     plan = [Planned(s, baseline.params_for(s, overrides.get(s.id))) for s in selected]
-    expects_gpus = _expected(baseline, registry, GPU_COUNT_CHECK)
-    expects_nics = _expected(baseline, registry, NIC_COUNT_CHECK)
+    capabilities = Capabilities(inv, providers(baseline, registry, overrides))
     results = run_checks(
         plan,
         inv,
@@ -217,8 +215,7 @@ def execute(
             if options.deadline_s is None
             else max(0.0, options.deadline_s - (time.monotonic() - t0))
         ),
-        expects_gpus=expects_gpus,
-        expects_nics=expects_nics,
+        capabilities=capabilities,
         deadline_given_s=options.deadline_s,
         collectors=collectors(options),
     )
@@ -273,11 +270,20 @@ def _hints(
     return (hint,) if hint else ()
 
 
-def _expected(baseline: Baseline, registry: Registry, check_id: str) -> bool:
-    if check_id not in registry.specs:
-        return False
-    params: Any = baseline.params_for(registry.specs[check_id])
-    return bool(getattr(params, "expected", 0))
+def providers(
+    baseline: Baseline, registry: Registry, overrides: Mapping[str, Mapping[str, Any]]
+) -> dict[str, Provider]:
+    """The check that provides each capability, and whether the baseline expects it there:
+    params that define `expects()` say (node counts: expected > 0); others always expect it."""
+    out: dict[str, Provider] = {}
+    for spec in registry:
+        if not spec.provides:
+            continue
+        params: Any = baseline.params_for(spec, overrides.get(spec.id))
+        expects = getattr(params, "expects", None)
+        for name in spec.provides:
+            out.setdefault(name, Provider(spec.id, bool(expects()) if callable(expects) else True))
+    return out
 
 
 def gather_facts(inv: Inventory, timeout_s: float) -> tuple[dict[str, Scalar], str | None]:

@@ -9,18 +9,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from preflight.capabilities import Capabilities
 from preflight.errors import PreflightError
 from preflight.inventory import Inventory
 from preflight.inventory.node import PartHung
 from preflight.model import CheckResult, Status, Verdict
 from preflight.registry import CheckSpec
-
-GPU_COUNT_CHECK = "node.gpu_count"
-NIC_COUNT_CHECK = "node.nic_count"
-NEEDS_ROOT = (
-    "needs root: without CAP_SYS_ADMIN the kernel returns only the first 64 bytes of a PCI "
-    "config space"
-)
 
 
 @dataclass(frozen=True)
@@ -57,21 +51,9 @@ class _Outcome:
     trace: str | None = None
 
 
-def gate(
-    spec: CheckSpec[Any], inv: Inventory, expects_gpus: bool, expects_nics: bool
-) -> str | None:
+def gate(spec: CheckSpec[Any], capabilities: Capabilities) -> str | None:
     """Why a check cannot run on this node, or None when it can."""
-    if "root" in spec.needs and not inv.privileged:
-        return NEEDS_ROOT
-    if ("gpu" in spec.needs or "nvml" in spec.needs) and not inv.pci.gpus():
-        where = f" (see {GPU_COUNT_CHECK})" if expects_gpus else ""
-        return f"no NVIDIA GPU on this node{where}"
-    if "nic" in spec.needs and not inv.pci.nics():
-        where = f" (see {NIC_COUNT_CHECK})" if expects_nics else ""
-        return f"no RDMA NIC on this node{where}"
-    if "nvml" in spec.needs:
-        return inv.gpu.gate_reason(spec.id)
-    return None
+    return capabilities.gate(spec.needs, spec.provides)
 
 
 def run_with_timeout(
@@ -220,14 +202,14 @@ def run_checks(
     *,
     timeout_s: float = 10.0,
     deadline_s: float | None = None,
-    expects_gpus: bool = False,
-    expects_nics: bool = False,
+    capabilities: Capabilities | None = None,
     deadline_given_s: float | None = None,
     collectors: Sequence[Collector] | None = None,
 ) -> list[CheckResult]:
     """Run every planned check; each gets its own time budget and never crashes the run.
 
-    `deadline_s` is what is left of the run's deadline; `deadline_given_s` the --deadline the
+    `capabilities` (one per run) gate the checks by what they need. `deadline_s` is what is
+    left of the run's deadline; `deadline_given_s` the --deadline the
     operator gave, which is what a message names.
 
     `collectors` (by default the counter window) run first (run_collectors); a check that
@@ -240,6 +222,7 @@ def run_checks(
     if collectors is None:
         collectors = (counter_window(timeout_s),)
     collection = Collection(collectors, plan, inv)
+    caps = Capabilities(inv) if capabilities is None else capabilities
     given = deadline_s if deadline_given_s is None else deadline_given_s
     run_ends = None if deadline_s is None else run_start + deadline_s
     for index in order:
@@ -266,7 +249,7 @@ def run_checks(
             budget = min(budget, max(0.0, deadline_s - (start - run_start)))
 
         def call(spec: CheckSpec[Any] = spec, params: Any = item.params) -> Verdict:
-            reason = gate(spec, inv, expects_gpus, expects_nics)
+            reason = gate(spec, caps)
             if reason is not None:
                 return Verdict.skip(reason)
             return spec.func(inv, params)

@@ -121,8 +121,10 @@ def test_a_hung_counter_window_is_reported_by_name_and_keeps_the_other_facts(
     path = tmp_path / "hung-counter.json"
     path.write_text(json.dumps({"extends": "dgx-h100", "files": {MLX5_0_COUNTER: {"fifo": True}}}))
     proc = subprocess.run(
-        [sys.executable, "-m", "preflight", "run", "--profile", str(path), "--timeout", "1"]
-        + ["--baseline", "dgx-h100", "--format", "json"],
+        [
+            *(sys.executable, "-m", "preflight", "run", "--profile", str(path)),
+            *("--timeout", "1", "--baseline", "dgx-h100", "--format", "json"),
+        ],
         capture_output=True,
         text=True,
         timeout=120,

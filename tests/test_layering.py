@@ -137,17 +137,7 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
 }
 
 # Lower layers never name a check id; (module, id) → why it still does.
-CHECK_ID_EXCEPTIONS: dict[tuple[str, str], str] = {
-    ("preflight.runner", "node.gpu_count"): (
-        "capability gating reads the GPU count from this check; a capabilities object computed "
-        "once per run (issue 11 item 3) replaces it"
-    ),
-    ("preflight.runner", "node.nic_count"): "as node.gpu_count: capability gating",
-    ("preflight.inventory.gpu", "gpu.nvml_available"): (
-        "the NVML availability verdict is attributed to this check; first-class capabilities "
-        "(issue 11 item 3) replace it"
-    ),
-}
+CHECK_ID_EXCEPTIONS: dict[tuple[str, str], str] = {}
 LOWER = (
     "preflight.errors",
     "preflight.model",

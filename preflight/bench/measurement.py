@@ -45,9 +45,9 @@ class RdmaMeasurement:
     results: tuple[Any, ...] = ()  # preflight.bench.rdma_bench.RdmaResult, one per run
 
 
-MEASUREMENT = "bench.allreduce"
+MEASUREMENT = "allreduce"
 """The name the all-reduce measurement is stored under in the run's Inventory."""
-RDMA_MEASUREMENT = "bench.rdma"
+RDMA_MEASUREMENT = "rdma-loopback"
 """The name the perftest loopback measurement is stored under."""
 
 

@@ -17,6 +17,10 @@ class CountParams:
     expected: int = 0
     models: tuple[str, ...] = ()
 
+    def expects(self) -> bool:
+        """Whether the baseline expects any such device (what the node's count provides)."""
+        return self.expected > 0
+
 
 def judge_count(
     kind: str, devices: list[PciDevice], labels: list[str], params: CountParams, source: str
@@ -68,6 +72,7 @@ def judge_count(
     "node.gpu_count",
     title="Every GPU the node should have is on the PCI bus",
     tags=("gpu", "pcie"),
+    provides=("gpu",),
     params=CountParams,
 )
 def gpu_count(inv: Inventory, params: CountParams) -> Verdict:
@@ -100,6 +105,7 @@ def gpu_count(inv: Inventory, params: CountParams) -> Verdict:
     "node.nic_count",
     title="Every RDMA NIC the node should have is on the PCI bus",
     tags=("rdma", "pcie"),
+    provides=("nic",),
     params=CountParams,
 )
 def nic_count(inv: Inventory, params: CountParams) -> Verdict:

@@ -232,26 +232,26 @@ class Inventory:
 
     def _kernel_facts(self) -> dict[str, Scalar]:
         k = self.kernel
-        return {
-            "kernel.release": k.release,
-            "kernel.cmdline": k.cmdline,
-            "iommu.cmdline_mode": k.iommu_cmdline.mode(),
-            "iommu.units": len(k.iommu_units),
-            "nvidia.driver_version": k.nvidia_driver,
-            "nvidia.open_kernel_module": k.nvidia_open_module,
-        }
+        facts: dict[str, Scalar] = {}
+        facts["kernel.release"] = k.release
+        facts["kernel.cmdline"] = k.cmdline
+        facts["iommu.cmdline_mode"] = k.iommu_cmdline.mode()
+        facts["iommu.units"] = len(k.iommu_units)
+        facts["nvidia.driver_version"] = k.nvidia_driver
+        facts["nvidia.open_kernel_module"] = k.nvidia_open_module
+        return facts
 
     def _cpu_facts(self) -> dict[str, Scalar]:
         c = self.cpu
+        facts: dict[str, Scalar] = {}
+        facts["cpu.count"] = len(c.cpus)
         governors = sorted(set(c.governors.values()))
-        return {
-            "cpu.count": len(c.cpus),
-            "cpu.governor": ",".join(governors) if governors else None,
-            "cpu.smt_active": c.smt_active,
-            "cpu.smt_control": c.smt_control,
-            "numa.nodes": len(c.numa_nodes),
-            "kernel.numa_balancing": c.numa_balancing,
-        }
+        facts["cpu.governor"] = ",".join(governors) if governors else None
+        facts["cpu.smt_active"] = c.smt_active
+        facts["cpu.smt_control"] = c.smt_control
+        facts["numa.nodes"] = len(c.numa_nodes)
+        facts["kernel.numa_balancing"] = c.numa_balancing
+        return facts
 
     def _limit_facts(self) -> dict[str, Scalar]:
         lim = self.limits
@@ -264,11 +264,10 @@ class Inventory:
 
     def _pci_facts(self) -> dict[str, Scalar]:
         pci = self.pci
-        facts: dict[str, Scalar] = {
-            "pci.gpu_count": len(pci.gpus()),
-            "pci.nic_count": len(pci.nics()),
-            "pci.nvswitch_count": len(pci.nvswitches()),
-        }
+        facts: dict[str, Scalar] = {}
+        facts["pci.gpu_count"] = len(pci.gpus())
+        facts["pci.nic_count"] = len(pci.nics())
+        facts["pci.nvswitch_count"] = len(pci.nvswitches())
         for bdf in pci.relevant:
             facts.update(device_facts(pci.devices[bdf]))
         return facts

@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from preflight.checks.gpu.common import MIB, NVML, each_gpu, no_answer, subject
+from preflight.checks.gpu.common import MIB, NVML, NVML_CHECK, each_gpu, no_answer, subject
 from preflight.inventory import Inventory
 from preflight.inventory.gpu import (
-    NVML_CHECK,
     Memory,
     NvmlError,
 )
@@ -56,6 +55,7 @@ def judge_nvml_error(where: str, call: str, error: str) -> Finding:
     title="NVML answers for every GPU without hanging",
     tags=("gpu", "nvml"),
     needs=("nvml",),
+    provides=("nvml",),
 )
 def nvml_available(inv: Inventory, params: NoParams) -> Verdict:
     """NVML initialises and answers every call for every GPU within the NVML timeout.
