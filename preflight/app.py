@@ -14,7 +14,6 @@ from preflight.baseline import Baseline, builtin_names, detect, load, parse_set_
 from preflight.bench.measurement import (
     BENCH_TAG,
     RDMA_TAG,
-    bench_selection,
     check_bench_options,
 )
 from preflight.capabilities import Capabilities, Provider
@@ -24,7 +23,7 @@ from preflight.host import Host
 from preflight.inventory import Inventory
 from preflight.model import CheckResult, Report, Scalar, Status
 from preflight.profile import host_from_profile
-from preflight.registry import Registry, discover
+from preflight.registry import CheckSpec, Registry, discover
 from preflight.runner import (
     Collector,
     Planned,
@@ -55,6 +54,36 @@ class RunOptions:
     level: int = 1  # checks of tier <= level run, and deeper ones --only names by id
     strict: bool = False  # warnings, and essential checks that could not run, fail the run
     bench_rdma: bool = False  # run perftest loopback for bench.rdma_loopback
+
+
+def bench_selection(
+    selected: Sequence[CheckSpec[Any]],
+    registry: Registry,
+    enabled: bool,
+    only: Sequence[str],
+    skip: Sequence[str],
+    rdma: bool = False,
+) -> list[CheckSpec[Any]]:
+    """--bench adds the bench checks (--bench-rdma the RDMA ones); without it they run only
+    when --only names them.
+
+    Named without --bench, they SKIP with a hint, so asking for one never silently drops it.
+    """
+    chosen = list(selected)
+    if rdma:  # --bench-rdma adds the perftest loopback check, with or without --bench
+        kept = {s.id for s in registry.select(skip=skip)}
+        chosen += [s for s in registry if RDMA_TAG in s.tags and s not in chosen and s.id in kept]
+    elif not only:
+        chosen = [s for s in chosen if RDMA_TAG not in s.tags]
+    if enabled:
+        kept = {s.id for s in registry.select(skip=skip)}
+        for spec in registry:
+            if BENCH_TAG in spec.tags and spec not in chosen and spec.id in kept:
+                chosen.append(spec)
+        return chosen
+    if only:
+        return chosen
+    return [s for s in chosen if BENCH_TAG not in s.tags]
 
 
 def parse_env_options(items: Sequence[str]) -> dict[str, str]:

@@ -77,6 +77,12 @@ CONTRACTS = (
         "facts are collected once, whatever reads them",
     ),
     Contract(
+        "capabilities are worked out from the inventory",
+        "capabilities",
+        f"checks registry runner output bench profile host sources nvml {UPPER}",
+        "what a node offers is read from its facts; the checks declare what they need",
+    ),
+    Contract(
         "output renders reports",
         "output",
         f"checks registry runner inventory host nvml bench {UPPER}",
@@ -119,21 +125,6 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
         )
         for m in ("expected", "measurement", "metrics", "result")
     },
-    **{
-        (f"preflight.checks.gpu.{m}", "preflight.nvml.schema"): (
-            "NVML error-code names and field lists (plain data, no pynvml); they move to the "
-            "inventory's GPU facts with the Host/NVML source split (issue 11 item 1)"
-        )
-        for m in ("availability", "links")
-    },
-    ("preflight.checks.host", "preflight.host"): (
-        "host.UNLIMITED (the RLIM_INFINITY marker) moves with the limits source in the Host "
-        "split (issue 11 item 1)"
-    ),
-    ("preflight.bench.measurement", "preflight.registry"): (
-        "the measurement selects the planned bench.* checks; collectors declared by checks "
-        "(issue 11 item 2) replace this"
-    ),
 }
 
 # Lower layers never name a check id; (module, id) → why it still does.

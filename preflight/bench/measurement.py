@@ -6,7 +6,6 @@ A check never starts processes: the run's collection stage measures before the c
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +13,6 @@ from preflight.bench.result import SweepResult
 
 if TYPE_CHECKING:
     from preflight.inventory import Inventory
-    from preflight.registry import CheckSpec, Registry
 
 BENCH_TAG = "bench"
 """Checks with this tag run only with `preflight run --bench`."""
@@ -71,36 +69,6 @@ def rdma_measurement(inv: Inventory) -> RdmaMeasurement | None:
     """The RDMA loopback measurement of this run, or None when it was not asked for."""
     found = inv.collected(RDMA_MEASUREMENT)
     return found if isinstance(found, RdmaMeasurement) else None
-
-
-def bench_selection(
-    selected: Sequence[CheckSpec[Any]],
-    registry: Registry,
-    enabled: bool,
-    only: Sequence[str],
-    skip: Sequence[str],
-    rdma: bool = False,
-) -> list[CheckSpec[Any]]:
-    """--bench adds the bench checks (--bench-rdma the RDMA ones); without it they run only
-    when --only names them.
-
-    Named without --bench, they SKIP with a hint, so asking for one never silently drops it.
-    """
-    chosen = list(selected)
-    if rdma:  # --bench-rdma adds the perftest loopback check, with or without --bench
-        kept = {s.id for s in registry.select(skip=skip)}
-        chosen += [s for s in registry if RDMA_TAG in s.tags and s not in chosen and s.id in kept]
-    elif not only:
-        chosen = [s for s in chosen if RDMA_TAG not in s.tags]
-    if enabled:
-        kept = {s.id for s in registry.select(skip=skip)}
-        for spec in registry:
-            if BENCH_TAG in spec.tags and spec not in chosen and spec.id in kept:
-                chosen.append(spec)
-        return chosen
-    if only:
-        return chosen
-    return [s for s in chosen if BENCH_TAG not in s.tags]
 
 
 def check_bench_options(enabled: bool, backend: str | None, nproc: int | None) -> None:

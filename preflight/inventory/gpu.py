@@ -16,6 +16,7 @@ from preflight.host import Host
 from preflight.inventory.sysfs_text import parse_kv_lines
 from preflight.nvml.probe import NvmlFailure, NvmlRecord
 from preflight.nvml.schema import (
+    ERROR_CODES,
     GPU_FIELD_CALLS,
     NODE_FAILURES,
     NOT_AVAILABLE,
@@ -26,6 +27,8 @@ from preflight.nvml.schema import (
 )
 
 T = TypeVar("T")
+__all__ = ["ERROR_CODES", "NODE_FAILURES", "SYSTEM_FIELD_CALLS"]
+"""NVML's names the GPU checks quote (the schema's tables), besides the records defined here."""
 
 
 @dataclass(frozen=True)

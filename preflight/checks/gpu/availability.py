@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from preflight.checks.gpu.common import MIB, NVML, NVML_CHECK, each_gpu, no_answer, subject
 from preflight.inventory import Inventory
 from preflight.inventory.gpu import (
+    NODE_FAILURES,
+    SYSTEM_FIELD_CALLS,
     Memory,
     NvmlError,
 )
 from preflight.model import Evidence, Finding, Status, Verdict, passed
-from preflight.nvml.schema import NODE_FAILURES, SYSTEM_FIELD_CALLS
 from preflight.registry import NoParams, check
 
 # -- NVML available ---------------------------------------------------------------------------
