@@ -1,9 +1,9 @@
 """Host: the one door to the machine, composed of sources (preflight.sources).
 
-Files under a root, the kernel log, resource limits and filesystem sizes, the environment and
-NVML each come from a source with a live and a profile implementation; Host only composes them
-and gives the checks one object to read through. `recorded()` wraps every source so that a
-snapshot keeps what the checks read.
+Files under a root, the kernel log, resource limits and filesystem sizes, the environment, NVML
+and the starting of programs each come from a source with a live and a profile implementation;
+Host only composes them and gives the checks one object to read through. `recorded()` wraps
+every source so that a snapshot keeps what the checks read.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from preflight.sources.limits import (
     ResourceSource,
 )
 from preflight.sources.nvml import LiveNvml, NvmlSource
+from preflight.sources.processes import LiveProcesses, ProcessSource, ProfileProcesses
 from preflight.sources.recording import (
     Recording,
     RecordingEnvironment,
@@ -73,6 +74,7 @@ class Host:
         kernel: KernelLogSource | None = None,
         resources: ResourceSource | None = None,
         nvml: NvmlSource | None = None,
+        processes: ProcessSource | None = None,
         profile_name: str | None = None,
     ) -> None:
         if files is None:
@@ -89,6 +91,9 @@ class Host:
         self.privileged = os.geteuid() == 0 if privileged is None else privileged
         self.hostname = socket.gethostname() if hostname is None else hostname
         self.profile_name = profile_name
+        if processes is None:
+            processes = LiveProcesses() if profile_name is None else ProfileProcesses(profile_name)
+        self.processes = processes
         self.recording: Recording | None = None
 
     def __repr__(self) -> str:
@@ -101,8 +106,9 @@ class Host:
 
     @property
     def is_live(self) -> bool:
-        """True when this Host reads the running machine rather than a profile."""
-        return self.profile_name is None
+        """True when this Host reads the running machine (programs can be started on it)
+        rather than a profile."""
+        return self.processes.refused() is None
 
     def recorded(self) -> Host:
         """This host with every source wrapped to keep what is read (`recording`)."""
@@ -115,6 +121,7 @@ class Host:
             kernel=RecordingKernelLog(self.kernel, recording),
             resources=RecordingResources(self.resources, recording),
             nvml=self.nvml_source,
+            processes=self.processes,
             profile_name=self.profile_name,
         )
         host.recording = recording

@@ -227,7 +227,11 @@ def test_reads_are_recorded(sysroot: Path) -> None:
 
 def test_is_live() -> None:
     assert Host(root="/", env={}).is_live
-    assert not Host(root="/", env={}, profile_name="p").is_live
+    profile = Host(root="/", env={}, profile_name="p")
+    assert not profile.is_live  # its processes source refuses to start programs
+    assert profile.processes.refused() == (
+        "profile p describes a mocked node: programs run only on this machine"
+    )
 
 
 # ----------------------------------------------------------------------------- environment
