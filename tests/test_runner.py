@@ -291,3 +291,62 @@ def test_deadline_not_reached_runs_everything(tmp_path: Path) -> None:
         deadline_s=30.0,
     )
     assert [r.status for r in results] == [Status.PASS, Status.PASS]
+
+
+# ----------------------------------------------------------------------------- collectors
+
+
+def test_a_failed_collector_is_named_on_the_checks_that_need_it(tmp_path: Path) -> None:
+    from preflight.errors import ConfigError
+    from preflight.runner import Collector
+
+    def broken(inv: Inventory, items: Any) -> None:
+        raise OSError("the sampler's device is gone")
+
+    def stores(inv: Inventory, items: Any) -> None:
+        inv.store("sample", [item.spec.id for item in items])
+
+    def reads(inv: Inventory, params: Any) -> Verdict:
+        return Verdict(Status.PASS, f"read {inv.collected('sample')}")
+
+    needy = make_spec(passing, "a.needs_broken")
+    reader = make_spec(reads, "a.reads_sample")
+    collectors = [
+        Collector("sampler", lambda p: p.spec is needy, broken, lambda items: 5.0),
+        Collector("store", lambda p: p.spec is reader, stores, lambda items: 5.0),
+    ]
+    inv = make_inv(tmp_path)
+    failed, read, other = run_checks(
+        plan(needy, reader, make_spec(passing, "a.other")), inv, collectors=collectors
+    )
+    assert failed.status is Status.ERROR
+    assert failed.summary == "not judged: collector sampler OSError: the sampler's device is gone"
+    assert (read.status, read.summary) == (Status.PASS, "read ['a.reads_sample']")
+    assert other.status is Status.PASS
+
+    def misconfigured(inv: Inventory, items: Any) -> None:
+        raise ConfigError("bench.allreduce: bad dtype")
+
+    with pytest.raises(ConfigError):  # a configuration error ends the run as without collectors
+        run_checks(
+            plan(needy),
+            make_inv(tmp_path),
+            collectors=[Collector("c", lambda p: True, misconfigured, lambda i: 1.0, True)],
+        )
+
+
+def test_a_collector_past_its_deadline_is_abandoned_and_named(tmp_path: Path) -> None:
+    from preflight.runner import Collector
+
+    release = threading.Event()
+    needy = make_spec(passing, "a.needs_slow")
+    slow = Collector(
+        "slow", lambda p: p.spec is needy, lambda inv, i: release.wait(), lambda i: 0.2
+    )
+    start = time.monotonic()
+    try:
+        [r] = run_checks(plan(needy), make_inv(tmp_path), collectors=[slow])
+    finally:
+        release.set()
+    assert time.monotonic() - start < 2.0
+    assert r.summary == "not judged: collector slow did not finish within 0.2 s; abandoned"
