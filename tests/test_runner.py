@@ -340,9 +340,11 @@ def test_a_collector_past_its_deadline_is_abandoned_and_named(tmp_path: Path) ->
 
     release = threading.Event()
     needy = make_spec(passing, "a.needs_slow")
-    slow = Collector(
-        "slow", lambda p: p.spec is needy, lambda inv, i: release.wait(), lambda i: 0.2
-    )
+
+    def hangs(inv: Inventory, items: Any) -> None:
+        release.wait()
+
+    slow = Collector("slow", lambda p: p.spec is needy, hangs, lambda i: 0.2)
     start = time.monotonic()
     try:
         [r] = run_checks(plan(needy), make_inv(tmp_path), collectors=[slow])
