@@ -111,7 +111,7 @@ def make_host(
     return Host(env=merged, nvml=LiveNvml(nvml_timeout_s))
 
 
-def nvml_prefetch(host: Host) -> None:
+def collect_nvml(host: Host) -> None:
     """Collect NVML when there is a driver to ask (a profile, or /proc/driver/nvidia on a live
     node); without one the NVML checks say there is no GPU."""
     if not host.is_live or host.exists("/proc/driver/nvidia"):
@@ -125,7 +125,7 @@ def collectors(options: RunOptions) -> list[Collector]:
         Collector(
             "nvml",
             needed_by=lambda item: "nvml" in item.spec.needs,
-            collect=lambda inv, items: nvml_prefetch(inv.host),
+            collect=lambda inv, items: collect_nvml(inv.host),
             # the child is killed at its deadline; the watcher then reaps it (preflight.nvml)
             deadline_s=lambda items: options.nvml_timeout_s + 10.0,
         ),
