@@ -11,7 +11,12 @@ from typing import Any
 
 from preflight import __version__
 from preflight.baseline import Baseline, builtin_names, detect, load, parse_set_options
-from preflight.bench.measurement import bench_selection, check_bench_options
+from preflight.bench.measurement import (
+    BENCH_TAG,
+    RDMA_TAG,
+    check_bench_options,
+)
+from preflight.capabilities import Capabilities, Provider
 from preflight.errors import ConfigError, ProfileError
 from preflight.hints import link_layers, roce_hint
 from preflight.host import Host
@@ -19,15 +24,16 @@ from preflight.inventory import Inventory
 from preflight.inventory.facts import node_facts
 from preflight.model import CheckResult, Report, Scalar, Status
 from preflight.profile import host_from_profile
-from preflight.registry import Registry, discover
+from preflight.registry import CheckSpec, Registry, discover
 from preflight.runner import (
-    GPU_COUNT_CHECK,
-    NIC_COUNT_CHECK,
+    Collector,
     Planned,
+    counter_window,
     describe_error,
     run_checks,
     run_with_timeout,
 )
+from preflight.sources.nvml import DEFAULT_TIMEOUT_S, LiveNvml
 from preflight.stages import FACTS
 from preflight.state import RunState
 
@@ -54,6 +60,36 @@ class RunOptions:
     state: RunState | None = None  # --state DIR: earlier runs' counters and Xid acks
 
 
+def bench_selection(
+    selected: Sequence[CheckSpec[Any]],
+    registry: Registry,
+    enabled: bool,
+    only: Sequence[str],
+    skip: Sequence[str],
+    rdma: bool = False,
+) -> list[CheckSpec[Any]]:
+    """--bench adds the bench checks (--bench-rdma the RDMA ones); without it they run only
+    when --only names them.
+
+    Named without --bench, they SKIP with a hint, so asking for one never silently drops it.
+    """
+    chosen = list(selected)
+    if rdma:  # --bench-rdma adds the perftest loopback check, with or without --bench
+        kept = {s.id for s in registry.select(skip=skip)}
+        chosen += [s for s in registry if RDMA_TAG in s.tags and s not in chosen and s.id in kept]
+    elif not only:
+        chosen = [s for s in chosen if RDMA_TAG not in s.tags]
+    if enabled:
+        kept = {s.id for s in registry.select(skip=skip)}
+        for spec in registry:
+            if BENCH_TAG in spec.tags and spec not in chosen and spec.id in kept:
+                chosen.append(spec)
+        return chosen
+    if only:
+        return chosen
+    return [s for s in chosen if BENCH_TAG not in s.tags]
+
+
 def parse_env_options(items: Sequence[str]) -> dict[str, str]:
     """--env NAME=VALUE options."""
     out = {}
@@ -65,16 +101,98 @@ def parse_env_options(items: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def make_host(profile: str | None, env: Mapping[str, str]) -> Host:
+def make_host(
+    profile: str | None, env: Mapping[str, str], nvml_timeout_s: float = DEFAULT_TIMEOUT_S
+) -> Host:
     """The live machine, or a profile's sysroot; --env entries override what checks see."""
     if profile:
         try:
-            return host_from_profile(profile, env)
+            return host_from_profile(profile, env, nvml_timeout_s)
         except (OSError, ValueError) as exc:  # ValueError: a NUL or surrogate in a path
             raise ProfileError(f"profile {profile}: cannot be materialized: {exc}") from None
     merged = dict(os.environ)
     merged.update(env)
-    return Host(env=merged)
+    return Host(env=merged, nvml=LiveNvml(nvml_timeout_s))
+
+
+def collect_nvml(host: Host) -> None:
+    """Collect NVML when there is a driver to ask (a profile, or /proc/driver/nvidia on a live
+    node); without one the NVML checks say there is no GPU."""
+    if not host.is_live or host.exists("/proc/driver/nvidia"):
+        host.nvml()
+
+
+def collectors(options: RunOptions) -> list[Collector]:
+    """What the run collects before its checks, for the checks that read it."""
+    out = [
+        counter_window(options.timeout_s),
+        Collector(
+            "nvml",
+            needed_by=lambda item: "nvml" in item.spec.needs,
+            collect=lambda inv, items: collect_nvml(inv.host),
+            # the child is killed at its deadline; the watcher then reaps it (preflight.nvml)
+            deadline_s=lambda items: options.nvml_timeout_s + 10.0,
+        ),
+    ]
+    if options.bench:
+        out.append(
+            Collector(
+                "allreduce-benchmark",
+                needed_by=lambda item: BENCH_TAG in item.spec.tags,
+                collect=lambda inv, items: _measure(inv, items, options),
+                deadline_s=_params_deadline,
+                exclusive=True,
+            )
+        )
+    out.append(
+        Collector(
+            "active-tests",
+            needed_by=lambda item: isinstance(getattr(type(item.params), "TEST", None), str),
+            collect=_collect_active,
+            deadline_s=_params_deadline,
+            exclusive=True,
+        )
+    )
+    if options.bench_rdma:
+        out.append(
+            Collector(
+                "rdma-loopback",
+                needed_by=lambda item: RDMA_TAG in item.spec.tags,
+                collect=_measure_rdma,
+                deadline_s=_params_deadline,
+                exclusive=True,
+            )
+        )
+    return out
+
+
+def _params_deadline(items: Sequence[Planned]) -> float:
+    """What the planned checks' parameters allow their measurements: each stops its own
+    processes at its timeouts (timeout_s, or a perftest run's listen and run timeouts)."""
+    total = 0.0
+    for item in items:
+        p = item.params
+        total += float(getattr(p, "timeout_s", 0.0)) + float(getattr(p, "listen_timeout_s", 0.0))
+        total += float(getattr(p, "run_timeout_s", 0.0))
+    return total
+
+
+def _measure(inv: Inventory, items: Sequence[Planned], options: RunOptions) -> None:
+    from preflight.bench.node import measure_planned
+
+    measure_planned(items, inv, options.bench_backend, options.bench_nproc)
+
+
+def _collect_active(inv: Inventory, items: Sequence[Planned]) -> None:
+    from preflight.active.collect import collect_planned  # imports no torch: the workers do
+
+    collect_planned(items, inv)
+
+
+def _measure_rdma(inv: Inventory, items: Sequence[Planned]) -> None:
+    from preflight.bench.node import measure_planned_rdma
+
+    measure_planned_rdma(items, inv)
 
 
 def choose_baseline(
@@ -110,10 +228,7 @@ def execute(
         selected, registry, options.bench, options.only, options.skip, options.bench_rdma
     )
     overrides = parse_set_options(options.sets, registry)
-    host = host or make_host(options.profile, options.env)
-    host.nvml_timeout_s = options.nvml_timeout_s
-    if any("nvml" in s.needs for s in selected):
-        host.nvml_prefetch()  # NVML answers in its child process while other checks run
+    host = host or make_host(options.profile, options.env, options.nvml_timeout_s)
     inv = Inventory(host)
     if options.state is not None:
         options.state.attach(inv)
@@ -127,19 +242,7 @@ def execute(
         Planned(s, baseline.params_for(s, overrides.get(s.id)), baseline.remediation.get(s.id))
         for s in selected
     ]
-    expects_gpus = _expected(baseline, registry, GPU_COUNT_CHECK)
-    expects_nics = _expected(baseline, registry, NIC_COUNT_CHECK)
-    if options.bench:
-        from preflight.bench.node import measure_planned
-
-        measure_planned(plan, inv, options.bench_backend, options.bench_nproc)
-    from preflight.active.collect import collect_planned  # imports no torch: the workers do
-
-    collect_planned(plan, inv)
-    if options.bench_rdma:
-        from preflight.bench.node import measure_planned_rdma
-
-        measure_planned_rdma(plan, inv)
+    capabilities = Capabilities(inv, providers(baseline, registry, overrides))
     results = run_checks(
         plan,
         inv,
@@ -150,9 +253,9 @@ def execute(
             if options.deadline_s is None
             else max(0.0, options.deadline_s - (time.monotonic() - t0))
         ),
-        expects_gpus=expects_gpus,
-        expects_nics=expects_nics,
+        capabilities=capabilities,
         deadline_given_s=options.deadline_s,
+        collectors=collectors(options),
     )
     facts, facts_error = gather_facts(inv, options.timeout_s)
     if facts_error:
@@ -203,22 +306,35 @@ def _hints(
     return (hint,) if hint else ()
 
 
-def _expected(baseline: Baseline, registry: Registry, check_id: str) -> bool:
-    if check_id not in registry.specs:
-        return False
-    params: Any = baseline.params_for(registry.specs[check_id])
-    return bool(getattr(params, "expected", 0))
+def providers(
+    baseline: Baseline, registry: Registry, overrides: Mapping[str, Mapping[str, Any]]
+) -> dict[str, Provider]:
+    """The check that provides each capability, and whether the baseline expects it there:
+    params that define `expects()` say (node counts: expected > 0); others always expect it."""
+    out: dict[str, Provider] = {}
+    for spec in registry:
+        if not spec.provides:
+            continue
+        params: Any = baseline.params_for(spec, overrides.get(spec.id))
+        expects = getattr(params, "expects", None)
+        for name in spec.provides:
+            out.setdefault(name, Provider(spec.id, bool(expects()) if callable(expects) else True))
+    return out
 
 
 def gather_facts(inv: Inventory, timeout_s: float) -> tuple[dict[str, Scalar], str | None]:
-    """The node's facts, bounded in time like a check."""
-    box: dict[str, dict[str, Scalar]] = {}
+    """The node's facts, bounded in time like a check: what was gathered is kept when a group's
+    part was abandoned or the time ran out, and the error names what is missing."""
+    facts: dict[str, Scalar] = {}
+    missing: list[str] = []
 
     def collect() -> Any:
-        box["facts"] = node_facts(inv)
+        node_facts(inv, facts, missing)
         return None
 
     outcome = run_with_timeout(collect, timeout_s, inv.abandon)
     if outcome.error is not None:
-        return {}, f"facts could not be gathered: {describe_error(outcome.error)}"
-    return box.get("facts", {}), None
+        missing.append(describe_error(outcome.error))
+    if missing:
+        return dict(facts), f"facts could not all be gathered: {'; '.join(missing)}"
+    return dict(facts), None

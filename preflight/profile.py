@@ -17,7 +17,11 @@ from typing import Any, NoReturn
 
 from preflight import safeio
 from preflight.errors import ProfileError
-from preflight.host import MAX_LINKS, FsUsage, Host, Limit
+from preflight.host import Host
+from preflight.sources.files import MAX_LINKS
+from preflight.sources.kernel_log import ProfileKernelLog
+from preflight.sources.limits import FsUsage, Limit, ProfileResources
+from preflight.sources.nvml import DEFAULT_TIMEOUT_S, AbsentNvml, NvmlSource, ProfileNvml
 from preflight.suggest import did_you_mean
 
 MAX_FILE_BYTES = 16 << 20
@@ -534,9 +538,13 @@ def make_sysroot() -> str:
     return root
 
 
-def host_from_profile(name_or_path: str, env_overrides: Mapping[str, str] | None = None) -> Host:
-    """A Host that reads a freshly materialized private sysroot of the profile
-    (removed at exit, or by remove_sysroots())."""
+def host_from_profile(
+    name_or_path: str,
+    env_overrides: Mapping[str, str] | None = None,
+    nvml_timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> Host:
+    """A Host whose sources are the profile's: a freshly materialized private sysroot (removed
+    at exit, or by remove_sysroots()), its limits, sizes, kernel log, environment and NVML."""
     data = resolve(name_or_path)
     root = make_sysroot()
     materialize(data, root)
@@ -547,17 +555,22 @@ def host_from_profile(name_or_path: str, env_overrides: Mapping[str, str] | None
         k: FsUsage(int(v["size_bytes"]), int(v.get("free_bytes", v["size_bytes"])))
         for k, v in data.get("statvfs", {}).items()
     }
+    section = data.get("nvml", {})
+    nvml: NvmlSource = (
+        ProfileNvml(section, nvml_timeout_s)
+        if section
+        else AbsentNvml(f"profile {name_or_path} has no nvml section", nvml_timeout_s)
+    )
     return Host(
         root=root,
         env=env,
         privileged=bool(data.get("privileged", True)),
         hostname=str(data.get("hostname", name_or_path)),
-        limits_override=limits,
-        statvfs_override=statvfs,
-        # false: not readable; the sysroot has no /dev/kmsg, so Host.kernel_log() says None.
-        kernel_log_override=(
+        # false: not readable, as /dev/kmsg without CAP_SYSLOG.
+        kernel=ProfileKernelLog(
             None if data.get("kernel_log") is False else list(data.get("kernel_log", []))
         ),
-        nvml_profile=data.get("nvml", {}),
+        resources=ProfileResources(limits, statvfs),
+        nvml=nvml,
         profile_name=name_or_path,
     )

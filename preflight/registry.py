@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from preflight.capabilities import NAMES
 from preflight.errors import ConfigError, UsageError
 from preflight.model import Action, Verdict
 from preflight.suggest import did_you_mean
@@ -25,9 +26,10 @@ if TYPE_CHECKING:
     from preflight.inventory import Inventory
 
 ID_RE = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
-CAPABILITIES = ("root", "gpu", "nic", "nvml")
-"""What a check may need: root (full PCI config space), GPUs or RDMA NICs present on the node,
-NVML answering (collected in a child process; implies GPUs)."""
+CAPABILITIES = NAMES
+"""What a check may need or provide (preflight.capabilities): root (full PCI config space),
+GPUs or RDMA NICs present on the node, NVML answering (collected in a child process; implies
+GPUs)."""
 
 TIERS = (1, 2, 3)
 """Check depths: 1 static state, 2 short active tests, 3 deep tests (see CheckSpec.tier)."""
@@ -64,6 +66,9 @@ class CheckSpec(Generic[P]):
     final: bool = False
     """Runs after every other check, so it can compare a sample the runner took at the start of
     the run (Inventory.open_window) with the node's state at the end (error counters)."""
+    provides: tuple[str, ...] = ()
+    """Capabilities this check judges: it runs when one is missing (to say so), and the checks
+    that need one skip pointing at it."""
     tier: int = 1
     """The depth that runs it: 1 reads state (seconds), 2 adds active tests that fit a job
     prolog (about 2 minutes for 8 GPUs), 3 adds deep tests (minutes). `run --level N` selects
@@ -223,6 +228,7 @@ def check(
     title: str,
     tags: Sequence[str] = (),
     needs: Sequence[str] = (),
+    provides: Sequence[str] = (),
     params: type[Any] = NoParams,
     final: bool = False,
     tier: int = 1,
@@ -240,7 +246,7 @@ def check(
     """
     if not ID_RE.match(id):
         raise ValueError(f"check id {id!r} must look like 'area.property'")
-    for need in needs:
+    for need in (*needs, *provides):
         if need not in CAPABILITIES:
             raise ValueError(f"check {id}: unknown capability {need!r}")
     if not dataclasses.is_dataclass(params):
@@ -259,6 +265,7 @@ def check(
             title=title,
             tags=tuple(tags),
             needs=tuple(needs),
+            provides=tuple(provides),
             params=params,
             func=func,
             final=final,

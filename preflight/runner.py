@@ -9,18 +9,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from preflight.capabilities import Capabilities
+from preflight.errors import PreflightError
 from preflight.inventory import Inventory
 from preflight.inventory.node import PartHung
 from preflight.model import CheckResult, Status, Verdict
 from preflight.registry import CheckSpec
 from preflight.remediation import Override, judged
-
-GPU_COUNT_CHECK = "node.gpu_count"
-NIC_COUNT_CHECK = "node.nic_count"
-NEEDS_ROOT = (
-    "needs root: without CAP_SYS_ADMIN the kernel returns only the first 64 bytes of a PCI "
-    "config space"
-)
 
 
 @dataclass(frozen=True)
@@ -32,6 +27,25 @@ class Planned:
     override: Override | None = None  # the baseline's change to its findings' class/severity
 
 
+@dataclass(frozen=True)
+class Collector:
+    """Something measured or sampled once, before the checks that read it from the inventory
+    (NVML, the RDMA counter window, a benchmark, the active GPU tests).
+
+    `needed_by` says which planned checks need it (it runs only when one is planned); `collect`
+    gets those and stores its result in the inventory; `deadline_s` bounds it. Shared collectors
+    run side by side in threads and are abandoned at their deadline; an `exclusive` one (it keeps
+    the GPUs or NICs busy, and stops its processes on a signal) runs alone in the calling thread,
+    after the shared ones, and stops its own work at its deadline.
+    """
+
+    name: str
+    needed_by: Callable[[Planned], bool]
+    collect: Callable[[Inventory, Sequence[Planned]], None]
+    deadline_s: Callable[[Sequence[Planned]], float]
+    exclusive: bool = False
+
+
 @dataclass
 class _Outcome:
     verdict: Verdict | None = None
@@ -39,21 +53,9 @@ class _Outcome:
     trace: str | None = None
 
 
-def gate(
-    spec: CheckSpec[Any], inv: Inventory, expects_gpus: bool, expects_nics: bool
-) -> str | None:
+def gate(spec: CheckSpec[Any], capabilities: Capabilities) -> str | None:
     """Why a check cannot run on this node, or None when it can."""
-    if "root" in spec.needs and not inv.privileged:
-        return NEEDS_ROOT
-    if ("gpu" in spec.needs or "nvml" in spec.needs) and not inv.pci.gpus():
-        where = f" (see {GPU_COUNT_CHECK})" if expects_gpus else ""
-        return f"no NVIDIA GPU on this node{where}"
-    if "nic" in spec.needs and not inv.pci.nics():
-        where = f" (see {NIC_COUNT_CHECK})" if expects_nics else ""
-        return f"no RDMA NIC on this node{where}"
-    if "nvml" in spec.needs:
-        return inv.gpu.gate_reason(spec.id)
-    return None
+    return capabilities.gate(spec.needs, spec.provides)
 
 
 def run_with_timeout(
@@ -86,6 +88,106 @@ def run_with_timeout(
     return outcome
 
 
+def _open_window(inv: Inventory, items: Sequence[Planned]) -> None:
+    inv.open_window()
+
+
+def counter_window(timeout_s: float) -> Collector:
+    """The first sample of the counters that `final` checks compare with the end of the run,
+    bounded like a check."""
+    return Collector(
+        "counter-window",
+        needed_by=lambda item: item.spec.final,
+        collect=_open_window,
+        deadline_s=lambda items: timeout_s,
+    )
+
+
+class Collection:
+    """The collectors of one run: shared ones in threads beside the checks, exclusive ones
+    already done. `failure` waits (bounded) for one and says why it failed, or None."""
+
+    def __init__(
+        self, collectors: Sequence[Collector], plan: Sequence[Planned], inv: Inventory
+    ) -> None:
+        self.inv = inv
+        self.collectors = [c for c in collectors if any(c.needed_by(p) for p in plan)]
+        self._failures: dict[str, str] = {}
+        self._running: dict[str, tuple[threading.Thread, _Outcome, float, float]] = {}
+        for collector in self.collectors:
+            if collector.exclusive:
+                continue
+            items = [p for p in plan if collector.needed_by(p)]
+            outcome = _Outcome()
+            thread = threading.Thread(
+                target=_collect_into,
+                args=(collector, inv, items, outcome),
+                name=f"preflight-collect-{collector.name}",
+                daemon=True,
+            )
+            thread.start()
+            limit = collector.deadline_s(items)
+            self._running[collector.name] = (thread, outcome, time.monotonic() + limit, limit)
+        for collector in self.collectors:
+            if collector.exclusive:
+                outcome = _Outcome()
+                _collect_into(collector, inv, [p for p in plan if collector.needed_by(p)], outcome)
+                self._settle(collector.name, outcome)
+
+    def _settle(self, name: str, outcome: _Outcome) -> None:
+        if outcome.error is not None:
+            _raise_if_fatal(outcome.error)
+            self._failures[name] = describe_error(outcome.error)
+
+    def failure(self, name: str, until: float | None = None) -> str | None:
+        """Why the collector failed, once it has finished or passed its deadline; None when it
+        stored its result, or when `until` (a monotonic time) came first."""
+        running = self._running.get(name)
+        if running is not None:
+            thread, outcome, ends, limit = running
+            thread.join(max(0.0, min(ends, until or ends) - time.monotonic()))
+            if not thread.is_alive():
+                del self._running[name]
+                self._settle(name, outcome)
+            elif time.monotonic() >= ends:
+                del self._running[name]
+                self._failures[name] = _abandoned(self.inv, thread, limit)
+        return self._failures.get(name)
+
+    def failures_for(self, item: Planned, until: float | None = None) -> list[str]:
+        """`collector NAME why` for each collector this check needs that failed."""
+        out = []
+        for collector in self.collectors:
+            if collector.needed_by(item):
+                why = self.failure(collector.name, until)
+                if why is not None:
+                    out.append(f"collector {collector.name} {why}")
+        return out
+
+
+def _collect_into(
+    collector: Collector, inv: Inventory, items: Sequence[Planned], outcome: _Outcome
+) -> None:
+    try:
+        collector.collect(inv, items)
+    except BaseException as exc:
+        outcome.error = exc
+        outcome.trace = traceback.format_exc()
+
+
+def _abandoned(inv: Inventory, thread: threading.Thread, deadline_s: float) -> str:
+    path = inv.host.blocked_in(thread.ident)
+    if thread.ident is not None:
+        inv.abandon(thread.ident)
+    where = f" (blocked reading {path})" if path else ""
+    return f"did not finish within {deadline_s:g} s; abandoned{where}"
+
+
+def _raise_if_fatal(err: BaseException) -> None:
+    if isinstance(err, (PreflightError, SystemExit, KeyboardInterrupt)):
+        raise err
+
+
 def describe_error(err: BaseException) -> str:
     """Why a check could not finish, for its summary: a timeout or an abandoned inventory part
     says it in words (no internal class name); an unexpected exception keeps its class, which
@@ -102,33 +204,38 @@ def run_checks(
     *,
     timeout_s: float = 10.0,
     deadline_s: float | None = None,
-    expects_gpus: bool = False,
-    expects_nics: bool = False,
+    capabilities: Capabilities | None = None,
     deadline_given_s: float | None = None,
+    collectors: Sequence[Collector] | None = None,
 ) -> list[CheckResult]:
     """Run every planned check; each gets its own time budget and never crashes the run.
 
-    `deadline_s` is what is left of the run's deadline; `deadline_given_s` the --deadline the
+    `capabilities` (one per run) gate the checks by what they need. `deadline_s` is what is
+    left of the run's deadline; `deadline_given_s` the --deadline the
     operator gave, which is what a message names.
 
-    `final` checks run last (results keep the plan's order); when there are any, the
-    inventory's sampling window opens before the first check.
+    `collectors` (by default the counter window) run first (run_collectors); a check that
+    needs one that failed is an error naming it. `final` checks run last (results keep the
+    plan's order).
     """
     results: dict[int, CheckResult] = {}
     run_start = time.monotonic()
     order = sorted(range(len(plan)), key=lambda i: plan[i].spec.final)
-    if any(item.spec.final for item in plan):
-
-        def open_window() -> Verdict:
-            inv.open_window()
-            return Verdict.skip("sampling window opened")
-
-        # A failed first sample shows again, as an error, in the check that needs it.
-        run_with_timeout(open_window, timeout_s, inv.abandon)
+    if collectors is None:
+        collectors = (counter_window(timeout_s),)
+    collection = Collection(collectors, plan, inv)
+    caps = Capabilities(inv) if capabilities is None else capabilities
     given = deadline_s if deadline_given_s is None else deadline_given_s
+    run_ends = None if deadline_s is None else run_start + deadline_s
     for index in order:
         item = plan[index]
         spec = item.spec
+        failed = collection.failures_for(item, run_ends)  # waits for what this check reads
+        if failed:
+            results[index] = CheckResult(
+                spec.id, spec.title, Status.ERROR, f"not judged: {'; '.join(failed)}", 0.0
+            )
+            continue
         start = time.monotonic()
         if deadline_s is not None and start - run_start > deadline_s:
             results[index] = CheckResult(
@@ -144,7 +251,7 @@ def run_checks(
             budget = min(budget, max(0.0, deadline_s - (start - run_start)))
 
         def call(spec: CheckSpec[Any] = spec, params: Any = item.params) -> Verdict:
-            reason = gate(spec, inv, expects_gpus, expects_nics)
+            reason = gate(spec, caps)
             if reason is not None:
                 return Verdict.skip(reason)
             return spec.func(inv, params)

@@ -3,8 +3,11 @@
 Every check runs against a recording Host. The profile then holds the content each file had
 when a check first read it, each directory listing (entries nobody read become empty files,
 symlinks or empty directories, so a replayed listing has the same names), every symlink met
-along those paths, and the limits, /dev/shm size, privilege, hostname, NCCL/CUDA environment,
-NVIDIA/RDMA kernel log lines (other lines become empty strings) and the NVML record. `--mask`
+along those paths, the limits, the sizes of the filesystems asked about, privilege, hostname,
+the environment variables the checks asked for (by name, or by a word of their names), the
+kernel log lines containing a word some reader searched for (other lines become empty strings)
+and the NVML record. Nothing here lists what to keep: the recording Host
+(preflight.sources.recording) kept what was read. `--mask`
 replaces serial numbers, GUIDs, MACs, UUIDs and the hostname with placeholders that keep their
 format.
 """
@@ -23,20 +26,8 @@ from preflight.app import RunOptions, execute
 from preflight.host import UNLIMITED, Host
 from preflight.model import Report
 from preflight.outfile import write_output
-
-ENV_NAMES = ("HOME", "NCCL_CONF_FILE")
-"""Variables the checks read besides NCCL_* and CUDA_* ones."""
-
-KERNEL_LOG_WORDS: tuple[str, ...] = (
-    *("NVRM", "nvidia", "Xid", "mlx5", "ib_", "infiniband", "iommu", "DMAR", "AER"),
-    "ACS",  # "Intel PCH root port ACS workaround enabled" (pcie.acs)
-    # what kernel.events catalogues (preflight.inventory.kernel_events)
-    *("PCIe Bus Error", "PCIe bandwidth", "EDAC", "Hardware Error", "Memory failure"),
-    *("blocked for more than", "soft lockup", "detected stall", "I/O error", "I/O Error"),
-    *("nvme", "Remounting filesystem read-only", "error, dev ", "SXid", "insufficient power"),
-    "Uncorrected hardware memory error",
-)
-"""Kernel log lines containing one of these are kept: what the checks and a reader need."""
+from preflight.sources.nvml import LiveNvml
+from preflight.sources.recording import RecordingEnvironment
 
 MAX_LINK_HOPS = 40
 
@@ -44,17 +35,20 @@ MAX_LINK_HOPS = 40
 def capture(timeout_s: float = 10.0, nvml_timeout_s: float = 5.0) -> tuple[dict[str, Any], Report]:
     """Run every check on this machine through a recording Host: the profile of what they
     read, and the live run's report."""
-    host = Host(record=True)
+    host = Host(nvml=LiveNvml(nvml_timeout_s)).recorded()
     report = execute(RunOptions(timeout_s=timeout_s, nvml_timeout_s=nvml_timeout_s), host=host)
     return profile_from(host), report
 
 
 def profile_from(host: Host) -> dict[str, Any]:
-    """The profile of what a recording Host read (a live one, or one on a profile's sysroot)."""
+    """The profile of what a recording Host (`Host.recorded()`) read, live or on a sysroot."""
+    rec = host.recording
+    if rec is None:
+        raise ValueError("profile_from needs a recording Host (Host.recorded())")
     tree = _Tree(host.root)
-    for path in sorted(host.reads | set(host.captured) | set(host.listed)):
-        tree.add(path, host.captured.get(path))
-    for path, entries in sorted(host.listed.items()):
+    for path in sorted(rec.paths | set(rec.captured) | set(rec.listed)):
+        tree.add(path, rec.captured.get(path))
+    for path, entries in sorted(rec.listed.items()):
         canon = tree.canonical(path)
         if canon is None:
             continue
@@ -64,28 +58,22 @@ def profile_from(host: Host) -> dict[str, Any]:
         name: ["unlimited" if v == UNLIMITED else v for v in (lim.soft, lim.hard)]
         for name, lim in host.limits().items()
     }
+    env = host.env.inner if isinstance(host.env, RecordingEnvironment) else host.env
     profile: dict[str, Any] = {
         "description": f"snapshot of {host.hostname}",
         "hostname": host.hostname,
         "privileged": host.privileged,
-        "env": {
-            k: v
-            for k, v in sorted(host.env.items())
-            if "NCCL" in k.upper() or k.startswith("CUDA_") or k in ENV_NAMES
-        },
+        "env": rec.environment(env),
         "limits": limits,
+        "statvfs": {
+            path: {"size_bytes": usage.size_bytes, "free_bytes": usage.free_bytes}
+            for path, usage in sorted(rec.sizes.items())
+            if usage is not None
+        },
     }
-    shm = host.statvfs("/dev/shm")
-    profile["statvfs"] = (
-        {"/dev/shm": {"size_bytes": shm.size_bytes, "free_bytes": shm.free_bytes}} if shm else {}
-    )
-    log = host.kernel_log()
-    # Other lines are kept empty: the checks count the lines they searched.
-    profile["kernel_log"] = (
-        False
-        if log is None
-        else [ln if any(w in ln for w in KERNEL_LOG_WORDS) else "" for ln in log]
-    )
+    host.kernel_log(())  # readable or not, and how many lines, when no reader asked
+    log = rec.kept_log()
+    profile["kernel_log"] = False if log is None else log
     profile["files"] = dict(sorted(tree.files.items()))
     profile["symlinks"] = dict(sorted(tree.links.items()))
     parents = {os.path.dirname(p) for p in (*tree.files, *tree.links, *tree.dirs)}

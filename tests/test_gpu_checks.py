@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from preflight.app import RunOptions, execute
+from preflight.app import RunOptions, execute, providers
 from preflight.baseline import load
+from preflight.capabilities import Capabilities
 from preflight.checks.gpu import availability, identity, links, memory, thermal
 from preflight.inventory import Inventory
 from preflight.inventory.gpu import (
@@ -62,7 +63,7 @@ def run_overlay(
     path.write_text(json.dumps({"extends": "dgx-h100", "nvml": nvml}))
     inv = Inventory(host_from_profile(str(path)))
     spec = REGISTRY.get(check_id)
-    reason = gate(spec, inv, expects_gpus=True, expects_nics=True)
+    reason = gate(spec, Capabilities(inv, providers(BASELINE, REGISTRY, {})))
     if reason is not None:
         return Result(Status.SKIP, reason, ())
     verdict = spec.func(inv, BASELINE.params_for(spec))

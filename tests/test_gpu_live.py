@@ -15,6 +15,7 @@ from preflight.host import Host
 from preflight.inventory import Inventory
 from preflight.nvml.probe import NvmlRecord
 from preflight.nvml.schema import validate_section
+from preflight.sources.nvml import LiveNvml
 
 pytestmark = pytest.mark.gpu
 
@@ -23,7 +24,7 @@ pytestmark = pytest.mark.gpu
 def live() -> NvmlRecord:
     if not os.path.exists("/proc/driver/nvidia/version"):
         pytest.skip("no NVIDIA driver on this machine")
-    result = Host(nvml_timeout_s=30).nvml()
+    result = Host(nvml=LiveNvml(30)).nvml()
     if not isinstance(result, NvmlRecord) or "init" in result.data:
         pytest.skip(f"NVML not usable here: {result}")
     return result
@@ -45,6 +46,6 @@ def test_live_record_has_the_documented_shape(live: NvmlRecord) -> None:
 
 
 def test_live_gpus_match_the_pci_bus(live: NvmlRecord) -> None:
-    inv = Inventory(Host(nvml_timeout_s=30))
+    inv = Inventory(Host(nvml=LiveNvml(30)))
     pci = {g.bdf for g in inv.pci.gpus()}
     assert {g.bdf for g in inv.gpu.gpus} <= pci

@@ -104,3 +104,46 @@ def test_fifo_marker_must_be_exactly_true(tmp_path: Path) -> None:
     path.write_text(json.dumps({"extends": "dgx-h100", "files": {GPU0_CLASS: {"fifo": 1}}}))
     with pytest.raises(ProfileError, match="fifo"):
         host_from_profile(str(path))
+
+
+MLX5_0_COUNTER = (
+    "/sys/devices/pci0000:15/0000:15:01.0/0000:16:00.0/0000:17:01.0/0000:19:00.0/infiniband/"
+    "mlx5_0/ports/1/counters/link_downed"
+)
+
+
+def test_a_hung_counter_window_is_reported_by_name_and_keeps_the_other_facts(
+    tmp_path: Path,
+) -> None:
+    """The collection stage opens the counter window before the checks; a counter read that
+    never returns is that collector's failure, named on the check that needed it, and every
+    fact but the network's is still reported."""
+    path = tmp_path / "hung-counter.json"
+    path.write_text(json.dumps({"extends": "dgx-h100", "files": {MLX5_0_COUNTER: {"fifo": True}}}))
+    proc = subprocess.run(
+        [
+            *(sys.executable, "-m", "preflight", "run", "--profile", str(path)),
+            *("--timeout", "1", "--baseline", "dgx-h100", "--format", "json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "Traceback" not in proc.stderr
+    doc = json.loads(proc.stdout)
+    rows = {r["id"]: r for r in doc["results"]}
+    counters = rows["rdma.counters"]
+    assert counters["status"] == "error"
+    assert counters["summary"].startswith(
+        "not judged: collector counter-window did not finish within 1 s; abandoned (blocked "
+        "reading /sys/"
+    ), counters["summary"]
+    assert "counters/link_downed" in counters["summary"]
+    assert rows["host.memlock"]["status"] == "pass"
+    assert rows["gpu.ecc"]["status"] == "pass"  # NVML, collected beside it, is untouched
+    facts = doc["facts"]
+    assert facts["pci.gpu_count"] == 8 and facts["kernel.release"]
+    assert not any(k.startswith("rdma.") for k in facts)  # the hung part's group is left out
+    assert rows["preflight.facts"]["summary"].startswith(
+        "facts could not all be gathered: network: the rdma inventory was abandoned"
+    )

@@ -10,6 +10,8 @@ import pytest
 
 from preflight.errors import HostReadError
 from preflight.host import UNLIMITED, FsUsage, Host, Limit
+from preflight.sources.kernel_log import ProfileKernelLog
+from preflight.sources.limits import ProfileResources
 
 IS_ROOT = os.geteuid() == 0
 
@@ -205,15 +207,16 @@ def test_readlink(sysroot: Path) -> None:
 
 
 def test_reads_are_recorded(sysroot: Path) -> None:
-    host = make_host(sysroot)
-    assert host.reads == set()
+    host = make_host(sysroot).recorded()
+    assert host.recording is not None
+    assert host.recording.paths == set()
     host.read_text(f"{DEV}/vendor")
     host.read_bytes("/sys/missing")
     host.listdir("/sys/bus/pci/devices")
     host.readlink(LINK)
     host.realpath(LINK)
     host.exists("/sys/other")
-    assert host.reads == {
+    assert host.recording.paths == {
         f"{DEV}/vendor",
         "/sys/missing",
         "/sys/bus/pci/devices",
@@ -224,7 +227,11 @@ def test_reads_are_recorded(sysroot: Path) -> None:
 
 def test_is_live() -> None:
     assert Host(root="/", env={}).is_live
-    assert not Host(root="/", env={}, profile_name="p").is_live
+    profile = Host(root="/", env={}, profile_name="p")
+    assert not profile.is_live  # its processes source refuses to start programs
+    assert profile.processes.refused() == (
+        "profile p describes a mocked node: programs run only on this machine"
+    )
 
 
 # ----------------------------------------------------------------------------- environment
@@ -232,7 +239,7 @@ def test_is_live() -> None:
 
 def test_limits_override(tmp_path: Path) -> None:
     lims = {"memlock": Limit(UNLIMITED, UNLIMITED), "nofile": Limit(1024, 4096)}
-    host = make_host(tmp_path, limits_override=lims)
+    host = make_host(tmp_path, resources=ProfileResources(lims))
     out = host.limits()
     assert out == lims
     out["stack"] = Limit(1, 1)  # a copy: callers cannot change the host
@@ -240,7 +247,7 @@ def test_limits_override(tmp_path: Path) -> None:
 
 
 def test_limits_empty_override_is_respected(tmp_path: Path) -> None:
-    assert make_host(tmp_path, limits_override={}).limits() == {}
+    assert make_host(tmp_path, resources=ProfileResources({})).limits() == {}
 
 
 def test_live_limits() -> None:
@@ -272,7 +279,7 @@ def test_live_limits_unlimited_is_minus_one(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_statvfs_override(tmp_path: Path) -> None:
     shm = FsUsage(size_bytes=64 << 30, free_bytes=60 << 30)
-    host = make_host(tmp_path, statvfs_override={"/dev/shm": shm})
+    host = make_host(tmp_path, resources=ProfileResources({}, {"/dev/shm": shm}))
     assert host.statvfs("/dev/shm") == shm
     assert host.statvfs("/") is None
 
@@ -287,8 +294,9 @@ def test_statvfs_live(tmp_path: Path) -> None:
 
 
 def test_kernel_log_override(tmp_path: Path) -> None:
-    host = make_host(tmp_path, kernel_log_override=("a", "b"))
-    assert host.kernel_log() == ["a", "b"]
+    host = make_host(tmp_path, kernel=ProfileKernelLog(("a", "b", "ab")))
+    assert host.kernel_log() == ["a", "b", "ab"]
+    assert host.kernel_log(["a"]) == ["a", "", "ab"]  # the lines searched for; the count stays
 
 
 def test_kernel_log_missing_kmsg_is_none(tmp_path: Path) -> None:

@@ -13,13 +13,13 @@ from hypothesis import strategies as st
 from preflight.checks.kernel import judge_kernel_events
 from preflight.host import Host
 from preflight.inventory import Inventory
-from preflight.inventory.kernel_events import PATTERNS, KernelLog, match_line, scan
+from preflight.inventory.kernel_events import LOG_WORDS, PATTERNS, KernelLog, match_line, scan
 from preflight.inventory.kernel_log import MAX_LINE, split_records, timestamp_s
 from preflight.inventory.log_actions import ACTIONS
 from preflight.inventory.xid import parse_lost_gpus, parse_xid_line, parse_xids
 from preflight.model import Status
 from preflight.registry import discover
-from preflight.snapshot import KERNEL_LOG_WORDS
+from preflight.sources.kernel_log import ProfileKernelLog
 
 # Synthetic (no public sample found): mlx5e netdev link messages at boot and after a flap.
 LINK_UP = "mlx5_core 0000:19:00.0 enp25s0np0: Link up"
@@ -81,7 +81,7 @@ def test_every_row_has_an_example_that_matches_it_and_survives_a_snapshot() -> N
     for row, line in ROW_EXAMPLES.items():
         found = match_line(line)
         assert found is not None and found[0].id == row, (row, found)
-        assert any(w in line for w in KERNEL_LOG_WORDS), row
+        assert any(w in line for w in LOG_WORDS), row  # the inventory searches for it
 
 
 def test_link_down_counts_only_after_link_up() -> None:
@@ -128,14 +128,16 @@ def _run(host: Host):  # type: ignore[no-untyped-def]
 def test_check_fails_on_a_cable_error_and_skips_unreadable_log(tmp_path: Path) -> None:
     bad = Host(
         root=str(tmp_path),
-        kernel_log_override=[
-            "mlx5_core 0000:19:00.0: mlx5_port_module_event:1131:(pid 0): Port module "
-            "event[error]: module 0, Cable error, High Temperature"
-        ],
+        kernel=ProfileKernelLog(
+            [
+                "mlx5_core 0000:19:00.0: mlx5_port_module_event:1131:(pid 0): Port module "
+                "event[error]: module 0, Cable error, High Temperature"
+            ]
+        ),
     )
     verdict = _run(bad)
     assert verdict.status is Status.FAIL and "nic.module_error" in verdict.summary
-    assert _run(Host(root=str(tmp_path), kernel_log_override=[])).status is Status.PASS
+    assert _run(Host(root=str(tmp_path), kernel=ProfileKernelLog([]))).status is Status.PASS
     assert KernelLog.read(Host(root=str(tmp_path))).readable is False
     assert _run(Host(root=str(tmp_path))).status is Status.SKIP
 

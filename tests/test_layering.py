@@ -2,7 +2,7 @@
 
 Layers, lowest first: base values (errors, model, exitcodes, suggest; the text-safety, atomic
 output file, Prometheus text-format and time-boxed command helpers safetext, outfile, promtext,
-subproc) < sources (host, nvml) <
+subproc) < sources (host, sources, nvml) <
 inventory < registry < checks < runner < app/output/snapshot/cluster < cli. `bench` is a side
 stack: it may read the inventory but never the check machinery. Every import counts, including
 ones inside functions (a lazy import is still a dependency) and under `if TYPE_CHECKING:` (a
@@ -49,7 +49,7 @@ CONTRACTS = (
     Contract(
         "checks read facts only",
         "checks",
-        f"bench nvml host runner output profile slurm {UPPER}",
+        f"bench nvml host sources runner output profile slurm {UPPER}",
         "a check judges the inventory; the same code runs on a live node and on a profile",
     ),
     Contract(
@@ -77,6 +77,12 @@ CONTRACTS = (
         "facts are collected once, whatever reads them",
     ),
     Contract(
+        "capabilities are worked out from the inventory",
+        "capabilities",
+        f"checks registry runner output bench profile host sources nvml {UPPER}",
+        "what a node offers is read from its facts; the checks declare what they need",
+    ),
+    Contract(
         "output renders reports",
         "output",
         f"checks registry runner inventory host nvml bench {UPPER}",
@@ -84,14 +90,14 @@ CONTRACTS = (
     ),
     Contract(
         "sources are below the inventory",
-        "host nvml",
+        "host sources nvml",
         f"inventory checks registry runner output bench profile {UPPER}",
         "a source reads the node; it does not interpret it",
     ),
     Contract(
         "base values import nothing above them",
         "errors model exitcodes suggest safetext outfile promtext subproc",
-        f"host nvml inventory registry checks runner output bench profile baseline slurm "
+        f"host sources nvml inventory registry checks runner output bench profile baseline slurm "
         f"drain_guard {UPPER}",
         "everything imports them",
     ),
@@ -114,45 +120,22 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
     ("preflight.__main__", "preflight.cli"): "`python -m preflight` is the entry point",
     **{
         ("preflight.checks.bench", f"preflight.bench.{m}"): (
-            "bench.* checks read the benchmark through bench's own types; the collection stage "
-            "(issue 11 item 2) puts the measurement in the inventory and removes these"
+            "bench.* checks read the measurement from the inventory (the collection stage stores "
+            "it there) but judge it with bench's own types (SweepResult, Theoretical, "
+            "judge_gate); they move below both with the bench/ split and rename (issue 11 item 4)"
         )
         for m in ("expected", "measurement", "metrics", "result")
     },
-    **{
-        (f"preflight.checks.gpu.{m}", "preflight.nvml.schema"): (
-            "NVML error-code names and field lists (plain data, no pynvml); they move to the "
-            "inventory's GPU facts with the Host/NVML source split (issue 11 item 1)"
-        )
-        for m in ("availability", "links")
-    },
-    ("preflight.checks.host", "preflight.host"): (
-        "host.UNLIMITED (the RLIM_INFINITY marker) moves with the limits source in the Host "
-        "split (issue 11 item 1)"
-    ),
-    ("preflight.bench.measurement", "preflight.registry"): (
-        "the measurement selects the planned bench.* checks; collectors declared by checks "
-        "(issue 11 item 2) replace this"
-    ),
 }
 
 # Lower layers never name a check id; (module, id) → why it still does.
-CHECK_ID_EXCEPTIONS: dict[tuple[str, str], str] = {
-    ("preflight.runner", "node.gpu_count"): (
-        "capability gating reads the GPU count from this check; a capabilities object computed "
-        "once per run (issue 11 item 3) replaces it"
-    ),
-    ("preflight.runner", "node.nic_count"): "as node.gpu_count: capability gating",
-    ("preflight.inventory.gpu", "gpu.nvml_available"): (
-        "the NVML availability verdict is attributed to this check; first-class capabilities "
-        "(issue 11 item 3) replace it"
-    ),
-}
+CHECK_ID_EXCEPTIONS: dict[tuple[str, str], str] = {}
 LOWER = (
     "preflight.errors",
     "preflight.model",
     "preflight.exitcodes",
     "preflight.host",
+    "preflight.sources",
     "preflight.nvml",
     "preflight.inventory",
     "preflight.registry",

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from preflight.app import collect_nvml
 from preflight.host import Host
 from preflight.nvml import probe
 from preflight.nvml.probe import NvmlFailure, NvmlProbe, NvmlRecord, last_call
@@ -96,9 +97,9 @@ def test_host_collects_once_and_profile_without_section_is_absent(tmp_path: Any)
     assert isinstance(absent, NvmlFailure) and absent.kind == "absent"
 
 
-def test_prefetch_starts_only_where_a_driver_is(tmp_path: Any) -> None:
+def test_nvml_is_collected_only_where_a_driver_is(tmp_path: Any) -> None:
     host = Host(root=str(tmp_path), profile_name=None)
-    host.nvml_prefetch()
+    collect_nvml(host)
     assert not host.nvml_started  # no /proc/driver/nvidia under this root
 
 

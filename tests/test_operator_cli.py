@@ -142,7 +142,7 @@ def test_counted_nouns(n: int, noun: str, text: str) -> None:
 
 
 def test_an_abandoned_part_is_described_without_its_class_name() -> None:
-    err = PartHung("the pci inventory was abandoned: an earlier check hung building it")
+    err = PartHung("the pci inventory was abandoned: an earlier reader hung building it")
     assert describe_error(err) == str(err)
     assert describe_error(KeyError("x")) == "KeyError: 'x'"  # a bug keeps its class
 

@@ -28,6 +28,7 @@ from preflight.inventory.pci_acs_quirks import (
 )
 from preflight.inventory.pci_config import ACS_CR, ACS_RR, ACS_SV, ACS_UF, parse_config_space
 from preflight.model import Status
+from preflight.sources.kernel_log import ProfileKernelLog
 from tests.pci_dump import parse_lspci_hex_dump
 
 REAL = Path(__file__).parent / "data" / "real" / "pcie-acs"
@@ -158,7 +159,7 @@ def test_pcie_acs_judges_the_quirk(
     tmp_path: Path, iommu: bool, log: list[str], status: Status, words: str
 ) -> None:
     root = _node(tmp_path, iommu)
-    host = Host(root=str(root), privileged=True, env={}, hostname="t", kernel_log_override=log)
+    host = Host(root=str(root), privileged=True, env={}, hostname="t", kernel=ProfileKernelLog(log))
     verdict = pcie.acs.func(Inventory(host), pcie.AcsParams())
     assert verdict.status is status, verdict.summary
     assert words in verdict.summary or words in verdict.findings[0].message

@@ -14,6 +14,7 @@ from preflight import profile
 from preflight.errors import ConfigError, ProfileError
 from preflight.host import FsUsage, Limit
 from preflight.profile import host_from_profile, materialize, merge, resolve, validate
+from preflight.sources.nvml import AbsentNvml, ProfileNvml
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -358,7 +359,8 @@ def test_host_from_profile(tmp_path: Path, private_tmp: Path) -> None:
     assert host.statvfs("/") == FsUsage(50, 50)  # free defaults to size
     assert host.statvfs("/tmp") is None
     assert host.kernel_log() == ["NVRM: loading", "mlx5_core: ok"]
-    assert host.nvml_profile == {"driver_version": "550.54"}
+    assert isinstance(host.nvml_source, ProfileNvml)
+    assert host.nvml_source.section == {"driver_version": "550.54"}
     assert host.profile_name == path
     assert not host.is_live
     assert host.read_line("/sys/bus/pci/devices/0000:01:00.0/vendor") == "0x10de"
@@ -374,7 +376,7 @@ def test_host_from_profile_defaults(tmp_path: Path, private_tmp: Path) -> None:
     assert host.limits() == {}  # no live limits leak into a profile
     assert host.statvfs("/") is None
     assert host.kernel_log() == []
-    assert host.nvml_profile == {}
+    assert isinstance(host.nvml_source, AbsentNvml)
     assert host.listdir("/") == []
 
 

@@ -58,7 +58,7 @@ DRIVER = textwrap.dedent(
     from preflight.profile import host_from_profile
     import preflight_audit
 
-    host = host_from_profile(sys.argv[1])
+    host = host_from_profile(sys.argv[1], nvml_timeout_s=20)
     os.environ["PREFLIGHT_AUDIT_ARMED"] = "1"  # the NVML child arms at its start
     preflight_audit.arm()
     report = execute(RunOptions(profile=sys.argv[1], nvml_timeout_s=20), host=host)

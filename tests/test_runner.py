@@ -11,19 +11,29 @@ from typing import Any
 
 import pytest
 
+from preflight.capabilities import NEEDS_ROOT, Capabilities, Provider
 from preflight.host import Host
 from preflight.inventory import Inventory
 from preflight.model import Finding, Status, Verdict
 from preflight.registry import CheckSpec, NoParams, check
 from preflight.runner import (
-    GPU_COUNT_CHECK,
-    NEEDS_ROOT,
-    NIC_COUNT_CHECK,
     Planned,
     gate,
     run_checks,
     run_with_timeout,
 )
+
+GPU_COUNT_CHECK = "site.gpus"  # a provider declared by a test, not a built-in id
+NIC_COUNT_CHECK = "site.nics"
+
+
+def caps(inv: Inventory, expects: bool = True) -> Capabilities:
+    providers = {
+        "gpu": Provider(GPU_COUNT_CHECK, expects),
+        "nic": Provider(NIC_COUNT_CHECK, expects),
+    }
+    return Capabilities(inv, providers)
+
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -200,9 +210,8 @@ def test_needs_root_privileged_runs(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("expects", "pointer"), [(False, False), (True, True)])
 def test_needs_gpu_without_gpus_skips(tmp_path: Path, expects: bool, pointer: bool) -> None:
-    [r] = run_checks(
-        plan(make_spec(passing, needs=("gpu",))), make_inv(tmp_path), expects_gpus=expects
-    )
+    inv = make_inv(tmp_path)
+    [r] = run_checks(plan(make_spec(passing, needs=("gpu",))), inv, capabilities=caps(inv, expects))
     assert r.status is Status.SKIP
     assert r.summary.startswith("no NVIDIA GPU on this node")
     assert (GPU_COUNT_CHECK in r.summary) is pointer
@@ -210,9 +219,8 @@ def test_needs_gpu_without_gpus_skips(tmp_path: Path, expects: bool, pointer: bo
 
 @pytest.mark.parametrize("expects", [False, True])
 def test_needs_nic_without_nics_skips(tmp_path: Path, expects: bool) -> None:
-    [r] = run_checks(
-        plan(make_spec(passing, needs=("nic",))), make_inv(tmp_path), expects_nics=expects
-    )
+    inv = make_inv(tmp_path)
+    [r] = run_checks(plan(make_spec(passing, needs=("nic",))), inv, capabilities=caps(inv, expects))
     assert r.status is Status.SKIP
     assert r.summary.startswith("no RDMA NIC on this node")
     assert (NIC_COUNT_CHECK in r.summary) is expects
@@ -228,8 +236,19 @@ def test_needs_gpu_with_gpu_runs(tmp_path: Path) -> None:
 
 def test_gate_root_checked_before_gpu(tmp_path: Path) -> None:
     spec = make_spec(passing, needs=("gpu", "root"))
-    assert gate(spec, make_inv(tmp_path), True, True) == NEEDS_ROOT
-    assert gate(make_spec(passing), make_inv(tmp_path), True, True) is None
+    inv = make_inv(tmp_path)
+    assert gate(spec, caps(inv)) == NEEDS_ROOT
+    assert gate(make_spec(passing), caps(inv)) is None
+
+
+def test_a_provider_runs_when_what_it_provides_is_missing(tmp_path: Path) -> None:
+    inv = make_inv(tmp_path)
+    counts = check("site.gpus", title="GPUs counted", provides=("gpu",))(passing)
+    needs = make_spec(passing, needs=("gpu",))
+    assert gate(counts, caps(inv)) is None  # it judges the missing GPUs itself
+    assert gate(needs, caps(inv)) == "no NVIDIA GPU on this node (see site.gpus)"
+    judged_elsewhere = check("site.other", title="t", needs=("gpu", "root"), provides=("gpu",))
+    assert gate(judged_elsewhere(passing), caps(inv)) == NEEDS_ROOT  # root is nobody's to judge
 
 
 # ----------------------------------------------------------------------------- deadline
@@ -272,3 +291,64 @@ def test_deadline_not_reached_runs_everything(tmp_path: Path) -> None:
         deadline_s=30.0,
     )
     assert [r.status for r in results] == [Status.PASS, Status.PASS]
+
+
+# ----------------------------------------------------------------------------- collectors
+
+
+def test_a_failed_collector_is_named_on_the_checks_that_need_it(tmp_path: Path) -> None:
+    from preflight.errors import ConfigError
+    from preflight.runner import Collector
+
+    def broken(inv: Inventory, items: Any) -> None:
+        raise OSError("the sampler's device is gone")
+
+    def stores(inv: Inventory, items: Any) -> None:
+        inv.store("sample", [item.spec.id for item in items])
+
+    def reads(inv: Inventory, params: Any) -> Verdict:
+        return Verdict(Status.PASS, f"read {inv.collected('sample')}")
+
+    needy = make_spec(passing, "a.needs_broken")
+    reader = make_spec(reads, "a.reads_sample")
+    collectors = [
+        Collector("sampler", lambda p: p.spec is needy, broken, lambda items: 5.0),
+        Collector("store", lambda p: p.spec is reader, stores, lambda items: 5.0),
+    ]
+    inv = make_inv(tmp_path)
+    failed, read, other = run_checks(
+        plan(needy, reader, make_spec(passing, "a.other")), inv, collectors=collectors
+    )
+    assert failed.status is Status.ERROR
+    assert failed.summary == "not judged: collector sampler OSError: the sampler's device is gone"
+    assert (read.status, read.summary) == (Status.PASS, "read ['a.reads_sample']")
+    assert other.status is Status.PASS
+
+    def misconfigured(inv: Inventory, items: Any) -> None:
+        raise ConfigError("bench.allreduce: bad dtype")
+
+    with pytest.raises(ConfigError):  # a configuration error ends the run as without collectors
+        run_checks(
+            plan(needy),
+            make_inv(tmp_path),
+            collectors=[Collector("c", lambda p: True, misconfigured, lambda i: 1.0, True)],
+        )
+
+
+def test_a_collector_past_its_deadline_is_abandoned_and_named(tmp_path: Path) -> None:
+    from preflight.runner import Collector
+
+    release = threading.Event()
+    needy = make_spec(passing, "a.needs_slow")
+
+    def hangs(inv: Inventory, items: Any) -> None:
+        release.wait()
+
+    slow = Collector("slow", lambda p: p.spec is needy, hangs, lambda i: 0.2)
+    start = time.monotonic()
+    try:
+        [r] = run_checks(plan(needy), make_inv(tmp_path), collectors=[slow])
+    finally:
+        release.set()
+    assert time.monotonic() - start < 2.0
+    assert r.summary == "not judged: collector slow did not finish within 0.2 s; abandoned"

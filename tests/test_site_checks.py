@@ -27,12 +27,13 @@ if sys.version_info >= (3, 11):
 else:
     import tomli as tomllib
 
-from preflight.host import FsUsage, Host
+from preflight.host import FsUsage, Limit
 from preflight.inventory import Inventory
 from preflight.inventory.kernel_modules import parse_proc_modules
 from preflight.inventory.mounts import parse_mounts
 from preflight.model import Status
 from preflight.registry import CheckSpec, specs_in_module
+from preflight.sources.limits import ResourceSource
 from tests.paths import DATA
 from tests.test_catalog import FORBIDDEN_CALLS, FORBIDDEN_MODULES, SECTIONS
 
@@ -197,27 +198,32 @@ def test_all_required_present_passes() -> None:
 # -- a mount that does not answer ------------------------------------------------------------
 
 
-class HungNfsHost(Host):
+class HungNfs:
     """Stand-in for a node whose NFS server is gone: statvfs on /home blocks in the kernel (it
     cannot be produced here without a dead server); other paths answer as the profile says."""
 
-    release: threading.Event
+    def __init__(self, inner: ResourceSource) -> None:
+        self.inner = inner
+        self.release = threading.Event()
+
+    def limits(self) -> dict[str, Limit]:
+        return self.inner.limits()
 
     def statvfs(self, path: str) -> FsUsage | None:
         if path == "/home":
             self.release.wait()
-        return super().statvfs(path)
+        return self.inner.statvfs(path)
 
 
 @pytest.fixture
 def hung_inventory() -> Iterator[Inventory]:
     from preflight.profile import host_from_profile
 
-    base = host_from_profile(PROFILE)
-    host = HungNfsHost(**{f: getattr(base, f) for f in base.__dataclass_fields__ if f[0] != "_"})
-    host.release = threading.Event()
+    host = host_from_profile(PROFILE)
+    hung = HungNfs(host.resources)
+    host.resources = hung
     yield Inventory(host)
-    host.release.set()
+    hung.release.set()
 
 
 def test_a_mount_that_does_not_answer_fails_at_its_deadline(hung_inventory: Inventory) -> None:

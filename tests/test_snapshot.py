@@ -168,8 +168,7 @@ def test_unreadable_kernel_log_replays_as_unreadable(tmp_path: Path) -> None:
 def test_recording_a_profile_replays_to_the_same_results(tmp_path: Path, name: str) -> None:
     """The GPU node shape this machine lacks: PCI config spaces, RDMA, NVML, Xids, captured
     from a profile's sysroot and replayed."""
-    host = host_from_profile(name)
-    host.record = True
+    host = host_from_profile(name).recorded()
     report = execute(RunOptions(profile=name), host=host)
     profile = profile_from(host)
     assert profile["nvml"]["gpus"] and profile["privileged"] is True
@@ -182,8 +181,7 @@ def test_recording_a_profile_replays_to_the_same_results(tmp_path: Path, name: s
 
 
 def test_masked_capture_of_a_gpu_node_replays_to_the_same_findings(tmp_path: Path) -> None:
-    host = host_from_profile("dgx-h100-roce")
-    host.record = True
+    host = host_from_profile("dgx-h100-roce").recorded()
     report = execute(RunOptions(profile="dgx-h100-roce"), host=host)
     masked = mask(profile_from(host))
     text = json.dumps(masked)

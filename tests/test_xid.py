@@ -24,6 +24,7 @@ from preflight.inventory.xid import (
 )
 from preflight.model import Status
 from preflight.registry import discover
+from preflight.sources.kernel_log import ProfileKernelLog
 
 # Line shapes of hardware-facts §4.1 and the ml-engineering capture (tests/data/captures/
 # nvidia-smi-q_excerpt_A100-SXM4-80GB_ECC-DRAM-correctable-177_remap-pending_ml-engineering.txt).
@@ -265,7 +266,7 @@ def test_check_on_profiles() -> None:
 
 
 def test_unreadable_kernel_log_skips(tmp_path: Path) -> None:
-    host = Host(root=str(tmp_path), kernel_log_override=None)  # no /dev/kmsg under this root
+    host = Host(root=str(tmp_path), kernel=ProfileKernelLog(None))  # no /dev/kmsg under this root
     assert XidLog.read(host).readable is False
     v = _run(host)
     assert v.status is Status.SKIP and "dmesg_restrict" in v.summary

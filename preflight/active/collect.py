@@ -1,8 +1,8 @@
 """Measure the planned active tests before the checks run, and hand the records to them.
 
-The same mechanism as `preflight run --bench` (preflight.bench.node.measure_planned): app
-calls collect_planned with the plan; each planned check whose params name a `TEST` gets that
-test run once, with its parameters, and the outcome attached to the run's Inventory. A check
+A collector of the run's collection stage (preflight.runner.Collector, declared by app) calls
+collect_planned with the planned checks; each whose params name a `TEST` gets that test run
+once, with its parameters, and the outcome stored in the run's Inventory. A check
 only reads it back (outcome()) and judges it. Workers run all GPUs at once, one process each
 (the P2P matrix: one process for every GPU), each killed at the test's deadline.
 """
@@ -12,9 +12,9 @@ from __future__ import annotations
 import importlib.util
 import threading
 import time
-import weakref
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from preflight.active import hooks
@@ -56,22 +56,15 @@ class ActiveOutcome:
     dcgm: DcgmRun | DcgmUnavailable | None = None  # dcgmi diag's answer (test "dcgm")
 
 
-@dataclass
-class _Attached:
-    outcomes: dict[str, ActiveOutcome] = field(default_factory=dict)
-
-
-_ATTACHED: weakref.WeakKeyDictionary[Any, _Attached] = weakref.WeakKeyDictionary()
-
-
 def attach(inv: Inventory, outcome: ActiveOutcome) -> None:
-    _ATTACHED.setdefault(inv, _Attached()).outcomes[outcome.test] = outcome
+    """Hand the test's outcome to the checks of this run."""
+    inv.store(f"active.{outcome.test}", outcome)
 
 
 def outcome(inv: Inventory, test: str) -> ActiveOutcome | None:
     """The test's outcome in this run, or None when nothing collected it."""
-    box = _ATTACHED.get(inv)
-    return box.outcomes.get(test) if box else None
+    found = inv.collected(f"active.{test}")
+    return found if isinstance(found, ActiveOutcome) else None
 
 
 def collect_planned(plan: Sequence[Any], inv: Inventory) -> None:
@@ -100,7 +93,6 @@ def collect(test: str, params: Any, inv: Inventory) -> ActiveOutcome:
     """Run `test` on every device as params say (timeout_s bounds every worker)."""
     if test == "dcgm":
         return collect_dcgm(params, inv)
-    from concurrent.futures import ThreadPoolExecutor
 
     from preflight.active.child import run_worker
 
@@ -184,12 +176,9 @@ class _NvmlSampler:
             self._thread.start()
 
     def _sample(self) -> None:
-        from preflight.nvml.probe import NvmlFailure, NvmlProbe
+        from preflight.nvml.probe import NvmlFailure
 
-        section: Mapping[str, Any] | None = None
-        if not self.host.is_live:
-            section = dict(self.host.nvml_profile or {})
-        result = NvmlProbe(section, self.host.nvml_timeout_s).result()
+        result = self.host.nvml_source.sample()
         if isinstance(result, NvmlFailure):
             self.problems.append(result.message)
         else:
@@ -204,5 +193,5 @@ class _NvmlSampler:
     def stop(self) -> tuple[tuple[dict[str, Any], ...], tuple[str, ...]]:
         if self.enabled:
             self._stop.set()
-            self._thread.join(self.host.nvml_timeout_s + 10.0)
+            self._thread.join(self.host.nvml_source.timeout_s + 10.0)
         return tuple(self.samples), tuple(self.problems)

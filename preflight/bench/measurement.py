@@ -1,13 +1,11 @@
 """The benchmark's result handed to the `bench.allreduce` check of `preflight run --bench`.
 
-A check never starts processes: `app` runs the benchmark before the checks (preflight.bench.node)
-and attaches the outcome to the run's Inventory; the check only judges it.
+A check never starts processes: the run's collection stage measures before the checks
+(preflight.bench.node) and stores the outcome in the run's Inventory; the check only judges it.
 """
 
 from __future__ import annotations
 
-import weakref
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +13,6 @@ from preflight.bench.result import SweepResult
 
 if TYPE_CHECKING:
     from preflight.inventory import Inventory
-    from preflight.registry import CheckSpec, Registry
 
 BENCH_TAG = "bench"
 """Checks with this tag run only with `preflight run --bench`."""
@@ -46,58 +43,32 @@ class RdmaMeasurement:
     results: tuple[Any, ...] = ()  # preflight.bench.rdma_bench.RdmaResult, one per run
 
 
-_ATTACHED: weakref.WeakKeyDictionary[Any, Measurement] = weakref.WeakKeyDictionary()
-_RDMA_ATTACHED: weakref.WeakKeyDictionary[Any, RdmaMeasurement] = weakref.WeakKeyDictionary()
+MEASUREMENT = "allreduce"
+"""The name the all-reduce measurement is stored under in the run's Inventory."""
+RDMA_MEASUREMENT = "rdma-loopback"
+"""The name the perftest loopback measurement is stored under."""
 
 
 def attach(inv: Inventory, measurement: Measurement) -> None:
     """Hand the measurement to the checks of this run."""
-    _ATTACHED[inv] = measurement
+    inv.store(MEASUREMENT, measurement)
 
 
 def measurement(inv: Inventory) -> Measurement | None:
     """The measurement of this run, or None when the benchmark was not asked for."""
-    return _ATTACHED.get(inv)
+    found = inv.collected(MEASUREMENT)
+    return found if isinstance(found, Measurement) else None
 
 
 def attach_rdma(inv: Inventory, measurement: RdmaMeasurement) -> None:
     """Hand the RDMA loopback measurement to the checks of this run."""
-    _RDMA_ATTACHED[inv] = measurement
+    inv.store(RDMA_MEASUREMENT, measurement)
 
 
 def rdma_measurement(inv: Inventory) -> RdmaMeasurement | None:
     """The RDMA loopback measurement of this run, or None when it was not asked for."""
-    return _RDMA_ATTACHED.get(inv)
-
-
-def bench_selection(
-    selected: Sequence[CheckSpec[Any]],
-    registry: Registry,
-    enabled: bool,
-    only: Sequence[str],
-    skip: Sequence[str],
-    rdma: bool = False,
-) -> list[CheckSpec[Any]]:
-    """--bench adds the bench checks (--bench-rdma the RDMA ones); without it they run only
-    when --only names them.
-
-    Named without --bench, they SKIP with a hint, so asking for one never silently drops it.
-    """
-    chosen = list(selected)
-    if rdma:  # --bench-rdma adds the perftest loopback check, with or without --bench
-        kept = {s.id for s in registry.select(skip=skip)}
-        chosen += [s for s in registry if RDMA_TAG in s.tags and s not in chosen and s.id in kept]
-    elif not only:
-        chosen = [s for s in chosen if RDMA_TAG not in s.tags]
-    if enabled:
-        kept = {s.id for s in registry.select(skip=skip)}
-        for spec in registry:
-            if BENCH_TAG in spec.tags and spec not in chosen and spec.id in kept:
-                chosen.append(spec)
-        return chosen
-    if only:
-        return chosen
-    return [s for s in chosen if BENCH_TAG not in s.tags]
+    found = inv.collected(RDMA_MEASUREMENT)
+    return found if isinstance(found, RdmaMeasurement) else None
 
 
 def check_bench_options(enabled: bool, backend: str | None, nproc: int | None) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from preflight.host import UNLIMITED
 from preflight.inventory import Inventory
+from preflight.inventory.system import UNLIMITED
 from preflight.model import Action, Evidence, Finding, Status, Verdict
 from preflight.registry import check, param
 

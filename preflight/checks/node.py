@@ -19,6 +19,10 @@ class CountParams:
         (), "PCI ids (vendor:device, 10de:2330) allowed; any when empty."
     )
 
+    def expects(self) -> bool:
+        """Whether the baseline expects any such device (what the node's count provides)."""
+        return self.expected > 0
+
 
 def judge_count(
     kind: str, devices: list[PciDevice], labels: list[str], params: CountParams, source: str
@@ -70,6 +74,7 @@ def judge_count(
     "node.gpu_count",
     title="Every GPU the node should have is on the PCI bus",
     tags=("gpu", "pcie"),
+    provides=("gpu",),
     params=CountParams,
     action=Action.REPLACE,
 )
@@ -103,6 +108,7 @@ def gpu_count(inv: Inventory, params: CountParams) -> Verdict:
     "node.nic_count",
     title="Every RDMA NIC the node should have is on the PCI bus",
     tags=("rdma", "pcie"),
+    provides=("nic",),
     params=CountParams,
     action=Action.REPLACE,
 )

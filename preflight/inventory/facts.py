@@ -28,6 +28,7 @@ facts are assembled, not when a reader of reports imports the key names.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -184,40 +185,83 @@ def is_rdma_port_key(key: str, leaf_name: str) -> bool:
 # -- assembly ------------------------------------------------------------------------------------
 
 
-def node_facts(inv: Inventory) -> dict[str, Scalar]:
-    """The node's settings as flat dotted keys, for reports and fleet comparison."""
-    facts: dict[str, Scalar] = {}
-    for name, value in inv.dmi.values.items():
-        facts[dmi_key(name)] = value
+def node_facts(
+    inv: Inventory, into: dict[str, Scalar] | None = None, missing: list[str] | None = None
+) -> dict[str, Scalar]:
+    """The node's settings as flat dotted keys, for reports and fleet comparison.
+
+    Gathered group by group into `into`: a group whose part was abandoned (PartHung) is left
+    out and named in `missing`, and every other group is kept.
+    """
+    from preflight.inventory.node import PartHung
+
+    facts: dict[str, Scalar] = {} if into is None else into
+    for name, group in _fact_groups(inv):
+        try:
+            facts.update(group())
+        except PartHung as exc:
+            if missing is not None:
+                missing.append(f"{name}: {exc}")
+    return facts
+
+
+def _fact_groups(inv: Inventory) -> list[tuple[str, Callable[[], dict[str, Scalar]]]]:
+    return [
+        ("dmi", lambda: {dmi_key(name): value for name, value in inv.dmi.values.items()}),
+        ("kernel", lambda: _kernel_facts(inv)),
+        ("cpu", lambda: _cpu_facts(inv)),
+        ("limits", lambda: _limit_facts(inv)),
+        ("pci", lambda: _pci_facts(inv)),
+        # NVML facts only when NVML was collected in this run: facts never start the child.
+        ("gpu", lambda: gpu_facts(inv.nvidia_procfs, inv.gpu if inv.host.nvml_started else None)),
+        ("network", lambda: network_facts(inv.pci, inv.rdma, inv.net, inv.nccl, inv.gdr)),
+    ]
+
+
+def _kernel_facts(inv: Inventory) -> dict[str, Scalar]:
     k = inv.kernel
-    facts[KERNEL_RELEASE] = k.release
-    facts[KERNEL_CMDLINE] = k.cmdline
-    facts[IOMMU_CMDLINE_MODE] = k.iommu_cmdline.mode()
-    facts[IOMMU_UNITS] = len(k.iommu_units)
-    facts[NVIDIA_DRIVER_VERSION] = k.nvidia_driver
-    facts[NVIDIA_OPEN_KERNEL_MODULE] = k.nvidia_open_module
+    return {
+        KERNEL_RELEASE: k.release,
+        KERNEL_CMDLINE: k.cmdline,
+        IOMMU_CMDLINE_MODE: k.iommu_cmdline.mode(),
+        IOMMU_UNITS: len(k.iommu_units),
+        NVIDIA_DRIVER_VERSION: k.nvidia_driver,
+        NVIDIA_OPEN_KERNEL_MODULE: k.nvidia_open_module,
+    }
+
+
+def _cpu_facts(inv: Inventory) -> dict[str, Scalar]:
     c = inv.cpu
-    facts[CPU_COUNT] = len(c.cpus)
     governors = sorted(set(c.governors.values()))
-    facts[CPU_GOVERNOR] = ",".join(governors) if governors else None
-    facts[CPU_SMT_ACTIVE] = c.smt_active
-    facts[CPU_SMT_CONTROL] = c.smt_control
-    facts[NUMA_NODES] = len(c.numa_nodes)
-    facts[KERNEL_NUMA_BALANCING] = c.numa_balancing
+    return {
+        CPU_COUNT: len(c.cpus),
+        CPU_GOVERNOR: ",".join(governors) if governors else None,
+        CPU_SMT_ACTIVE: c.smt_active,
+        CPU_SMT_CONTROL: c.smt_control,
+        NUMA_NODES: len(c.numa_nodes),
+        KERNEL_NUMA_BALANCING: c.numa_balancing,
+    }
+
+
+def _limit_facts(inv: Inventory) -> dict[str, Scalar]:
     lim = inv.limits
+    facts: dict[str, Scalar] = {}
     for name, limit in sorted(lim.limits.items()):
         facts[limit_key(name, "soft")] = limit.soft
         facts[limit_key(name, "hard")] = limit.hard
     facts[SHM_SIZE_BYTES] = lim.shm.size_bytes if lim.shm else None
+    return facts
+
+
+def _pci_facts(inv: Inventory) -> dict[str, Scalar]:
     pci = inv.pci
-    facts[PCI_GPU_COUNT] = len(pci.gpus())
-    facts[PCI_NIC_COUNT] = len(pci.nics())
-    facts[PCI_NVSWITCH_COUNT] = len(pci.nvswitches())
+    facts: dict[str, Scalar] = {
+        PCI_GPU_COUNT: len(pci.gpus()),
+        PCI_NIC_COUNT: len(pci.nics()),
+        PCI_NVSWITCH_COUNT: len(pci.nvswitches()),
+    }
     for bdf in pci.relevant:
         facts.update(device_facts(pci.devices[bdf]))
-    # NVML facts only when a check collected NVML in this run: facts never start the child.
-    facts.update(gpu_facts(inv.nvidia_procfs, inv.gpu if inv.host.nvml_started else None))
-    facts.update(network_facts(pci, inv.rdma, inv.net, inv.nccl, inv.gdr))
     return facts
 
 

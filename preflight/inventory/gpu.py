@@ -16,6 +16,7 @@ from preflight.host import Host
 from preflight.inventory.sysfs_text import parse_kv_lines
 from preflight.nvml.probe import NvmlFailure, NvmlRecord
 from preflight.nvml.schema import (
+    ERROR_CODES,
     GPU_FIELD_CALLS,
     NODE_FAILURES,
     NOT_AVAILABLE,
@@ -26,7 +27,8 @@ from preflight.nvml.schema import (
 )
 
 T = TypeVar("T")
-NVML_CHECK = "gpu.nvml_available"
+__all__ = ["ERROR_CODES", "NODE_FAILURES", "SYSTEM_FIELD_CALLS"]
+"""NVML's names the GPU checks quote (the schema's tables), besides the records defined here."""
 
 
 @dataclass(frozen=True)
@@ -409,17 +411,6 @@ class NvmlState:
             return f"{SYSTEM_FIELD_CALLS['init']} failed: {self.init_error}"
         if isinstance(self.device_count, NvmlError):
             return f"{SYSTEM_FIELD_CALLS['device_count']} failed: {self.device_count}"
-        return None
-
-    def gate_reason(self, check_id: str) -> str | None:
-        """Why an NVML check cannot judge this node (for runner.gate), or None."""
-        if self.absent:
-            assert self.failure is not None
-            return f"{self.failure.message}: NVML not captured"
-        if check_id == NVML_CHECK:
-            return None
-        if self.unavailable_reason() is not None:
-            return f"NVML unavailable (see {NVML_CHECK})"
         return None
 
     def by_bdf(self) -> dict[str, NvmlGpu]:

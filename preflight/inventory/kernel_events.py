@@ -319,6 +319,10 @@ class KernelEvent:
     timestamp_s: float | None
 
 
+LOG_WORDS = tuple(sorted({p.keyword for p in PATTERNS}))
+"""What the scan searches the kernel log for: every row's keyword."""
+
+
 def match_line(line: str) -> tuple[Pattern, str] | None:
     """The first row matching the line, and its subject; None when none does."""
     for pattern in PATTERNS:
@@ -371,7 +375,7 @@ class KernelLog:
     @classmethod
     def read(cls, host: Host) -> KernelLog:
         """Scan Host.kernel_log() (/dev/kmsg on a live node)."""
-        lines = host.kernel_log()
+        lines = host.kernel_log(LOG_WORDS)
         if lines is None:
             return cls(False, (), 0)
         return cls(True, tuple(scan(lines)), len(lines))

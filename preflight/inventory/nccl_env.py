@@ -344,9 +344,8 @@ class NcclEnv:
     def read(cls, host: Host) -> NcclEnv:
         """Read the environment and the config files in NCCL's precedence order."""
         env = host.env
-        sources: list[tuple[Setting, ...]] = [
-            tuple(Setting(k, v, "environment") for k, v in sorted(env.items()))
-        ]
+        named = sorted(env.names_containing("NCCL").items())  # NCCL_*, and names NCCL cannot mean
+        sources: list[tuple[Setting, ...]] = [tuple(Setting(k, v, "environment") for k, v in named)]
         files: list[ConfFile] = []
         user_file = env.get("NCCL_CONF_FILE")
         paths = []

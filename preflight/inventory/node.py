@@ -49,6 +49,16 @@ class Inventory:
         self._guard = threading.Lock()
         self._building: dict[int, list[str]] = {}
         self._hung: dict[str, str] = {}
+        self._collected: dict[str, object] = {}
+
+    def store(self, name: str, value: object) -> None:
+        """Keep what a collector measured before the checks (preflight.runner.Collector), under
+        the name its readers ask for (`collected`)."""
+        self._collected[name] = value
+
+    def collected(self, name: str) -> object | None:
+        """What was stored under `name` in this run, or None when nothing collected it."""
+        return self._collected.get(name)
 
     def _once(self, name: str, build: Callable[[Host], T]) -> T:
         if name in self._parts:
@@ -76,7 +86,7 @@ class Inventory:
     def _raise_if_hung(self, name: str) -> None:
         if name in self._hung:
             raise PartHung(
-                f"the {name} inventory was abandoned: an earlier check {self._hung[name]}"
+                f"the {name} inventory was abandoned: an earlier reader {self._hung[name]}"
             )
 
     def abandon(self, thread_id: int) -> None:

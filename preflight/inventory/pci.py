@@ -10,7 +10,13 @@ from typing import TypeVar
 from preflight.errors import HostReadError, ParseError
 from preflight.host import Host
 from preflight.inventory.attrs import read_attr
-from preflight.inventory.pci_acs_quirks import QuirkAcs, acs_quirk_kind, quirk_acs, quirk_log
+from preflight.inventory.pci_acs_quirks import (
+    QUIRK_LOG_WORDS,
+    QuirkAcs,
+    acs_quirk_kind,
+    quirk_acs,
+    quirk_log,
+)
 from preflight.inventory.pci_config import PciConfig, parse_config_space
 from preflight.inventory.sysfs_text import (
     Bar,
@@ -235,7 +241,7 @@ class PciInventory:
         """The kernel's ACS-quirk messages, read once and only for a quirked port."""
         if not self._quirk_log_read:
             self._quirk_log_read = True
-            lines = self.host.kernel_log()
+            lines = self.host.kernel_log(QUIRK_LOG_WORDS)
             self._quirk_log = quirk_log(lines) if lines is not None else None
         return self._quirk_log
 

@@ -83,11 +83,15 @@ def acs_quirk_kind(vendor: int | None, device: int | None, port_type: int | None
     return None
 
 
+QUIRK_LOG_WORDS = ("ACS",)
+"""What every ACS-quirk message contains."""
+
+
 def quirk_log(lines: Iterable[str]) -> dict[str, str]:
     """The last ACS-quirk message the kernel logged per PCI address (bdf -> message)."""
     events: dict[str, str] = {}
     for line in lines:
-        if "ACS" not in line:
+        if not any(w in line for w in QUIRK_LOG_WORDS):
             continue
         m = _LOG_RE.search(line[:512])
         if m:

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 
 from preflight.errors import HostReadError, ParseError
+from preflight.host import UNLIMITED as UNLIMITED  # the checks compare limits with it
 from preflight.host import FsUsage, Host, Limit
 from preflight.inventory.sysfs_text import (
     IommuCmdline,

@@ -120,6 +120,8 @@ LOST_LINE_RES = (
     re.compile(rf"NVRM: GPU at (?:PCI:)?(?P<bdf>{BDF}) has fallen off the bus"),
 )
 LOST_WORDS = "fallen off the bus"
+LOG_WORDS = ("NVRM", LOST_WORDS)
+"""What every line the parser reads contains."""
 SEVERITY_SPAN = 96
 """The unit mnemonic and severity word come first; longer units are not the driver's."""
 LOST_MEANING = "GPU has fallen off the bus (driver message, no Xid)"
@@ -261,8 +263,8 @@ class XidLog:
 
     @classmethod
     def read(cls, host: Host) -> XidLog:
-        """Parse Host.kernel_log() (/dev/kmsg on a live node)."""
-        lines = host.kernel_log()
+        """Parse Host.kernel_log() (/dev/kmsg on a live node): the driver's lines."""
+        lines = host.kernel_log(LOG_WORDS)
         if lines is None:
             return cls(False, (), 0)
         return cls(True, tuple(parse_xids(lines)), len(lines))

@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from preflight.checks.gpu.common import MIB, NVML, each_gpu, no_answer, subject
+from preflight.checks.gpu.common import MIB, NVML, NVML_CHECK, each_gpu, no_answer, subject
 from preflight.inventory import Inventory
 from preflight.inventory.gpu import (
-    NVML_CHECK,
+    NODE_FAILURES,
+    SYSTEM_FIELD_CALLS,
     Memory,
     NvmlError,
 )
 from preflight.model import Action, Evidence, Finding, Status, Verdict, passed
-from preflight.nvml.schema import NODE_FAILURES, SYSTEM_FIELD_CALLS
 from preflight.registry import NoParams, check, param
 from preflight.remediation import gpu_reset_text
 
@@ -87,6 +87,7 @@ def judge_nvml_error(where: str, call: str, error: str) -> Finding:
     action=Action.RESET_GPU,
     warn_action=Action.MONITOR,
     actions=(Action.REBOOT, Action.REPLACE, Action.FIX_CONFIG),
+    provides=("nvml",),
 )
 def nvml_available(inv: Inventory, params: NoParams) -> Verdict:
     """NVML initialises and answers every call for every GPU within the NVML timeout.

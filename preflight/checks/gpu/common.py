@@ -6,12 +6,13 @@ from collections.abc import Callable, Iterable
 
 from preflight.inventory import Inventory
 from preflight.inventory.gpu import (
-    NVML_CHECK,
     NvmlError,
     NvmlGpu,
 )
 from preflight.model import Finding, Status
 
+NVML_CHECK = "gpu.nvml_available"
+"""The check that judges whether NVML answers: the others' skips point at it."""
 NVML = "nvml:"
 MIB = 1 << 20
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from preflight.checks.gpu.common import NVML, each_gpu, no_answer, scalar
 from preflight.inventory import Inventory
 from preflight.inventory.gpu import (
+    ERROR_CODES,
     Fabric,
     NvLink,
     NvmlError,
@@ -16,7 +17,6 @@ from preflight.inventory.gpu import (
 )
 from preflight.inventory.sysfs_text import link_speed_generation
 from preflight.model import Action, Evidence, Finding, Status, Verdict, passed
-from preflight.nvml.schema import ERROR_CODES
 from preflight.registry import check, param
 from preflight.remediation import gpu_reset_text
 
