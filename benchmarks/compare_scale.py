@@ -2,7 +2,7 @@
 
 Usage: python benchmarks/compare_scale.py [--nodes 1250 5000 12500] [--dir DIR] [--keep] [--jobs N]
 
-Reports are made from the built-in profiles, each run once through `preflight.app.execute`, then
+Reports are made from the built-in profiles, each run once through `preflight.execute.execute`, then
 copied per node with realistic variation, in the JSON layout `run --format json --output` writes:
 - mix: 78 % dgx-h100, 20 % hgx-h200, 2 % spread over the other built-in profiles, the faulty
   variants (ACS on, IOMMU translated, a GPU link at x8, run unprivileged…);
@@ -40,8 +40,8 @@ from typing import Any
 
 import psutil
 
-from preflight.app import RunOptions, execute
 from preflight.cluster.rules import UUID_RE, is_naturally_unique
+from preflight.execute import RunOptions, execute
 from preflight.profile import builtin_names
 
 FOLDER = 1250

@@ -1,4 +1,4 @@
-"""The `preflight` command line: wiring only; the work lives in app, registry, output."""
+"""The `preflight` command line: wiring only; the work lives in execute, registry, output."""
 
 from __future__ import annotations
 
@@ -385,8 +385,8 @@ def run(
     a failing node in service. SIGINT/SIGTERM end the run with 130/143 and nothing done.
     """
     from preflight import interrupts
-    from preflight.app import RunOptions, execute, parse_env_options
     from preflight.bench.errors import BenchInterrupted
+    from preflight.execute import RunOptions, execute, parse_env_options
     from preflight.exitcodes import for_report
     from preflight.outfile import Buffer
     from preflight.output import RenderOptions, renderers
@@ -595,7 +595,7 @@ def ack(
     failing xid.events for them and names who acknowledged them when; newer Xids count again."""
     from preflight import runflags
     from preflight.ack import parse_gpu, run_ack, who
-    from preflight.app import make_host
+    from preflight.execute import make_host
 
     path = runflags.state_dir(state, profile, os.environ)
     if not path:

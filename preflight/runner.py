@@ -12,7 +12,7 @@ from typing import Any
 from preflight.capabilities import Capabilities
 from preflight.errors import PreflightError
 from preflight.inventory import Inventory
-from preflight.inventory.node import PartHung
+from preflight.inventory.inventory import PartHung
 from preflight.model import CheckResult, Status, Verdict
 from preflight.registry import CheckSpec
 from preflight.remediation import Override, judged

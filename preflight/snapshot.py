@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from preflight.app import RunOptions, execute
+from preflight.execute import RunOptions, execute
 from preflight.host import UNLIMITED, Host
 from preflight.model import Report
 from preflight.outfile import write_output

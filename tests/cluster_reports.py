@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from preflight.app import RunOptions, execute
+from preflight.execute import RunOptions, execute
 
 FLEET = [
     *[(f"node{i:02d}", "dgx-h100") for i in range(1, 7)],

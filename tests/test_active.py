@@ -27,7 +27,7 @@ from preflight.active.judge import (
     pcie_gbps,
     slowdown_names,
 )
-from preflight.app import RunOptions, execute
+from preflight.execute import RunOptions, execute
 from preflight.model import CheckResult, Status
 
 torch_missing = pytest.importorskip  # torch is in the dev environment; the workers need it
@@ -161,7 +161,7 @@ def test_burn_judges_the_clocks_the_workers_sampled(standin: str, bad: dict[str,
 
 def test_run_never_imports_torch_in_the_parent() -> None:
     code = (
-        "import sys; from preflight.app import RunOptions, execute; "
+        "import sys; from preflight.execute import RunOptions, execute; "
         "r = execute(RunOptions(only=('gpu.gemm',), env={'PREFLIGHT_ACTIVE_TEST_DEVICE': 'cpu'})); "
         "print(r.results[0].status.value, 'torch' in sys.modules)"
     )

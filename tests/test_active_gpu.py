@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from preflight.app import RunOptions, execute
+from preflight.execute import RunOptions, execute
 from preflight.model import Status
 
 pytestmark = pytest.mark.gpu

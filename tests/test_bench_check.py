@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from preflight.bench.expected import Theoretical
 from preflight.bench.measurement import FAILED, MEASURED, SKIPPED, UNAVAILABLE, Measurement
-from preflight.bench.node import plan_measurement
 from preflight.bench.result import RankInfo, Row, SweepResult
+from preflight.bench.run_bench import plan_measurement
 from preflight.checks.bench import judge_allreduce
 from preflight.cli import app
 from preflight.model import Status
@@ -221,7 +221,7 @@ def test_run_bench_without_torch_is_an_error() -> None:
 
 
 def test_first_error_is_what_a_failed_measurement_reports(tmp_path: Path) -> None:
-    from preflight.bench.node import first_error
+    from preflight.bench.run_bench import first_error
 
     a, b = tmp_path / "rank0.err", tmp_path / "rank1.err"
     a.write_text("some torch warning\n")

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from preflight.app import RunOptions, execute
+from preflight.execute import RunOptions, execute
 from preflight.model import Status
 from preflight.registry import Registry, discover
 from tests.paths import DATA

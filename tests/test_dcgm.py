@@ -26,7 +26,7 @@ from preflight.active.dcgm import (
     trusted_program,
 )
 from preflight.active.judge import judge_dcgm
-from preflight.app import RunOptions, execute
+from preflight.execute import RunOptions, execute
 from preflight.model import Status
 from tests.paths import DATA
 

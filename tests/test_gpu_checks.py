@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from preflight.app import RunOptions, execute, providers
 from preflight.baseline import load
 from preflight.capabilities import Capabilities
 from preflight.checks.gpu import availability, identity, links, memory, thermal
+from preflight.execute import RunOptions, execute, providers
 from preflight.inventory import Inventory
 from preflight.inventory.gpu import (
     EccCounts,

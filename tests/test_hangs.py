@@ -15,7 +15,7 @@ import pytest
 
 from preflight.errors import ProfileError
 from preflight.inventory import Inventory
-from preflight.inventory.node import PartHung
+from preflight.inventory.inventory import PartHung
 from preflight.profile import host_from_profile
 from preflight.runner import run_with_timeout
 

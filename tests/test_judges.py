@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from preflight.checks.cpu import judge_governors
-from preflight.checks.host import judge_cmdline, judge_memlock
 from preflight.checks.iommu import judge_iommu_group
 from preflight.checks.numa import judge_affinity
 from preflight.checks.pcie import (
@@ -14,6 +13,7 @@ from preflight.checks.pcie import (
     judge_devctl,
     judge_link,
 )
+from preflight.checks.system import judge_cmdline, judge_memlock
 from preflight.model import Status
 
 GIB = 1 << 30

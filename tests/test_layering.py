@@ -3,7 +3,7 @@
 Layers, lowest first: base values (errors, model, exitcodes, suggest; the text-safety, atomic
 output file, Prometheus text-format and time-boxed command helpers safetext, outfile, promtext,
 subproc) < sources (host, sources, nvml) <
-inventory < registry < checks < runner < app/output/snapshot/cluster < cli. `bench` is a side
+inventory < registry < checks < runner < execute/output/snapshot/cluster < cli. `bench` is a side
 stack: it may read the inventory but never the check machinery. Every import counts, including
 ones inside functions (a lazy import is still a dependency) and under `if TYPE_CHECKING:` (a
 type-only import is still a dependency of the design, as import-linter counts it).
@@ -44,7 +44,7 @@ def _names(spaced: str) -> tuple[str, ...]:
     return tuple(f"preflight.{n}" for n in spaced.split()) or ("preflight",)
 
 
-UPPER = "cli app snapshot cluster state ack runflags"
+UPPER = "cli execute snapshot cluster state ack runflags"
 CONTRACTS = (
     Contract(
         "checks read facts only",

@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from preflight.app import RunOptions, execute
 from preflight.cli import app
+from preflight.execute import RunOptions, execute
 from preflight.inventory.pci_config import parse_config_space
 from preflight.mask import Masker, mask
 from preflight.profile import builtin_names, resolve

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from preflight.app import collect_nvml
+from preflight.execute import collect_nvml
 from preflight.host import Host
 from preflight.nvml import probe
 from preflight.nvml.probe import NvmlFailure, NvmlProbe, NvmlRecord, last_call
@@ -106,7 +106,7 @@ def test_nvml_is_collected_only_where_a_driver_is(tmp_path: Any) -> None:
 def test_parent_process_never_imports_pynvml() -> None:
     code = (
         "import sys\n"
-        "from preflight.app import RunOptions, execute\n"
+        "from preflight.execute import RunOptions, execute\n"
         "r = execute(RunOptions(profile='dgx-h100', only=('gpu.*',)))\n"
         "assert any(x.id == 'gpu.ecc' and x.status.value == 'pass' for x in r.results), r\n"
         "print('pynvml' in sys.modules)\n"
@@ -117,7 +117,7 @@ def test_parent_process_never_imports_pynvml() -> None:
 
 def test_no_child_when_no_nvml_check_is_selected() -> None:
     code = (
-        "from preflight.app import RunOptions, execute\n"
+        "from preflight.execute import RunOptions, execute\n"
         "import preflight.nvml.probe as p\n"
         "started = []\n"
         "orig = p.NvmlProbe.start\n"

@@ -16,7 +16,7 @@ import pytest
 
 from preflight.cli import app
 from preflight.hints import roce_hint
-from preflight.inventory.node import PartHung
+from preflight.inventory.inventory import PartHung
 from preflight.runner import describe_error
 from preflight.suggest import ranked
 from preflight.wording import count as plural

@@ -54,7 +54,7 @@ SITECUSTOMIZE = textwrap.dedent(
 DRIVER = textwrap.dedent(
     """
     import os, sys
-    from preflight.app import RunOptions, execute
+    from preflight.execute import RunOptions, execute
     from preflight.profile import host_from_profile
     import preflight_audit
 

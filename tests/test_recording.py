@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from preflight.app import RunOptions, execute
+from preflight.execute import RunOptions, execute
 from preflight.inventory import Inventory
 from preflight.model import Finding, Status, Verdict
 from preflight.profile import host_from_profile

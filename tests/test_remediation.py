@@ -12,7 +12,6 @@ from typing import Any
 import jsonschema
 import pytest
 
-from preflight.app import RunOptions, execute
 from preflight.baseline import builtin_names, load
 from preflight.checks.xid import judge_xids
 from preflight.cluster import aggregate, html, sources
@@ -20,6 +19,7 @@ from preflight.cluster import compare as comparison
 from preflight.cluster.failures import by_action
 from preflight.cluster.record import from_document
 from preflight.errors import ConfigError
+from preflight.execute import RunOptions, execute
 from preflight.inventory.xid import parse_xids
 from preflight.model import (
     ACTIONS,

@@ -145,8 +145,8 @@ def _example_registered(monkeypatch: pytest.MonkeyPatch) -> None:
         return registry.Registry([*found, *SPECS])
 
     monkeypatch.setattr(registry, "discover", discover)
-    # app binds the name at import: an earlier test may have imported it already.
-    import preflight.app as app
+    # preflight.execute binds the name at import: an earlier test may have imported it already.
+    import preflight.execute as app
 
     monkeypatch.setattr(app, "discover", discover)
 

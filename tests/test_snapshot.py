@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from preflight.app import RunOptions, execute
 from preflight.cli import app
+from preflight.execute import RunOptions, execute
 from preflight.mask import Masker, mask, masked_patterns
 from preflight.model import Report
 from preflight.output import RenderOptions, renderers

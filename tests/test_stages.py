@@ -25,7 +25,7 @@ def facts_fail(monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(inv: Inventory) -> dict[str, object]:
         raise OSError(5, "Input/output error", DMI)
 
-    monkeypatch.setattr("preflight.app.node_facts", broken)
+    monkeypatch.setattr("preflight.execute.node_facts", broken)
 
 
 def run(fmt: str) -> tuple[int, str]:

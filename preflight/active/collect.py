@@ -1,6 +1,6 @@
 """Measure the planned active tests before the checks run, and hand the records to them.
 
-A collector of the run's collection stage (preflight.runner.Collector, declared by app) calls
+A collector of the run's collection stage (preflight.runner.Collector, declared by preflight.execute) calls
 collect_planned with the planned checks; each whose params name a `TEST` gets that test run
 once, with its parameters, and the outcome stored in the run's Inventory. A check
 only reads it back (outcome()) and judges it. Workers run all GPUs at once, one process each

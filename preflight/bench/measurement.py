@@ -1,7 +1,7 @@
 """The benchmark's result handed to the `bench.allreduce` check of `preflight run --bench`.
 
 A check never starts processes: the run's collection stage measures before the checks
-(preflight.bench.node) and stores the outcome in the run's Inventory; the check only judges it.
+(preflight.bench.run_bench) and stores the outcome in the run's Inventory; the check only judges it.
 """
 
 from __future__ import annotations

@@ -9,14 +9,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from preflight.inventory.node import Inventory
+    from preflight.inventory.inventory import Inventory
 
 __all__ = ["Inventory"]
 
 
 def __getattr__(name: str) -> Any:
     if name == "Inventory":
-        from preflight.inventory.node import Inventory
+        from preflight.inventory.inventory import Inventory
 
         return Inventory
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

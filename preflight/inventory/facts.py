@@ -35,9 +35,9 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from preflight.inventory.gpu import NvmlState, ProcGpu
+    from preflight.inventory.inventory import Inventory
     from preflight.inventory.nccl_env import NcclEnv
     from preflight.inventory.net import NetInventory
-    from preflight.inventory.node import Inventory
     from preflight.inventory.pci import PciDevice, PciInventory
     from preflight.inventory.rdma import GpuDirectInfo, RdmaInventory
     from preflight.model import Scalar
@@ -193,7 +193,7 @@ def node_facts(
     Gathered group by group into `into`: a group whose part was abandoned (PartHung) is left
     out and named in `missing`, and every other group is kept.
     """
-    from preflight.inventory.node import PartHung
+    from preflight.inventory.inventory import PartHung
 
     facts: dict[str, Scalar] = {} if into is None else into
     for name, group in _fact_groups(inv):

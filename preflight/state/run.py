@@ -10,8 +10,8 @@ from typing import Any
 
 from preflight.host import Host
 from preflight.inventory import Inventory
+from preflight.inventory.inventory import PartHung
 from preflight.inventory.memory import PreviousCounters, RunMemory, XidMark, counter_key
-from preflight.inventory.node import PartHung
 from preflight.model import CheckResult, Finding, Report, Status
 from preflight.state.store import (
     HISTORY,

@@ -178,7 +178,7 @@ def _params_deadline(items: Sequence[Planned]) -> float:
 
 
 def _measure(inv: Inventory, items: Sequence[Planned], options: RunOptions) -> None:
-    from preflight.bench.node import measure_planned
+    from preflight.bench.run_bench import measure_planned
 
     measure_planned(items, inv, options.bench_backend, options.bench_nproc)
 
@@ -190,7 +190,7 @@ def _collect_active(inv: Inventory, items: Sequence[Planned]) -> None:
 
 
 def _measure_rdma(inv: Inventory, items: Sequence[Planned]) -> None:
-    from preflight.bench.node import measure_planned_rdma
+    from preflight.bench.run_bench import measure_planned_rdma
 
     measure_planned_rdma(items, inv)
 
