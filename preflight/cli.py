@@ -632,6 +632,7 @@ def list_checks(
                 "title": s.title,
                 "tags": list(s.tags),
                 "needs": list(s.needs),
+                "provides": list(s.provides),
                 "tier": s.tier,
                 "params": s.defaults(),
                 "action": s.action.value if s.action else None,
@@ -647,6 +648,7 @@ def list_checks(
                 "title": s.title,
                 "tags": [],
                 "needs": [],
+                "provides": [],
                 "tier": 1,
                 "params": {},
                 "action": None,
@@ -712,7 +714,8 @@ def explain(
     parts: list[Any] = [
         Text(spec.id, style="bold") + Text(f" — {spec.title}"),
         f"tags: {', '.join(spec.tags) or '-'}   needs: {', '.join(spec.needs) or '-'}   "
-        f"tier: {spec.tier} (runs with `preflight run --level {spec.tier}` or deeper)",
+        + (f"provides: {', '.join(spec.provides)}   " if spec.provides else "")
+        + f"tier: {spec.tier} (runs with `preflight run --level {spec.tier}` or deeper)",
         f"action classes: {', '.join(classes(spec)) or '-'} (README: Remediation classes)\n",
         Markdown(spec.doc),
     ]

@@ -321,3 +321,15 @@ def test_live_run_as_a_process_reports_valid_json() -> None:
 @pytest.mark.parametrize("argv", [["run", "--timeout", "0"], ["run", "--deadline", "-1"]])
 def test_nonpositive_time_bounds_are_usage_errors(argv: list[str]) -> None:
     assert_one_line_error(run(*argv, "--profile", "dgx-h100"), 2, "positive")
+
+
+def test_list_and_explain_show_which_check_provides_a_capability() -> None:
+    rows = json.loads(cli("list", "--format", "json").stdout)
+    provides = {r["id"]: r["provides"] for r in rows if r["provides"]}
+    assert provides == {
+        "gpu.nvml_available": ["nvml"],
+        "node.gpu_count": ["gpu"],
+        "node.nic_count": ["nic"],
+    }
+    assert "provides: gpu" in cli("explain", "node.gpu_count").stdout
+    assert "provides:" not in cli("explain", "pcie.acs").stdout
