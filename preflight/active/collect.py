@@ -1,10 +1,11 @@
 """Measure the planned active tests before the checks run, and hand the records to them.
 
-A collector of the run's collection stage (preflight.runner.Collector, declared by preflight.execute) calls
-collect_planned with the planned checks; each whose params name a `TEST` gets that test run
-once, with its parameters, and the outcome stored in the run's Inventory. A check
-only reads it back (outcome()) and judges it. Workers run all GPUs at once, one process each
-(the P2P matrix: one process for every GPU), each killed at the test's deadline.
+A collector of the run's collection stage (preflight.runner.Collector, declared by
+preflight.execute) calls collect_planned with the planned checks; each whose params name a
+`TEST` gets that test run once, with its parameters, and the outcome stored in the run's
+Inventory. A check only reads it back (outcome()) and judges it. Workers run all GPUs at once,
+one process each (the P2P matrix: one process for every GPU), each killed at the test's
+deadline.
 """
 
 from __future__ import annotations
