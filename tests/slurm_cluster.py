@@ -58,6 +58,7 @@ ReturnToService=2
 SlurmctldTimeout=30
 SlurmdTimeout=30
 MailProg=/bin/true
+{extra}
 {nodes}
 {partitions}
 """
@@ -94,6 +95,12 @@ class Cluster:
         path = self.root / "log" / name
         return path.read_text()[-3000:] if path.exists() else f"({name} missing)"
 
+    def checks_of(self, node: str) -> int:
+        """How many health checks of `node` healthcheck.log records ("NODE STATUS" lines)."""
+        path = self.root / "healthcheck.log"
+        lines = path.read_text().splitlines() if path.exists() else []
+        return sum(1 for line in lines if line.split()[0] == node)
+
     def wait(self, what: str, ok: Callable[[], bool], timeout_s: float = 30.0) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -101,9 +108,11 @@ class Cluster:
                 return
             time.sleep(0.25)
         states = {n: self.node(n) for n in self.nodes}
+        health = [f"hc-{n}.err" for n in self.nodes if (self.root / "log" / f"hc-{n}.err").exists()]
         pytest.fail(
             f"timed out after {timeout_s:g} s waiting for {what}; nodes: {states}\n"
-            f"slurmctld.log:\n{self.log('slurmctld.log')}"
+            f"slurmctld.log:\n{self.log('slurmctld.log')}\n"
+            + "".join(f"{name}:\n{self.log(name)}\n" for name in health)
         )
 
 
@@ -129,9 +138,15 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def running(root: Path, partitions: Mapping[str, Sequence[str]]) -> Iterator[Cluster]:
+def running(
+    root: Path,
+    partitions: Mapping[str, Sequence[str]],
+    extra_conf: str = "",
+    extra_env: Mapping[str, str] | None = None,
+) -> Iterator[Cluster]:
     """slurmctld and a slurmd per node; `partitions` maps a partition to its nodes (a node may
-    be in several). Yields once every node is idle."""
+    be in several); `extra_conf`: more slurm.conf lines (a HealthCheckProgram); `extra_env`: more
+    environment for the daemons and the commands. Yields once every node is idle."""
     for sub in ("state", "spool", "log"):
         (root / sub).mkdir(exist_ok=True)
     names = tuple(dict.fromkeys(n for nodes in partitions.values() for n in nodes))
@@ -147,8 +162,10 @@ def running(root: Path, partitions: Mapping[str, Sequence[str]]) -> Iterator[Clu
         for i, (p, ns) in enumerate(partitions.items())
     )
     conf = root / "slurm.conf"
-    conf.write_text(CONF.format(root=root, ctld_port=ctld_port, nodes=nodes, partitions=parts))
-    env = {**os.environ, "SLURM_CONF": str(conf)}
+    conf.write_text(
+        CONF.format(root=root, ctld_port=ctld_port, extra=extra_conf, nodes=nodes, partitions=parts)
+    )
+    env = {**os.environ, **(extra_env or {}), "SLURM_CONF": str(conf)}
     procs = [_start(["slurmctld", "-D", "-i", "-f", str(conf)], env, root / "log" / "ctld.out")]
     try:
         for name in names:

@@ -12,36 +12,23 @@ teardown; every wait is bounded.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from preflight.cli import app
-from preflight.slurm import parse_show_node
-
-DAEMONS = ("slurmctld", "slurmd", "scontrol", "srun")
-MISSING = [d for d in DAEMONS if shutil.which(d) is None]
+from tests.slurm_cluster import SKIPS, Cluster, running
 
 pytestmark = [
-    pytest.mark.slow,
+    *SKIPS,
     pytest.mark.skipif(
-        bool(MISSING),
-        reason=f"Slurm not installed ({', '.join(MISSING)} missing): "
-        "apt-get install slurmctld slurmd slurm-client (.ci/run does, as root)",
-    ),
-    pytest.mark.skipif(
-        hasattr(os, "geteuid") and os.geteuid() != 0,
-        reason="slurmd runs jobs as their users, so it must run as root",
+        shutil.which("srun") is None, reason="srun missing: apt-get install slurm-client"
     ),
 ]
 
@@ -49,36 +36,10 @@ NODES = {"n1": "dgx-h100", "n2": "dgx-h100-acs-enabled", "n3": "dgx-h100"}
 HEALTH_CHECK_INTERVAL_S = 4
 REPO = Path(__file__).resolve().parent.parent
 
-CONF = """\
-ClusterName=preflight-test
-SlurmctldHost=localhost
-SlurmctldPort={ctld_port}
-SlurmUser=root
-SlurmdUser=root
-AuthType=auth/none
-CredType=cred/none
-StateSaveLocation={root}/state
-SlurmdSpoolDir={root}/spool/%n
-SlurmctldPidFile={root}/slurmctld.pid
-SlurmdPidFile={root}/slurmd.%n.pid
-SlurmctldLogFile={root}/log/slurmctld.log
-SlurmdLogFile={root}/log/slurmd.%n.log
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-JobAcctGatherType=jobacct_gather/none
-SelectType=select/linear
-MpiDefault=none
-SwitchType=switch/none
-ReturnToService=2
-SlurmctldTimeout=30
-SlurmdTimeout=30
-MailProg=/bin/true
+HEALTH_CONF = """\
 HealthCheckProgram={root}/healthcheck.sh
 HealthCheckInterval={interval}
-HealthCheckNodeState=ANY
-{nodes}
-PartitionName=debug Nodes={names} Default=YES MaxTime=INFINITE State=UP
-"""
+HealthCheckNodeState=ANY"""
 
 # slurmd gives a HealthCheckProgram SLURMD_NODENAME and little else; the script exits 0 until
 # the test switches health checks on, so the srun sweep finds every node idle first.
@@ -98,96 +59,11 @@ exit 0
 """
 
 
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
-@dataclass
-class Cluster:
-    root: Path
-    env: dict[str, str]
-
-    def scontrol(self, *args: str) -> str:
-        done = subprocess.run(
-            ["scontrol", *args], env=self.env, capture_output=True, text=True, timeout=15
-        )
-        assert done.returncode == 0, done.stderr
-        return done.stdout
-
-    def node(self, name: str) -> tuple[str, str | None]:
-        state = parse_show_node(name, self.scontrol("show", "node", name))
-        return state.state, state.reason
-
-    def log(self, name: str) -> str:
-        path = self.root / "log" / name
-        return path.read_text()[-3000:] if path.exists() else f"({name} missing)"
-
-    def checks_of(self, node: str) -> int:
-        path = self.root / "healthcheck.log"
-        lines = path.read_text().splitlines() if path.exists() else []
-        return sum(1 for line in lines if line.split()[0] == node)
-
-    def wait(self, what: str, ok: Callable[[], bool], timeout_s: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if ok():
-                return
-            time.sleep(0.25)
-        states = {n: self.node(n) for n in NODES}
-        pytest.fail(
-            f"timed out after {timeout_s:g} s waiting for {what}; nodes: {states}\n"
-            f"slurmctld.log:\n{self.log('slurmctld.log')}\n"
-            + "".join(f"hc-{n}.err:\n{self.log(f'hc-{n}.err')}\n" for n in NODES)
-        )
-
-
-def _start(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with open(log, "wb") as out:
-        return subprocess.Popen(
-            argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    # Each daemon leads its own session: the group takes slurmstepd and health checks along.
-    for sig, wait_s in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(wait_s)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
     root = tmp_path
-    for sub in ("state", "spool", "log", "profiles", "sweep"):
+    for sub in ("profiles", "sweep"):
         (root / sub).mkdir()
-    ctld_port, *node_ports = free_ports(1 + len(NODES))
-    nodes = "\n".join(
-        f"NodeName={name} NodeHostname=localhost NodeAddr=127.0.0.1 Port={port} CPUs=1 "
-        "RealMemory=100 State=UNKNOWN"
-        for name, port in zip(NODES, node_ports, strict=True)
-    )
-    (root / "slurm.conf").write_text(
-        CONF.format(
-            root=root,
-            ctld_port=ctld_port,
-            interval=HEALTH_CHECK_INTERVAL_S,
-            nodes=nodes,
-            names=",".join(NODES),
-        )
-    )
     path = f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
     fill = {"root": root, "python": sys.executable, "path": path, "repo": REPO}
     for name, text in (("healthcheck.sh", HEALTHCHECK), ("sweep.sh", SWEEP)):
@@ -195,23 +71,9 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
         (root / name).chmod(0o755)
     for name, profile in NODES.items():
         set_profile(root, name, profile)
-    env = {**os.environ, "SLURM_CONF": str(root / "slurm.conf"), "PYTHONPATH": str(REPO)}
-    conf = str(root / "slurm.conf")
-    procs = [_start(["slurmctld", "-D", "-i", "-f", conf], env, root / "log" / "ctld.out")]
-    try:
-        for name in NODES:
-            procs.append(
-                _start(["slurmd", "-D", "-N", name, "-f", conf], env, root / "log" / f"{name}.out")
-            )
-        c = Cluster(root, env)
-        c.wait(
-            "every node idle",
-            lambda: all(c.node(n)[0] == "IDLE" for n in NODES),
-        )
+    extra = HEALTH_CONF.format(root=root, interval=HEALTH_CHECK_INTERVAL_S)
+    with running(root, {"debug": list(NODES)}, extra, {"PYTHONPATH": str(REPO)}) as c:
         yield c
-    finally:
-        for proc in reversed(procs):
-            _stop(proc)
 
 
 def set_profile(root: Path, node: str, profile: str) -> None:
