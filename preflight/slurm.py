@@ -240,35 +240,6 @@ def check_guard(
     return drain_guard.judge(limit, counted)
 
 
-def apply(
-    name: str,
-    passed: bool,
-    failing: Sequence[str],
-    *,
-    drain: bool,
-    resume: bool,
-    dry_run: bool,
-    timeout_s: float = DEFAULT_TIMEOUT_S,
-    runner: Runner = run_bounded,
-    say: Callable[[str], None] = print,
-    remedy: Remedy | None = None,
-) -> bool:
-    """Query the node, decide, act (or only say what it would do); False when a call failed.
-    `remedy`: the failing checks' remediation class, first word of the drain reason."""
-    return carry_out(
-        name,
-        passed,
-        failing,
-        drain=drain,
-        resume=resume,
-        dry_run=dry_run,
-        timeout_s=timeout_s,
-        runner=runner,
-        say=say,
-        remedy=remedy,
-    ).ok
-
-
 def carry_out(
     name: str,
     passed: bool,

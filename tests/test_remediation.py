@@ -36,7 +36,7 @@ from preflight.output import RenderOptions, renderers
 from preflight.profile import builtin_names as builtin_profiles
 from preflight.registry import NoParams, Registry, check, discover
 from preflight.remediation import Override, judged, readme_table
-from preflight.slurm import CallResult, apply, drain_reason, failing_action, failing_checks
+from preflight.slurm import CallResult, carry_out, drain_reason, failing_action, failing_checks
 from tests.cluster_reports import write_fleet
 from tests.harness import cli, run_json
 
@@ -379,7 +379,7 @@ def test_drain_reason_starts_with_the_class_and_names_its_checks_first() -> None
     assert len(cut) <= 200 and cut.startswith("preflight: reset-gpu area.check_number_0,")
 
 
-def test_apply_drains_with_the_class(tmp_path: Path) -> None:
+def test_carry_out_drains_with_the_class(tmp_path: Path) -> None:
     calls: list[list[str]] = []
 
     def runner(argv: object, timeout_s: float) -> CallResult:
@@ -387,7 +387,7 @@ def test_apply_drains_with_the_class(tmp_path: Path) -> None:
         return CallResult(True, "NodeName=n1 State=IDLE\n")
 
     said: list[str] = []
-    apply(
+    carry_out(
         "n1",
         False,
         ["gpu.row_remap"],

@@ -18,7 +18,7 @@ from preflight.slurm import (
     Action,
     CallResult,
     NodeState,
-    apply,
+    carry_out,
     decide,
     drain_reason,
     parse_show_node,
@@ -106,10 +106,10 @@ class FakeRunner:
         return self.show if argv[1] == "show" else CallResult(True, "")
 
 
-def test_apply_drains_resumes_and_dry_runs() -> None:
+def test_carry_out_drains_resumes_and_dry_runs() -> None:
     said: list[str] = []
     fake = FakeRunner(CallResult(True, SHOW_IDLE))
-    assert apply(
+    assert carry_out(
         "n1",
         False,
         ["pcie.acs"],
@@ -118,7 +118,7 @@ def test_apply_drains_resumes_and_dry_runs() -> None:
         dry_run=False,
         runner=fake,
         say=said.append,
-    )
+    ).ok
     assert fake.calls[-1] == [
         "scontrol",
         "update",
@@ -127,17 +127,17 @@ def test_apply_drains_resumes_and_dry_runs() -> None:
         "Reason=preflight: pcie.acs",
     ]
     fake = FakeRunner(CallResult(True, SHOW_DRAINED))
-    apply("n2", True, [], drain=True, resume=True, dry_run=False, runner=fake, say=said.append)
+    carry_out("n2", True, [], drain=True, resume=True, dry_run=False, runner=fake, say=said.append)
     assert fake.calls[-1] == ["scontrol", "update", "NodeName=n2", "State=RESUME"]
     fake = FakeRunner(CallResult(True, SHOW_DRAINED))
-    apply("n2", True, [], drain=True, resume=True, dry_run=True, runner=fake, say=said.append)
+    carry_out("n2", True, [], drain=True, resume=True, dry_run=True, runner=fake, say=said.append)
     assert [c[1] for c in fake.calls] == ["show"]
     assert said[-1].startswith(
         "preflight: slurm: dry run: would run: scontrol update NodeName=n2 State=RESUME"
     )
 
 
-def test_apply_reports_a_failed_update() -> None:
+def test_carry_out_reports_a_failed_update() -> None:
     said: list[str] = []
 
     def failing(argv: Sequence[str], timeout_s: float) -> CallResult:
@@ -145,7 +145,7 @@ def test_apply_reports_a_failed_update() -> None:
             return CallResult(True, SHOW_IDLE)
         return CallResult(False, "", "scontrol exited 1: Invalid node name specified")
 
-    ok = apply(
+    ok = carry_out(
         "n1",
         False,
         ["x.y"],
@@ -154,7 +154,7 @@ def test_apply_reports_a_failed_update() -> None:
         dry_run=False,
         runner=failing,
         say=said.append,
-    )
+    ).ok
     assert not ok and said[-1] == (
         "preflight: slurm: cannot drain node n1: scontrol exited 1: Invalid node name specified"
     )
