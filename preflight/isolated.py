@@ -31,7 +31,6 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 PARENT_POLL_S = 0.5
 """How often the child checks that its parent is still alive."""
@@ -48,10 +47,10 @@ def command(module: str, args: Sequence[str] = (), *, site: bool = True) -> list
     of milliseconds of CPU per start); sys.path is the parent's anyway. For a child that needs
     nothing a .pth file sets up (an import hook of an editable install): the NVML collector.
     """
-    package = Path(__file__).resolve().parent
+    package = os.path.dirname(os.path.realpath(__file__))
     config = {
         "path": _inherited_path(),
-        "package": str(package),
+        "package": package,
         "parent": os.getpid(),
         "module": module,
         "sitecustomize": _sitecustomize(),
@@ -61,7 +60,7 @@ def command(module: str, args: Sequence[str] = (), *, site: bool = True) -> list
         flags += ["-X", "utf8"]
     if os.environ.get("PYTHONUNBUFFERED"):
         flags.append("-u")
-    return [sys.executable, *flags, str(package / "isolated.py"), json.dumps(config), *args]
+    return [sys.executable, *flags, os.path.join(package, "isolated.py"), json.dumps(config), *args]
 
 
 def _inherited_path() -> list[str]:
@@ -128,12 +127,12 @@ def _stream_encoding() -> None:
             pass  # an unknown codec: keep the locale's, as Python itself would fail differently
 
 
-def _load(name: str, path: Path, package: Path | None = None) -> None:
+def _load(name: str, path: str, package: str | None = None) -> None:
     """Import module `name` from exactly this file (a package's __init__.py when package)."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location(
-        name, path, submodule_search_locations=None if package is None else [str(package)]
+        name, path, submodule_search_locations=None if package is None else [package]
     )
     if spec is None or spec.loader is None:
         raise SystemExit(f"preflight: error: cannot load {name} from {path}")
@@ -153,9 +152,9 @@ def _boot(argv: list[str]) -> None:
     custom = config.get("sitecustomize")
     loaded = getattr(sys.modules.get("sitecustomize"), "__file__", None)
     if custom and custom != loaded:  # the very file the parent ran at its startup, once
-        _load("sitecustomize", Path(custom))
-    package = Path(config["package"])
-    _load("preflight", package / "__init__.py", package)
+        _load("sitecustomize", str(custom))
+    package = str(config["package"])  # os.path, not pathlib: ~5 ms less for every child
+    _load("preflight", os.path.join(package, "__init__.py"), package)
     sys.argv = [str(config["module"]), *argv[2:]]
     runpy.run_module(str(config["module"]), run_name="__main__", alter_sys=True)
 

@@ -1,4 +1,5 @@
-"""Mocked hardware profiles: load, resolve `extends`, materialize into a private sysroot."""
+"""Mocked hardware profiles: load, resolve `extends`, validate; a Host answering from the
+profile in memory, or from a private sysroot it is materialized into."""
 
 from __future__ import annotations
 
@@ -18,10 +19,11 @@ from typing import Any, NoReturn
 from preflight import safeio
 from preflight.errors import ProfileError
 from preflight.host import Host
-from preflight.sources.files import MAX_LINKS
+from preflight.sources.files import MAX_LINKS, FileSource, SysrootFiles
 from preflight.sources.kernel_log import ProfileKernelLog
 from preflight.sources.limits import FsUsage, Limit, ProfileResources
 from preflight.sources.nvml import DEFAULT_TIMEOUT_S, AbsentNvml, NvmlSource, ProfileNvml
+from preflight.sources.profile_files import ProfileFiles
 from preflight.suggest import did_you_mean
 
 MAX_FILE_BYTES = 16 << 20
@@ -542,12 +544,23 @@ def host_from_profile(
     name_or_path: str,
     env_overrides: Mapping[str, str] | None = None,
     nvml_timeout_s: float = DEFAULT_TIMEOUT_S,
+    *,
+    sysroot: bool = False,
 ) -> Host:
-    """A Host whose sources are the profile's: a freshly materialized private sysroot (removed
-    at exit, or by remove_sysroots()), its limits, sizes, kernel log, environment and NVML."""
+    """A Host whose sources are the profile's: its files answered from memory (or, with
+    `sysroot`, from a freshly materialized private sysroot, removed at exit or by
+    remove_sysroots(), for a caller that needs a real tree), its limits, sizes, kernel log,
+    environment and NVML."""
     data = resolve(name_or_path)
-    root = make_sysroot()
-    materialize(data, root)
+    files: FileSource
+    if sysroot:
+        root = make_sysroot()
+        materialize(data, root)
+        files = SysrootFiles(root)
+    else:
+        files = ProfileFiles(
+            data.get("files", {}), data.get("symlinks", {}), data.get("dirs", []), name_or_path
+        )
     env = dict(data.get("env", {}))
     env.update(env_overrides or {})
     limits = {k: Limit(_limit(v[0]), _limit(v[1])) for k, v in data.get("limits", {}).items()}
@@ -562,7 +575,7 @@ def host_from_profile(
         else AbsentNvml(f"profile {name_or_path} has no nvml section", nvml_timeout_s)
     )
     return Host(
-        root=root,
+        files=files,
         env=env,
         privileged=bool(data.get("privileged", True)),
         hostname=str(data.get("hostname", name_or_path)),

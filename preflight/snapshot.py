@@ -17,7 +17,6 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -26,8 +25,9 @@ from preflight.execute import RunOptions, execute
 from preflight.host import UNLIMITED, Host
 from preflight.model import Report
 from preflight.outfile import write_output
+from preflight.sources.files import FileSource
 from preflight.sources.nvml import LiveNvml
-from preflight.sources.recording import RecordingEnvironment
+from preflight.sources.recording import RecordingEnvironment, RecordingFiles
 
 MAX_LINK_HOPS = 40
 
@@ -45,7 +45,10 @@ def profile_from(host: Host) -> dict[str, Any]:
     rec = host.recording
     if rec is None:
         raise ValueError("profile_from needs a recording Host (Host.recorded())")
-    tree = _Tree(host.root)
+    files = host.files
+    if isinstance(files, RecordingFiles):
+        files = files.inner  # what the tree is made of is no check's reading
+    tree = _Tree(files)
     for path in sorted(rec.paths | set(rec.captured) | set(rec.listed)):
         tree.add(path, rec.captured.get(path))
     for path, entries in sorted(rec.listed.items()):
@@ -97,16 +100,14 @@ def _encode(data: bytes) -> str | dict[str, Any]:
 
 
 class _Tree:
-    """Files, symlinks and directories at their canonical paths on the node (under root)."""
+    """Files, symlinks and directories at their canonical paths on the node, as `files`
+    (live, a sysroot or a profile in memory) shows them."""
 
-    def __init__(self, root: str = "/") -> None:
-        self.root = root
+    def __init__(self, files: FileSource) -> None:
+        self.source = files
         self.files: dict[str, str | dict[str, Any]] = {}
         self.links: dict[str, str] = {}
         self.dirs: set[str] = set()
-
-    def _real(self, path: str) -> str:
-        return path if self.root == "/" else os.path.join(self.root, path.lstrip("/"))
 
     def canonical(self, path: str, hops: int = 0) -> str | None:
         """The path with every symlink resolved, recording each link met; None if missing."""
@@ -119,12 +120,13 @@ class _Tree:
                 current = os.path.dirname(current) or "/"
                 continue
             candidate = os.path.join(current, part)
-            try:
-                st = os.lstat(self._real(candidate))
-            except OSError:
+            kind = self.source.kind(candidate)
+            if kind is None:
                 return None
-            if stat.S_ISLNK(st.st_mode):
-                target = os.readlink(self._real(candidate))
+            if kind == "link":
+                target = self.source.readlink(candidate)
+                if target is None:
+                    return None
                 self.links[candidate] = target
                 joined = os.path.normpath(os.path.join(current, target))
                 resolved = self.canonical(joined, hops + 1)
@@ -139,13 +141,9 @@ class _Tree:
 
     def add(self, path: str, content: bytes | None) -> None:
         canon = self.canonical(path)
-        if canon is None or canon in self.files:
+        if canon is None or canon in self.files or not self.source.exists(canon):
             return
-        try:
-            st = os.stat(self._real(canon))
-        except OSError:
-            return
-        if stat.S_ISDIR(st.st_mode):
+        if self.source.is_dir(canon):
             self.dirs.add(canon)
         elif content is not None:
             self.files[canon] = _encode(content)
@@ -156,15 +154,14 @@ class _Tree:
     def add_entry(self, path: str) -> None:
         if path in self.files or path in self.links or path in self.dirs:
             return
-        try:
-            st = os.lstat(self._real(path))
-        except OSError:
-            return
-        if stat.S_ISLNK(st.st_mode):
-            self.links[path] = os.readlink(self._real(path))
-        elif stat.S_ISDIR(st.st_mode):
+        kind = self.source.kind(path)
+        if kind == "link":
+            target = self.source.readlink(path)
+            if target is not None:
+                self.links[path] = target
+        elif kind == "dir":
             self.dirs.add(path)
-        else:
+        elif kind is not None:
             self.files[path] = ""
 
 

@@ -92,9 +92,13 @@ def test_link_to_dev_zero_is_refused_at_once(tmp_path: Path) -> None:
         assert "climbs out" in one_error_line(result)
 
 
-def test_absolute_link_targets_stay_in_the_sysroot(tmp_path: Path, outside: Path) -> None:
-    """An absolute target names a path on the profiled node: it is looked up in the sysroot,
-    never on this machine (so /dev/zero or the secret are simply not there)."""
+@pytest.mark.parametrize("sysroot", [False, True], ids=["in-memory", "sysroot"])
+def test_absolute_link_targets_stay_in_the_sysroot(
+    tmp_path: Path, outside: Path, sysroot: bool
+) -> None:
+    """An absolute target names a path on the profiled node: it is looked up in the profile
+    (in memory, or its materialized sysroot), never on this machine (so /dev/zero or the
+    secret are simply not there)."""
     path = write(
         tmp_path / "p.json",
         {
@@ -106,13 +110,15 @@ def test_absolute_link_targets_stay_in_the_sysroot(tmp_path: Path, outside: Path
             },
         },
     )
-    host = profile.host_from_profile(str(path))
+    host = profile.host_from_profile(str(path), sysroot=sysroot)
     try:
         assert host.read_line("/sys/bus/x/vendor") == "0x10de"
         assert host.realpath("/sys/bus/x") == "/sys/devices/x"
         assert host.read_bytes("/proc/zero") is None
         assert host.read_bytes("/proc/secret") is None
-        assert os.readlink(os.path.join(host.root, "proc/zero")) == "../dev/zero"
+        assert host.readlink("/proc/zero") == "../dev/zero"
+        if sysroot:
+            assert os.readlink(os.path.join(host.root, "proc/zero")) == "../dev/zero"
     finally:
         profile.remove_sysroots()
 
@@ -255,7 +261,7 @@ def _sysroots(folder: str) -> set[str]:
 
 
 def test_remove_sysroots_removes_this_process_sysroots() -> None:
-    host = profile.host_from_profile("dgx-h100")
+    host = profile.host_from_profile("dgx-h100", sysroot=True)
     assert os.path.isdir(host.root)
     assert os.stat(host.root).st_mode & 0o777 == 0o700
     profile.remove_sysroots()
@@ -273,7 +279,7 @@ def test_a_killed_run_sysroot_is_removed_by_the_next_one(tmp_path: Path, outside
     code = (
         "import os, signal\n"
         "from preflight.profile import host_from_profile\n"
-        f"h = host_from_profile({str(path)!r})\n"
+        f"h = host_from_profile({str(path)!r}, sysroot=True)\n"
         "os.symlink({outside!r}, os.path.join(h.root, 'escape'))\n"
         "print(h.root, flush=True)\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n"
@@ -287,7 +293,8 @@ def test_a_killed_run_sysroot_is_removed_by_the_next_one(tmp_path: Path, outside
             sys.executable,
             "-c",
             "import sys\nfrom preflight.profile import host_from_profile\n"
-            "print(host_from_profile('dgx-h100').root, flush=True)\nsys.stdin.read()",
+            "print(host_from_profile('dgx-h100', sysroot=True).root, flush=True)\n"
+            "sys.stdin.read()",
         ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -297,7 +304,7 @@ def test_a_killed_run_sysroot_is_removed_by_the_next_one(tmp_path: Path, outside
         assert live.stdout is not None
         live_root = live.stdout.readline().strip()
         assert not os.path.exists(stale), "the next run removes the dead run's sysroot"
-        fresh = profile.host_from_profile(str(path))
+        fresh = profile.host_from_profile(str(path), sysroot=True)
         assert os.path.isdir(live_root), "a running process's sysroot is never removed"
         assert sorted(p.name for p in outside.iterdir()) == ["secret", "victim"]
         assert (outside / "secret").read_text() == SECRET

@@ -230,11 +230,28 @@ def _sysroot_with(marker: str) -> list[Path]:
     )
 
 
+def _nvml_child_of(pid: int) -> bool:
+    """Whether `pid` has started its NVML collector (the run is past loading the profile)."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat_line = Path(f"/proc/{entry}/stat").read_bytes()
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        parent = int(stat_line[stat_line.rfind(b")") + 2 :].split()[1])
+        if parent == pid and b"preflight.nvml.child" in cmdline:
+            return True
+    return False
+
+
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_a_signal_mid_run_drains_nothing_reports_nothing_and_cleans_the_sysroot(
+def test_a_signal_mid_run_drains_nothing_reports_nothing_and_leaves_no_sysroot(
     scontrol: dict[str, Any], tmp_path: Path, sig: int, code: int
 ) -> None:
-    """A run held up by a hung NVML (up to 60 s): the signal ends it at once, with 128+N."""
+    """A run held up by a hung NVML (up to 60 s): the signal ends it at once, with 128+N. The
+    profile is answered from memory: no sysroot is written, so none is left."""
     marker = f"marker-{uuid.uuid4().hex}"
     profile = tmp_path / "hang.json"
     profile.write_text(
@@ -247,10 +264,11 @@ def test_a_signal_mid_run_drains_nothing_reports_nothing_and_cleans_the_sysroot(
         env=env_for(scontrol["env"]),
     )  # fmt: skip
     deadline = time.monotonic() + 60
-    while not _sysroot_with(marker):
+    while not _nvml_child_of(proc.pid):
         assert proc.poll() is None and time.monotonic() < deadline, finish(proc)
         time.sleep(0.05)
     time.sleep(1.0)  # the checks are running, NVML is hung
+    assert _sysroot_with(marker) == []
     t0 = time.monotonic()
     proc.send_signal(sig)
     returncode, out, err = finish(proc, timeout=30)

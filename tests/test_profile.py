@@ -15,6 +15,7 @@ from preflight.errors import ConfigError, ProfileError
 from preflight.host import FsUsage, Limit
 from preflight.profile import host_from_profile, materialize, merge, resolve, validate
 from preflight.sources.nvml import AbsentNvml, ProfileNvml
+from preflight.sources.profile_files import ProfileFiles
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -350,7 +351,12 @@ def test_host_from_profile(tmp_path: Path, private_tmp: Path) -> None:
         },
     )
     host = host_from_profile(path, env_overrides={"NCCL_DEBUG": "WARN", "NEW": "x"})
-    assert Path(host.root).name.startswith("preflight-profile-")
+    assert isinstance(host.files, ProfileFiles)
+    assert list(private_tmp.iterdir()) == []  # answered from memory: nothing written
+    on_disk = host_from_profile(path, sysroot=True)
+    assert Path(on_disk.root).name.startswith("preflight-profile-")
+    assert on_disk.read_line("/sys/bus/pci/devices/0000:01:00.0/vendor") == "0x10de"
+    profile.remove_sysroots()
     assert host.privileged is False
     assert host.hostname == "gpu-node-7"
     assert host.env == {"NCCL_DEBUG": "WARN", "KEEP": "1", "NEW": "x"}

@@ -19,10 +19,8 @@ it (those a profile's `extends` merged in from its parent).
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 # nvmlReturn_t codes (nvml.h; pynvml NVML_ERROR_*), by the name pynvml's generated exception
@@ -148,27 +146,35 @@ class SchemaError(ValueError):
     """A `nvml` section or record that does not have the documented shape."""
 
 
-@dataclass(frozen=True)
+# Plain classes, not dataclasses: the NVML child imports this module for its tables, and
+# `dataclasses` (with `inspect`) would cost it ~8 ms of CPU per run.
 class MapOf:
     """An object with free-form keys matching `key`, each value of shape `value`."""
 
-    key: re.Pattern[str]
-    value: Any
-    what: str
+    __slots__ = ("key", "value", "what")
+
+    def __init__(self, key: re.Pattern[str], value: Any, what: str) -> None:
+        self.key = key
+        self.value = value
+        self.what = what
 
 
-@dataclass(frozen=True)
 class ListOf:
     """A JSON array of items of one shape."""
 
-    item: Any
+    __slots__ = ("item",)
+
+    def __init__(self, item: Any) -> None:
+        self.item = item
 
 
-@dataclass(frozen=True)
 class Nullable:
     """A value that may also be null (NVML's "not available" for a process's memory)."""
 
-    inner: Any
+    __slots__ = ("inner",)
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
 
 
 INT, STR = int, str
@@ -262,6 +268,8 @@ def _check(value: Any, spec: Any, path: str) -> None:
         return
     for key, item in value.items():
         if key not in spec:
+            import difflib  # only for a bad profile's message
+
             close = difflib.get_close_matches(key, list(spec), n=1, cutoff=0.6)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise SchemaError(f"{path}: unknown key {key!r}{hint}")
@@ -274,6 +282,8 @@ def _check_marker(value: Mapping[str, Any], path: str) -> None:
     if "hang" in value and value["hang"] is not True:
         raise SchemaError(f"{path}: hang must be true")
     if "error" in value and value["error"] not in ERROR_CODES:
+        import difflib  # only for a bad profile's message
+
         close = difflib.get_close_matches(str(value["error"]), list(ERROR_CODES), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise SchemaError(f"{path}: unknown NVML error {value['error']!r}{hint}")

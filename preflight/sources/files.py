@@ -1,4 +1,4 @@
-"""Files of one node: the live filesystem, or a sysroot materialized from a profile.
+"""Files of one node: the live filesystem, or a sysroot (a profile's tree on disk).
 
 Paths given are the real absolute paths (`/sys/bus/pci/devices/...`). A sysroot maps them under
 its root and keeps symlink resolution inside it. Both note which path each thread is reading,
@@ -122,6 +122,18 @@ class FileSource:
         """True if this process may open the path for reading and writing (a device node)."""
         real = self.local(path)
         return real is not None and os.access(real, os.R_OK | os.W_OK)
+
+    def kind(self, path: str) -> str | None:
+        """What the path is without following a last symlink: "dir", "link" or "other" (a
+        file, a FIFO, a device); None when it does not exist."""
+        real = self.local(path, follow_last=False)
+        if real is None:
+            return None
+        try:
+            mode = os.lstat(real).st_mode
+        except OSError:
+            return None
+        return "link" if stat.S_ISLNK(mode) else "dir" if stat.S_ISDIR(mode) else "other"
 
     def blocked_in(self, thread_id: int | None) -> str | None:
         """The path a thread is reading right now (a read that hangs stays here)."""

@@ -112,6 +112,9 @@ class RecordingFiles(FileSource):
         self._note(path)
         return self.inner.access(path)
 
+    def kind(self, path: str) -> str | None:
+        return self.inner.kind(path)  # not noted: only the snapshot asks, after the checks
+
     def blocked_in(self, thread_id: int | None) -> str | None:
         return self.inner.blocked_in(thread_id)
 
