@@ -37,6 +37,13 @@ def not_measured(o: ActiveOutcome | None, how: str) -> Verdict | None:
     return None
 
 
+def measured(o: ActiveOutcome | None, how: str) -> ActiveOutcome | Verdict:
+    """The outcome to judge, or the verdict that says why there is nothing to judge."""
+    if o is None:
+        return Verdict.skip(f"not measured: {how}")
+    return not_measured(o, how) or o
+
+
 def run_failure(run: GpuRun, test: str) -> Finding:
     """A worker with no record: hung past its deadline (fail), or ended without one (error)."""
     msg = run.failure or "no record"

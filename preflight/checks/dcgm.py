@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from preflight.active.collect import outcome as active_outcome
-from preflight.active.judge import judge_dcgm, not_measured
+from preflight.active.judge import judge_dcgm, measured
 from preflight.inventory import Inventory
 from preflight.model import Action, Verdict
 from preflight.registry import check, param
@@ -60,9 +60,8 @@ def diag(inv: Inventory, params: DiagParams) -> Verdict:
     Follow DCGM's message for the failing test (`dcgmi diag -r 3 -v`); a memory or stress
     failure that repeats after a GPU reset means RMA. "In use": stop the jobs on the node first.
     """
-    o = active_outcome(inv, "dcgm")
-    early = not_measured(o, "run `preflight run --level 3` (or --only dcgm.diag)")
-    if early is not None or o is None:
-        return early or Verdict.skip("not measured")
+    o = measured(active_outcome(inv, "dcgm"), "run `preflight run --level 3` (or --only dcgm.diag)")
+    if isinstance(o, Verdict):
+        return o
     names = {i: f"GPU{i} {g.bdf}" for i, g in enumerate(inv.pci.gpus())}
     return judge_dcgm(o, names)

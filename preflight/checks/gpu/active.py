@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from preflight.active.collect import outcome as active_outcome
-from preflight.active.judge import judge_burn, judge_copy, judge_gemm, judge_p2p, not_measured
+from preflight.active.judge import judge_burn, judge_copy, judge_gemm, judge_p2p, measured
 from preflight.inventory import Inventory
 from preflight.model import Action, Verdict
 from preflight.registry import check, param
@@ -97,10 +97,9 @@ def copy_bandwidth(inv: Inventory, params: CopyParams) -> Verdict:
     `pcie.aer` for errors); slow device-local copies: run `dcgmi diag -r 3` (memory bandwidth)
     and RMA the GPU if it fails; all GPUs slow: check clocks and `cpu.governor`.
     """
-    o = active_outcome(inv, "copy")
-    early = not_measured(o, ACTIVE_HOW)
-    if early is not None or o is None:
-        return early or Verdict.skip("not measured")
+    o = measured(active_outcome(inv, "copy"), ACTIVE_HOW)
+    if isinstance(o, Verdict):
+        return o
     gpus = inv.pci.gpus()
     links = {i: (g.current_link_speed, g.current_link_width) for i, g in enumerate(gpus)}
     return judge_copy(
@@ -170,10 +169,9 @@ def p2p_bandwidth(inv: Inventory, params: P2pParams) -> Verdict:
     GPUs, `nvidia-smi topo -m`; on NVSwitch systems check the fabric manager (`gpu.fabric`);
     reseat or RMA the baseboard when a link stays down.
     """
-    o = active_outcome(inv, "p2p")
-    early = not_measured(o, ACTIVE_HOW)
-    if early is not None or o is None:
-        return early or Verdict.skip("not measured")
+    o = measured(active_outcome(inv, "p2p"), ACTIVE_HOW)
+    if isinstance(o, Verdict):
+        return o
     return judge_p2p(o, params.min_gbps, params.peer_tolerance)
 
 
@@ -244,10 +242,9 @@ def gemm(inv: Inventory, params: GemmParams) -> Verdict:
     A differing output: drain the node, run `dcgmi diag -r 3` and RMA the GPU. Slow: look at
     `gpu.clocks`, `gpu.power` and `gpu.burn` for throttling.
     """
-    o = active_outcome(inv, "gemm")
-    early = not_measured(o, ACTIVE_HOW)
-    if early is not None or o is None:
-        return early or Verdict.skip("not measured")
+    o = measured(active_outcome(inv, "gemm"), ACTIVE_HOW)
+    if isinstance(o, Verdict):
+        return o
     return judge_gemm(o, params.min_tflops, params.peer_tolerance, params.min_fp8_tflops)
 
 
@@ -332,10 +329,9 @@ def burn(inv: Inventory, params: BurnParams) -> Verdict:
     TEMPERATURE`); power brake: the PSUs and the BMC's power policy; a GPU slower than its
     peers with no reason: `nvidia-smi -q -d CLOCK`, then `dcgmi diag -r 3`.
     """
-    o = active_outcome(inv, "burn")
-    early = not_measured(o, ACTIVE_HOW)
-    if early is not None or o is None:
-        return early or Verdict.skip("not measured")
+    o = measured(active_outcome(inv, "burn"), ACTIVE_HOW)
+    if isinstance(o, Verdict):
+        return o
     return judge_burn(
         o, params.min_tflops, params.peer_tolerance, params.clock_tolerance, params.min_sm_mhz
     )
