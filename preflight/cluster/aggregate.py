@@ -15,7 +15,7 @@ import itertools
 import os
 import sys
 from array import array
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -23,7 +23,8 @@ from multiprocessing import get_context
 
 from preflight import safeio
 from preflight.cluster import detail as node_detail
-from preflight.cluster import figures
+from preflight.cluster import facts_text, figures
+from preflight.cluster.facts_text import Template
 from preflight.cluster.record import NodeRecord, ReportError, parse
 from preflight.cluster.rules import FactRule, mask
 from preflight.cluster.sources import Item
@@ -33,6 +34,9 @@ from preflight.model import Scalar
 GROUP_BY_BASELINE = "baseline"
 GROUP_BY_NONE = "none"
 ALL = "all"
+
+REFERENCES = 3
+"""References per group and batch: each node that matches none costs a comparison with each."""
 
 BATCH = 256
 """Reports per worker task: large enough that pickling a Partial back is cheap per report, small
@@ -79,12 +83,14 @@ def _read(item: Item) -> bytes:
 
 @dataclass
 class _Reference:
-    """The first node of a group in a batch: the others are compared with it as a whole.
+    """A node of a group in a batch that the others are compared with as a whole.
 
     Most nodes of a fleet equal their group's first node in every fact except the naturally
-    unique ones and UUIDs inside values. Such a node is found with a dict comparison (or a set
-    difference) in C and recorded once per batch instead of once per fact; only the others take
-    the per-fact path.
+    unique ones and UUIDs inside values. Such a node is found by its facts text (the reference's
+    template, see facts_text) or else with a dict comparison (or a set difference) in C, and
+    recorded once per batch instead of once per fact; only the others take the per-fact path.
+    A group has up to REFERENCES of them: its first node, and the first nodes that differ from
+    those before (when the first is the odd one out, the others still take the short path).
     """
 
     items: set[tuple[str, Scalar]]
@@ -93,10 +99,33 @@ class _Reference:
     """The facts whose values hold no UUID, as they are."""
     with_uuid: dict[str, Scalar]
     """The facts whose values hold a UUID (a kernel command line's root=UUID=), masked."""
+    facts: dict[str, Scalar]
+    text: str | None = None
+    """Its facts as the report writes them, when read by the shortcut (see facts_text)."""
     plain: array[int] = field(default_factory=lambda: array("I"))
+    template: Template | None = None
+    cut: bool = False
+
+    def read(self, text: str, left_out: Mapping[str, str]) -> dict[str, Scalar] | None:
+        """The facts of a node whose facts text is this node's up to its left-out and UUID
+        values, when those values mask to this node's; None for any other node (decode it)."""
+        if not self.cut:  # at the group's second node: a lone node never pays for the cut
+            self.cut = True
+            if self.text is not None:
+                variable = {k for k in self.facts if k in left_out} | self.with_uuid.keys()
+                self.template = facts_text.cut(self.text, self.facts, variable)
+        facts = self.template.read(text) if self.template is not None else None
+        if facts is None:
+            return None
+        for key, expected in self.with_uuid.items():
+            if mask(facts[key]) != expected:
+                return None
+        return facts
 
 
-def _reference(facts: dict[str, Scalar], rule: FactRule, left_out: dict[str, str]) -> _Reference:
+def _reference(
+    facts: dict[str, Scalar], rule: FactRule, left_out: dict[str, str], text: str | None
+) -> _Reference:
     kept = {}
     for key, value in facts.items():
         if key not in left_out:
@@ -108,7 +137,7 @@ def _reference(facts: dict[str, Scalar], rule: FactRule, left_out: dict[str, str
     masked = {k: mask(v) for k, v in kept.items()}
     exact = {k: v for k, v in kept.items() if masked[k] == v}
     with_uuid = {k: m for k, m in masked.items() if k not in exact}
-    return _Reference(set(kept.items()), masked, exact, with_uuid)
+    return _Reference(set(kept.items()), masked, exact, with_uuid, facts, text)
 
 
 def _same(facts: dict[str, Scalar], ref: _Reference, left_out: dict[str, str]) -> bool:
@@ -148,6 +177,16 @@ def _is_plain(
 _MISSING = object()
 
 
+def _equal_peer(
+    facts: dict[str, Scalar], peers: list[_Reference], rule: FactRule, left_out: dict[str, str]
+) -> _Reference | None:
+    """The first reference whose facts the node holds (up to masking), if any."""
+    for ref in peers:
+        if _same(facts, ref, left_out) or _is_plain(facts, ref, rule, left_out):
+            return ref
+    return None
+
+
 def fold(
     batch: Sequence[tuple[int, Item]], rule: FactRule, group_by: str, detail: bool = False
 ) -> Partial:
@@ -155,14 +194,17 @@ def fold(
     `detail`, each record also gets every check's status and the non-passing checks' findings."""
     out = Partial()
     left_out = out.left_out
-    refs: dict[str, _Reference] = {}
+    refs: dict[str, list[_Reference]] = {}
+    reader = _TemplateReader(refs, group_by, left_out)
     for index, item in batch:
         if item.error is not None:
             out.unreadable.append((index, item.source, item.error))
             continue
         try:
             data = _read(item)
-            record, facts = parse(data, item.source)
+            reader.text = None
+            reader.hit = None
+            record, facts = parse(data, item.source, reader)
             measured = figures.extract(data, facts)
             if measured:
                 record = dataclasses.replace(record, figures=measured)
@@ -173,10 +215,12 @@ def fold(
                     raise ReportError(f"cannot read its results: {exc}") from None
                 record = dataclasses.replace(record, results=results, details=details)
             group = group_name(record, facts, group_by)
-            ref = refs.get(group)
-            if ref is None:
-                ref = refs[group] = _reference(facts, rule, left_out)
-            if _same(facts, ref, left_out) or _is_plain(facts, ref, rule, left_out):
+            peers = refs.setdefault(group, [])
+            ref = reader.hit or _equal_peer(facts, peers, rule, left_out)
+            if ref is None and len(peers) < REFERENCES:
+                ref = _reference(facts, rule, left_out, reader.text)
+                peers.append(ref)
+            if ref is not None:
                 ref.plain.append(index)
             else:
                 _add(out.facts.setdefault(group, {}), facts, index, rule, left_out)
@@ -188,7 +232,7 @@ def fold(
             continue
         out.nodes[index] = record
         out.group_of[index] = group
-    for group, ref in refs.items():
+    for group, ref in ((g, r) for g, peers in refs.items() for r in peers):
         per_key = out.facts.setdefault(group, {})
         for key, value in ref.masked.items():
             slot = per_key.setdefault(key, {})
@@ -198,6 +242,30 @@ def fold(
             else:
                 ids.extend(ref.plain)
     return out
+
+
+@dataclass
+class _TemplateReader:
+    """Reads a shortcut report's facts through its group references' templates (a FactsReader);
+    remembers the text it was given and which reference's template read it."""
+
+    refs: Mapping[str, list[_Reference]]
+    group_by: str
+    left_out: Mapping[str, str]
+    text: str | None = None
+    hit: _Reference | None = None
+    """The reference whose template read the last report."""
+
+    def __call__(self, record: NodeRecord, text: str) -> dict[str, Scalar] | None:
+        self.text = text
+        if self.group_by not in (GROUP_BY_BASELINE, GROUP_BY_NONE):
+            return None  # the group is a fact's value: known only once the facts are read
+        for ref in self.refs.get(group_name(record, {}, self.group_by), ()):
+            facts = ref.read(text, self.left_out)
+            if facts is not None:
+                self.hit = ref
+                return facts
+        return None
 
 
 def _add(

@@ -5,8 +5,9 @@ is ~240 kB, its facts ~36 kB), and decoding them dominates a 12,500-node compare
 `preflight run` writes it has its keys in a fixed order (header, "results", "facts" last), so,
 working on the raw bytes:
 - the header is the text before the `"results":` key, closed and decoded;
-- the facts are the text from the last `"facts":` key to the document's closing brace, decoded
-  (anything else in between makes that decode fail);
+- the facts are the text from the last `"facts":` key to the document's closing brace, returned
+  as text for the caller to decode (anything else in between makes that decode fail; most nodes
+  are read through their group's template, see facts_text);
 - the results are not decoded when the header's `summary.counts` says none failed or errored
   and the results agree: no `"fail"` or `"error"` string occurs in them at all (two byte
   searches), and no `\\u00XX` escape of a printable ASCII character (which json.dumps never
@@ -29,8 +30,8 @@ from preflight.model import Scalar
 FAILING = (b'"fail"', b'"error"')
 
 
-def split(data: bytes) -> tuple[dict[str, Any], dict[str, Scalar]] | None:
-    """(header, facts) of a report whose results verifiably hold no fail or error; None to
+def split(data: bytes) -> tuple[dict[str, Any], str] | None:
+    """(header, facts text) of a report whose results verifiably hold no fail or error; None to
     decode it all."""
     results_at = data.find(b'"results":')
     facts_at = data.rfind(b'"facts":')
@@ -43,12 +44,21 @@ def split(data: bytes) -> tuple[dict[str, Any], dict[str, Scalar]] | None:
         return None
     try:
         header = json.loads(data[:results_at].rstrip().rstrip(b",") + b"}")
-        facts = json.loads(data[facts_at + len(b'"facts":') : closing])
+        facts = data[facts_at + len(b'"facts":') : closing].decode("utf-8")
     except (ValueError, RecursionError):
         return None
-    if not isinstance(header, dict) or not isinstance(facts, dict) or not _counts_none(header):
+    if not isinstance(header, dict) or not _counts_none(header):
         return None
     return header, facts
+
+
+def facts(text: str) -> dict[str, Scalar] | None:
+    """The facts text decoded; None when it is not a JSON object (decode it all to say why)."""
+    try:
+        decoded = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    return decoded if isinstance(decoded, dict) else None
 
 
 def _ascii_escape(data: bytes, start: int, end: int) -> bool:

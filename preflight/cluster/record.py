@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,13 +45,27 @@ class NodeRecord:
     """The strongest remediation class of its failing checks (None: they carry none)."""
 
 
-def parse(data: bytes | str, source: str) -> tuple[NodeRecord, dict[str, Scalar]]:
-    """Decode one JSON report (its findings only when the verified shortcut cannot be used)."""
+FactsReader = Callable[[NodeRecord, str], "dict[str, Scalar] | None"]
+"""Reads a report's facts from their text given its record, or None to have them decoded."""
+
+
+def parse(
+    data: bytes | str, source: str, read_facts: FactsReader | None = None
+) -> tuple[NodeRecord, dict[str, Scalar]]:
+    """Decode one JSON report (its findings only when the verified shortcut cannot be used).
+    `read_facts` may read a shortcut report's facts without decoding them (the group templates
+    of aggregate); the facts it returns are taken as they are."""
     raw = data.encode("utf-8") if isinstance(data, str) else data
     quick = fastparse.split(raw)
     if quick is not None:
-        header, facts = quick
-        return _record(header, [], source), _scalars(facts)
+        header, text = quick
+        record = _record(header, [], source)
+        known = read_facts(record, text) if read_facts is not None else None
+        if known is not None:
+            return record, known
+        facts = fastparse.facts(text)
+        if facts is not None:
+            return record, _scalars(facts)
     try:
         doc = json.loads(raw)
     except ValueError as exc:
