@@ -7,6 +7,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from preflight.result_figures import merged
+
 Scalar = str | int | float | bool | None
 
 
@@ -203,6 +205,8 @@ class CheckResult:
     """The strongest class of its failing and warning findings (see remediation.judged)."""
     action_text: str | None = None
     """The text of the first finding with that class."""
+    figures: tuple[tuple[str, float], ...] = ()
+    """(metric, value) it measured (see result_figures); the report lists them as `figures`."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
@@ -268,6 +272,11 @@ class Report:
         return strongest(r.action for r in self.results if r.status in NEEDS_ACTION)
 
     @property
+    def figures(self) -> tuple[tuple[str, float], ...]:
+        """What the run measured, by metric: its results' figures (the first of each metric)."""
+        return merged(f for r in self.results for f in r.figures)
+
+    @property
     def action_checks(self) -> list[str]:
         """Ids of the checks whose class is the node's (what the drain reason names first)."""
         top = self.action
@@ -297,6 +306,7 @@ class Report:
                 "action": None if self.action is None else self.action.value,
                 "action_checks": self.action_checks,
             },
+            "figures": dict(self.figures),
             "results": [r.to_dict() for r in self.results],
             "facts": dict(sorted(self.facts.items())),
         }

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from preflight import result_figures
 from preflight.capabilities import NAMES
 from preflight.errors import ConfigError, UsageError
 from preflight.model import Action, Verdict
@@ -82,6 +83,8 @@ class CheckSpec(Generic[P]):
 
     default_text: str | None = None
     """The default action text when the Fix section's first sentence is about one case only."""
+    figures: str | None = None
+    """How its results carry measured numbers (result_figures.EACH or GPU_MEDIAN), if they do."""
 
     @property
     def fix(self) -> str:
@@ -236,13 +239,15 @@ def check(
     warn_action: Action | None = None,
     actions: Sequence[Action] = (),
     action_text: str | None = None,
+    figures: str | None = None,
 ) -> Callable[[Callable[[Inventory, Any], Verdict]], CheckSpec[Any]]:
     """Declare a check. The decorated function's docstring is its user documentation.
 
     `action` is the remediation class of its failing and warning findings (a finding may name
     its own: an Xid's class comes from NVIDIA's catalogue); `warn_action` that of its warning
     findings when it differs (correctable errors to watch); `actions` lists the other classes
-    its findings may carry.
+    its findings may carry. `figures` says how its results carry measured numbers (see
+    result_figures: EACH or GPU_MEDIAN), which the report lists as its `figures`.
     """
     if not ID_RE.match(id):
         raise ValueError(f"check id {id!r} must look like 'area.property'")
@@ -251,6 +256,8 @@ def check(
             raise ValueError(f"check {id}: unknown capability {need!r}")
     if not dataclasses.is_dataclass(params):
         raise TypeError(f"check {id}: params must be a dataclass")
+    if figures is not None and figures not in result_figures.KINDS:
+        raise ValueError(f"check {id}: figures must be one of {result_figures.KINDS}")
     if tier not in TIERS:
         raise ValueError(f"check {id}: tier must be one of {TIERS}, got {tier!r}")
     given = [a for a in (action, warn_action) if a is not None]
@@ -274,6 +281,7 @@ def check(
             warn_action=warn_action,
             actions=classes,
             default_text=action_text,
+            figures=figures,
         )
 
     return wrap

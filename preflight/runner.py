@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 import traceback
@@ -9,6 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from preflight import result_figures
 from preflight.capabilities import Capabilities
 from preflight.errors import PreflightError
 from preflight.inventory import Inventory
@@ -285,5 +287,9 @@ def run_checks(
                 elapsed,
             )
             continue
-        results[index] = judged(spec, verdict, elapsed, item.override)
+        result = judged(spec, verdict, elapsed, item.override)
+        if spec.figures is not None:
+            measured = tuple(result_figures.of(spec.figures, result.to_dict()))
+            result = dataclasses.replace(result, figures=measured)
+        results[index] = result
     return [results[i] for i in range(len(plan))]

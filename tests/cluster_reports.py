@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from preflight.execute import RunOptions, execute
+from preflight.result_figures import EACH, GPU_MEDIAN, merged, of
 
 FLEET = [
     *[(f"node{i:02d}", "dgx-h100") for i in range(1, 7)],
@@ -34,6 +35,18 @@ _WORK = tempfile.TemporaryDirectory(prefix="preflight-cluster-tests-")
 def _cached(profile: str, hostname: str) -> dict[str, Any]:
     # Each (profile, hostname) runs once per test session; callers get their own copy.
     return report(profile, hostname, Path(_WORK.name))
+
+
+def with_results(doc: dict[str, Any], results: list[dict[str, Any]], older: bool) -> None:
+    """Put measuring results first in a report, with their figures as `run` lists them; `older`:
+    as a preflight before `figures` wrote it (compare then reads the figures from the results)."""
+    doc["results"][:0] = results
+    doc["summary"]["counts"]["pass"] += sum(r["status"] == "pass" for r in results)
+    kinds = {"bench.": EACH, "gpu.": GPU_MEDIAN}
+    found = (f for r in results for f in of(kinds[r["id"].split(".")[0] + "."], r))
+    doc["figures"] = dict(merged(found))
+    if older:
+        del doc["figures"]
 
 
 def write_fleet(folder: Path, fleet: list[tuple[str, str]] = FLEET) -> dict[str, dict[str, Any]]:

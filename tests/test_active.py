@@ -27,6 +27,7 @@ from preflight.active.judge import (
     pcie_gbps,
     slowdown_names,
 )
+from preflight.cluster import figures
 from preflight.execute import RunOptions, execute
 from preflight.model import CheckResult, Status
 
@@ -157,6 +158,14 @@ def test_burn_judges_the_clocks_the_workers_sampled(standin: str, bad: dict[str,
     result = run_one("gpu.burn", env, ("gpu.burn.peer_tolerance=0",))
     assert failing(result) == bad, result.summary
     assert result.status is (Status.FAIL if bad else Status.PASS)
+
+
+def test_the_report_lists_the_figures_compare_reads_from_its_results() -> None:
+    doc = execute(RunOptions(only=("gpu.gemm",), env=CPU, level=2)).to_dict()
+    assert "gpu.gemm BF16 GEMM (TFLOPS)" in doc["figures"]
+    assert not any("cpu:0" in metric for metric in doc["figures"])  # the median over devices
+    older = json.dumps({k: v for k, v in doc.items() if k != "figures"}, indent=2).encode()
+    assert dict(figures.extract(older, doc["facts"])) == doc["figures"]
 
 
 def test_run_never_imports_torch_in_the_parent() -> None:

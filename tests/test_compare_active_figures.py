@@ -13,11 +13,12 @@ from typing import Any
 
 import pytest
 
+from preflight import result_figures
 from preflight.active.collect import MEASURED, ActiveOutcome, GpuRun
 from preflight.active.judge import judge_burn, judge_copy, judge_gemm, judge_p2p
-from preflight.cluster import figures, genbaseline
+from preflight.cluster import genbaseline
 from preflight.model import CheckResult, Verdict
-from tests.cluster_reports import _cached
+from tests.cluster_reports import _cached, with_results
 from tests.harness import cli
 
 if sys.version_info >= (3, 11):
@@ -75,19 +76,24 @@ NODES = [(f"dgx-{k:02d}", 700.0 + (k % 5 - 2), 1980.0 + (k % 3 - 1) * 5) for k i
 NODES += [("dgx-gemm-low", 644.0, 1980.0), ("dgx-clock-low", 700.0, 1800.0)]
 
 
+OLDER = {"dgx-gemm-low", *(name for name, _, _ in NODES[::2])}
+"""Reports written as a preflight before `figures` did: compare reads their results instead."""
+
+
 @pytest.fixture(scope="module")
 def fleet_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("active-figures")
     for name, gemm, mhz in NODES:
         doc = copy.deepcopy(_cached("dgx-h100", "template-dgx-h100"))
         doc["host"]["hostname"] = name
-        doc["results"][:0] = active_results(gemm, mhz)
+        with_results(doc, active_results(gemm, mhz), older=name in OLDER)
         (folder / f"{name}.json").write_text(json.dumps(doc, indent=2) + "\n")
     return folder
 
 
 def test_node_figures_are_the_median_over_its_gpus() -> None:
-    got = dict(m for r in active_results(700.0, 1980.0) for m in figures.from_active_result(r))
+    results = active_results(700.0, 1980.0)
+    got = dict(m for r in results for m in result_figures.from_active_result(r))
     assert got == {
         "gpu.copy_bandwidth host→device (GB/s)": pytest.approx(55.35),
         "gpu.copy_bandwidth device→host (GB/s)": 50.0,
@@ -138,4 +144,4 @@ def test_hostile_subjects_make_no_figure() -> None:
     r = result("gpu.gemm", judge_gemm(outcome("gemm", [{"tflops": 1.0, "sha256": "a"}]), 0, 0.1))
     r["findings"][0]["subject"] = "GPU0; rm -rf / BF16 GEMM"
     r["findings"].append({"subject": "GPU99999 x", "evidence": [{"observed": "5 TFLOPS"}]})
-    assert figures.from_active_result(r) == []
+    assert result_figures.from_active_result(r) == []

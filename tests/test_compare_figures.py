@@ -13,12 +13,14 @@ from typing import Any
 import jsonschema
 import pytest
 
+from preflight import result_figures
 from preflight.checks.bench import judge_allreduce
 from preflight.cluster import aggregate, figures, genbaseline, html, sources
 from preflight.cluster import compare as comparison
 from preflight.model import CheckResult
+from preflight.registry import discover
 from tests.chromium import Browser, artifacts, binary
-from tests.cluster_reports import _cached
+from tests.cluster_reports import _cached, with_results
 from tests.harness import cli
 from tests.test_bench_check import GIB, measured
 
@@ -39,8 +41,7 @@ def write_node(folder: Path, hostname: str, profile: str, busbw: float | None) -
     doc = copy.deepcopy(_cached(profile, "template-" + profile))
     doc["host"]["hostname"] = hostname
     if busbw is not None:
-        doc["results"].insert(0, bench_result(busbw))
-        doc["summary"]["counts"]["pass"] += 1
+        with_results(doc, [bench_result(busbw)], older=hostname in OLDER)
     (folder / f"{hostname}.json").write_text(json.dumps(doc, indent=2) + "\n")
 
 
@@ -51,6 +52,10 @@ DGX = [(f"dgx-{k:02d}", 360.0 + (k % 7 - 3) * 0.5) for k in range(30)]
 DGX += [("dgx-low-a", 250.0), ("dgx-low-b", 352.0), ("dgx-near", 357.0)]
 H200 = [(f"h200-{k:02d}", 400.0) for k in range(10)] + [("h200-odd", 390.0), ("h200-ok", 396.0)]
 PLANTED = {("dgx-h100", "dgx-low-a"), ("dgx-h100", "dgx-low-b"), ("hgx-h200", "h200-odd")}
+
+
+OLDER = {"dgx-low-a", "h200-odd", *(name for name, _ in DGX[:30:2])}
+"""Reports written as a preflight before `figures` did: compare reads their results instead."""
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +70,7 @@ def fleet_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_figure_is_read_from_the_bench_result() -> None:
-    assert figures.from_result(bench_result(232.44)) == [(METRIC, 232.44)]
+    assert result_figures.from_result(bench_result(232.44)) == [(METRIC, 232.44)]
     facts = {"bench.busbw_1g": 7, "cpu.count": 3}
     data = json.dumps({"results": [bench_result(232.44)], "facts": facts}, indent=2).encode()
     assert figures.extract(data, facts) == (
@@ -132,8 +137,17 @@ def test_hostile_figures_are_bounded() -> None:
     facts = {"bench.inf": float("inf"), "bench.flag": True}
     data = json.dumps({"results": [result], "facts": facts}).encode()
     got = figures.extract(data, facts)
-    assert len(got) == figures.FIGURES
+    assert len(got) == result_figures.FIGURES
     assert all(v == v and abs(v) != float("inf") for _, v in got)
+    # a report's own list, as hostile: only finite numbers, names cut short, at most FIGURES
+    given: dict[str, Any] = {f"m{k}": k for k in range(500)}
+    given |= {"x" * 500: 1.0, "inf": float("inf"), "text": "1 GB/s", "flag": True, "none": None}
+    got = figures.extract(data, {}, given)
+    assert len(got) == result_figures.FIGURES
+    assert all(type(v) is float and v == v and abs(v) != float("inf") for _, v in got)
+    assert all(len(m) <= result_figures.METRIC_CHARS for m, _ in got)
+    # a `figures` that is no object: the results are read instead
+    assert figures.extract(data, facts, [1, 2]) == figures.extract(data, facts)
 
 
 def test_baseline_pins_the_median_without_the_outliers(fleet_dir: Path) -> None:
@@ -166,3 +180,13 @@ def test_page_draws_the_distribution_and_marks_outliers(fleet_dir: Path, tmp_pat
         browser.screenshot(artifacts() / "fleet-report-figures.png")
     finally:
         browser.close()
+
+
+def test_the_checks_that_measure_are_those_compare_reads_in_older_reports() -> None:
+    # A report without `figures` has them read from its results by id (cluster.figures): the
+    # checks that declare figures must be exactly those, or old and new reports would differ.
+    kinds = {spec.id: spec.figures for spec in discover(include_plugins=False)}
+    per_gpu = {i for i, kind in kinds.items() if kind == result_figures.GPU_MEDIAN}
+    assert per_gpu == set(figures.ACTIVE_RESULTS)
+    each = {i for i, kind in kinds.items() if kind == result_figures.EACH}
+    assert each == {i for i in kinds if i.startswith("bench.")}

@@ -21,6 +21,7 @@ from preflight.bench.result import judge_gate
 from preflight.inventory import Inventory
 from preflight.model import Action, Evidence, Finding, Status, Verdict
 from preflight.registry import check, param
+from preflight.result_figures import EACH
 
 STANDIN_TEXT = "nothing to do on the node: a stand-in's replay is not a measurement"
 
@@ -131,6 +132,7 @@ def judge_allreduce(m: Measurement | None, gate_bytes: int, min_busbw_gbps: floa
     "bench.allreduce",
     title="All-reduce bus bandwidth across the node's GPUs meets the baseline",
     tags=("bench", "gpu", "nccl"),
+    figures=EACH,
     params=BenchParams,
     action=Action.FIX_CONFIG,
     actions=(Action.REPLACE,),
@@ -238,6 +240,7 @@ def judge_loopback(m: RdmaMeasurement | None) -> Verdict:
     "bench.rdma_loopback",
     title="Each HCA port reaches its share of line rate in perftest loopback",
     tags=(RDMA_TAG, "rdma"),
+    figures=EACH,
     params=RdmaLoopbackParams,
     action=Action.FIX_CONFIG,
     actions=(Action.NONE,),

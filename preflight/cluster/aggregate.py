@@ -23,7 +23,7 @@ from multiprocessing import get_context
 
 from preflight import safeio
 from preflight.cluster import detail as node_detail
-from preflight.cluster import facts_text, figures
+from preflight.cluster import facts_text
 from preflight.cluster.facts_text import Template
 from preflight.cluster.record import NodeRecord, ReportError, parse
 from preflight.cluster.rules import FactRule, mask
@@ -205,9 +205,6 @@ def fold(
             reader.text = None
             reader.hit = None
             record, facts = parse(data, item.source, reader)
-            measured = figures.extract(data, facts)
-            if measured:
-                record = dataclasses.replace(record, figures=measured)
             if detail:
                 try:
                     results, details = node_detail.scan(data)

@@ -1,17 +1,15 @@
 """Numeric figures across the fleet: each node's measured numbers, and per node type and metric
 the median, the spread, and the nodes far from their peers (outliers).
 
-Where figures come from (a run report as `preflight run` writes it):
-- the findings of benchmark results (`bench.*`): an evidence item whose observed value is a
-  number and a unit (`12.34 GB/s`), as `bench.allreduce` writes the bus bandwidth at its gate
-  size; the metric is `<check> <finding subject> (<unit>)`;
+Where figures come from, in a run report:
+- its `figures`: what `preflight run` measured, by metric (see preflight.result_figures: the
+  benchmark results' evidence numbers, and the active GPU tests' medians over the GPUs); taken
+  as the report says, like everything in it;
 - numeric facts under `bench.` (none today; per-size figures when runs record them);
-- the active GPU tests (`gpu.copy_bandwidth`, `gpu.p2p_bandwidth`, `gpu.gemm`, `gpu.burn`, run
-  with --level 2): their findings name one GPU (or GPU pair) each, so a node's figure is the
-  median over its GPUs of one kind of finding: `gpu.gemm BF16 GEMM (TFLOPS)`, `gpu.burn clocks
-  (MHz)`, `gpu.copy_bandwidth host→device (GB/s)`, `gpu.p2p_bandwidth copy (GB/s)`.
-Only these results are decoded (found by their id in the raw text), so reports without any cost
-a few substring searches.
+- a report without `figures` (written by an older preflight) has them read from its results:
+  those of `bench.*` checks and of the active GPU tests (`gpu.copy_bandwidth`,
+  `gpu.p2p_bandwidth`, `gpu.gemm`, `gpu.burn`), found by their id in the raw text and decoded
+  alone, the same way `run` derives them.
 
 Outliers use robust statistics, within one group (node type) and metric: the median and the
 median absolute deviation (MAD); a node is an outlier when its modified z-score
@@ -33,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from preflight.inventory.facts import BENCH
+from preflight.result_figures import EACH, GPU_MEDIAN, METRIC_CHARS, merged, of
 
 THRESHOLD = 3.5
 SCALE = 1.4826
@@ -42,48 +41,11 @@ SAMPLE = 200
 """Values of a metric the HTML page draws (evenly spaced by rank) besides the outliers."""
 RESULT_BYTES = 65536
 """A benchmark result longer than this is not read for figures (bounded work per report)."""
-FIGURES = 64
-"""Figures kept per node (hostile reports could carry thousands)."""
 
 _RESULT_HEAD = re.compile(rb'\{\s*"id":\s*\Z')
 ACTIVE_RESULTS = ("gpu.copy_bandwidth", "gpu.p2p_bandwidth", "gpu.gemm", "gpu.burn")
-_DEVICE = re.compile(  # "GPU3 0000:9a:00.0 ", "GPU0→GPU2 " (a pair), "cpu:1 " (the test device)
-    r"^(?:GPU\d{1,3}(?:→GPU\d{1,3})?|cpu:\d{1,3})"
-    r"(?: [0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7])? "
-)
-_NUMBER_UNIT = re.compile(r"^\s*(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\s*([A-Za-zµ/%]{1,12})\s*$")
 _DECODER = json.JSONDecoder()
 _BENCH_FACT = b'"' + BENCH.encode()
-
-
-def from_result(result: Any) -> list[tuple[str, float]]:
-    """The figures of one decoded benchmark result."""
-    out: list[tuple[str, float]] = []
-    if not isinstance(result, dict) or not isinstance(result.get("findings"), list):
-        return out
-    check = str(result.get("id", ""))[:64]
-    for finding in result["findings"]:
-        if not isinstance(finding, dict) or not isinstance(finding.get("evidence"), list):
-            continue
-        for ev in finding["evidence"]:
-            observed = ev.get("observed") if isinstance(ev, dict) else None
-            m = _NUMBER_UNIT.match(observed) if isinstance(observed, str) else None
-            if m and math.isfinite(float(m.group(1))):
-                subject = str(finding.get("subject", ""))[:80]
-                out.append((f"{check} {subject} ({m.group(2)})", float(m.group(1))))
-    return out
-
-
-def from_active_result(result: Any) -> list[tuple[str, float]]:
-    """The node's figures in one active GPU test result: per kind of finding (its subject
-    without the GPU) and unit, the median over the GPUs."""
-    by_metric: dict[str, list[float]] = {}
-    for metric, value in from_result(result):
-        check, _, rest = metric.partition(" ")
-        device = _DEVICE.match(rest)
-        if device is not None:
-            by_metric.setdefault(f"{check} {rest[device.end() :]}", []).append(value)
-    return [(m, statistics.median(vs)) for m, vs in by_metric.items()]
 
 
 _ID_KEY = b'"id":'
@@ -114,20 +76,28 @@ def _results(data: bytes, end: int) -> Iterable[Any]:
         at = data.find(_ID_KEY, value, end)
 
 
-def extract(data: bytes, facts: Mapping[str, Any]) -> tuple[tuple[str, float], ...]:
-    """Every figure of one report (raw bytes and its decoded facts), at most FIGURES."""
-    out: dict[str, float] = {}
+def extract(
+    data: bytes, facts: Mapping[str, Any], given: Any = None
+) -> tuple[tuple[str, float], ...]:
+    """Every figure of one report (raw bytes, its decoded facts, and its `figures` as decoded,
+    None when it has none), at most FIGURES."""
+    out: list[tuple[str, float]] = []
     end = data.rfind(b'"facts":')
     bench_facts = data.find(_BENCH_FACT, max(end, 0)) >= 0  # one search, not a loop over facts
     for key, value in facts.items() if bench_facts else ():
-        number = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if number and key.startswith(BENCH) and math.isfinite(value):
-            out[key[:160]] = float(value)
-    for result in _results(data, end):
-        active = isinstance(result, dict) and result.get("id") in ACTIVE_RESULTS
-        for metric, value in from_active_result(result) if active else from_result(result):
-            out.setdefault(metric, value)
-    return tuple(sorted(out.items())[:FIGURES])
+        if key.startswith(BENCH) and _number(value):
+            out.append((key[:METRIC_CHARS], float(value)))
+    if isinstance(given, dict):
+        out += ((str(k)[:METRIC_CHARS], float(v)) for k, v in given.items() if _number(v))
+    else:
+        for result in _results(data, end):
+            active = isinstance(result, dict) and result.get("id") in ACTIVE_RESULTS
+            out += of(GPU_MEDIAN if active else EACH, result)
+    return merged(out)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @dataclass(frozen=True)

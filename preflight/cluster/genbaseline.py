@@ -287,7 +287,7 @@ BUSBW_FLOOR_SHARE = 0.9
 FIGURE_FLOOR_SHARE = 0.9
 """The active GPU tests' floors likewise: this share of the inlier median of the nodes' figures."""
 ACTIVE_FIGURES = (
-    # figure (figures.from_active_result: each node's median over its GPUs) → check parameter
+    # figure (result_figures.from_active_result: each node's median over its GPUs) → check parameter
     ("gpu.copy_bandwidth host→device (GB/s)", "gpu.copy_bandwidth", "min_h2d_gbps"),
     ("gpu.copy_bandwidth device→host (GB/s)", "gpu.copy_bandwidth", "min_d2h_gbps"),
     ("gpu.copy_bandwidth device-local (GB/s)", "gpu.copy_bandwidth", "min_d2d_gbps"),

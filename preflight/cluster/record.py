@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from preflight import safeio
-from preflight.cluster import fastparse
+from preflight.cluster import fastparse, figures
 from preflight.cluster.detail import CheckDetail
 from preflight.errors import ConfigError, UsageError
 from preflight.model import ACTIONS, SCHEMA_VERSION, Action, Scalar, strongest
@@ -52,27 +52,37 @@ FactsReader = Callable[[NodeRecord, str], "dict[str, Scalar] | None"]
 def parse(
     data: bytes | str, source: str, read_facts: FactsReader | None = None
 ) -> tuple[NodeRecord, dict[str, Scalar]]:
-    """Decode one JSON report (its findings only when the verified shortcut cannot be used).
-    `read_facts` may read a shortcut report's facts without decoding them (the group templates
-    of aggregate); the facts it returns are taken as they are."""
+    """Decode one JSON report (its findings only when the verified shortcut cannot be used), with
+    its figures (see cluster.figures). `read_facts` may read a shortcut report's facts without
+    decoding them (the group templates of aggregate); the facts it returns are taken as they
+    are."""
     raw = data.encode("utf-8") if isinstance(data, str) else data
     quick = fastparse.split(raw)
     if quick is not None:
         header, text = quick
         record = _record(header, [], source)
         known = read_facts(record, text) if read_facts is not None else None
-        if known is not None:
-            return record, known
-        facts = fastparse.facts(text)
+        facts = known if known is not None else fastparse.facts(text)
         if facts is not None:
-            return record, _scalars(facts)
+            facts = _scalars(facts) if known is None else facts
+            return _measured(record, raw, facts, header), facts
     try:
         doc = json.loads(raw)
     except ValueError as exc:
         raise ReportError(f"not a JSON report: {exc}") from None
     except RecursionError:
         raise ReportError("not a JSON report: nested too deeply") from None
-    return from_document(doc, source)
+    record, facts = from_document(doc, source)
+    return _measured(record, raw, facts, doc), facts
+
+
+def _measured(
+    record: NodeRecord, raw: bytes, facts: dict[str, Scalar], header: Mapping[str, Any]
+) -> NodeRecord:
+    """The record with the report's figures: its `figures` when it has them, else read from its
+    results."""
+    found = figures.extract(raw, facts, header.get("figures"))
+    return dataclasses.replace(record, figures=found) if found else record
 
 
 def read_file(path: str) -> tuple[NodeRecord, dict[str, Scalar]]:

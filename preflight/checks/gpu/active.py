@@ -10,6 +10,7 @@ from preflight.active.judge import judge_burn, judge_copy, judge_gemm, judge_p2p
 from preflight.inventory import Inventory
 from preflight.model import Action, Verdict
 from preflight.registry import check, param
+from preflight.result_figures import GPU_MEDIAN
 
 # -- active tests (tier 2+): measured in worker processes before the checks, judged here --------
 
@@ -64,6 +65,7 @@ class CopyParams:
     "gpu.copy_bandwidth",
     title="Every GPU copies host↔device and device-local at its link's and HBM's speed",
     tags=("gpu", "active"),
+    figures=GPU_MEDIAN,
     params=CopyParams,
     tier=2,
     action=Action.REPLACE,
@@ -140,6 +142,7 @@ class P2pParams:
     "gpu.p2p_bandwidth",
     title="Every GPU pair copies peer-to-peer at NVLink (or PCIe) speed",
     tags=("gpu", "active"),
+    figures=GPU_MEDIAN,
     params=P2pParams,
     tier=2,
     action=Action.REPLACE,
@@ -210,6 +213,7 @@ class GemmParams:
     "gpu.gemm",
     title="Every GPU multiplies BF16 and FP8 matrices at speed and gets the same bits as its peers",
     tags=("gpu", "active"),
+    figures=GPU_MEDIAN,
     params=GemmParams,
     tier=2,
     action=Action.REPLACE,
@@ -294,6 +298,7 @@ class BurnParams:
     "gpu.burn",
     title="Every GPU holds its GEMM rate under sustained load without slowing down",
     tags=("gpu", "active"),
+    figures=GPU_MEDIAN,
     params=BurnParams,
     tier=2,
     action=Action.REPLACE,
