@@ -55,6 +55,10 @@ class Partial:
     group_of: dict[int, str] = field(default_factory=dict)
     facts: dict[str, dict[str, Values]] = field(default_factory=dict)
     """group → fact key → values."""
+    classes: dict[str, list[tuple[dict[str, Scalar], array[int]]]] = field(default_factory=dict)
+    """group → (masked facts, the ids of the nodes holding exactly those): the nodes found equal
+    to a reference, kept whole until finish() so that merging a batch's thousands of them costs a
+    dict comparison per reference instead of an array extension per fact."""
     left_out: dict[str, str] = field(default_factory=dict)
     """Keys left out of drift by the rule → why (unique, ignored)."""
     unreadable: list[tuple[int, str, str]] = field(default_factory=list)
@@ -229,16 +233,21 @@ def fold(
             continue
         out.nodes[index] = record
         out.group_of[index] = group
-    for group, ref in ((g, r) for g, peers in refs.items() for r in peers):
-        per_key = out.facts.setdefault(group, {})
-        for key, value in ref.masked.items():
-            slot = per_key.setdefault(key, {})
-            ids = slot.get(value)
-            if ids is None:
-                slot[value] = array("I", ref.plain)
-            else:
-                ids.extend(ref.plain)
+    for group, peers in refs.items():
+        for ref in peers:
+            _add_class(out.classes.setdefault(group, []), ref.masked, ref.plain)
     return out
+
+
+def _add_class(
+    classes: list[tuple[dict[str, Scalar], array[int]]], facts: dict[str, Scalar], ids: array[int]
+) -> None:
+    """Nodes holding exactly `facts`, into the classes of their group."""
+    for have, members in classes:
+        if have == facts:
+            members.extend(ids)
+            return
+    classes.append((facts, ids))
 
 
 @dataclass
@@ -295,6 +304,10 @@ def merge(into: Partial, part: Partial) -> None:
     into.group_of.update(part.group_of)
     into.left_out.update(part.left_out)
     into.unreadable.extend(part.unreadable)
+    for group, classes in part.classes.items():
+        known = into.classes.setdefault(group, [])
+        for facts, ids in classes:
+            _add_class(known, facts, ids)
     for group, keys in part.facts.items():
         mine = into.facts.setdefault(group, {})
         for key, values in keys.items():
@@ -331,6 +344,17 @@ class Fleet:
 def finish(total: Partial, reports: int) -> Fleet:
     """Drop older duplicate reports and mask UUIDs in values. Node ids stay in compact arrays,
     in no particular order: drift sorts the few it reports."""
+    for group, classes in total.classes.items():
+        per_key = total.facts.setdefault(group, {})
+        for held, members in classes:
+            for key, value in held.items():
+                slot = per_key.setdefault(key, {})
+                ids = slot.get(value)
+                if ids is None:
+                    slot[value] = array("I", members)
+                else:
+                    ids.extend(members)
+    total.classes.clear()
     latest: dict[str, int] = {}
     duplicates = []
     dropped: set[int] = set()
