@@ -241,10 +241,21 @@ def test_a_node_that_fails_again_after_a_repair_is_flagged(tmp_path: Path) -> No
     assert finding["message"].startswith("failed again: it failed at ")
     history = saved(dir_)["history"]
     assert [h["failing"] for h in history] == [["pcie.acs"], [], ["pcie.acs"]]
+    assert [h["passing"] for h in history] == [[], ["pcie.acs"], []]
+
+
+def test_a_run_that_did_not_judge_the_check_is_no_repair(tmp_path: Path) -> None:
+    profile = tmp_path / "node.json"
+    dir_ = tmp_path / "state"
+    write_profile(profile, "dgx-h100-acs-enabled")
+    run(profile, dir_, "pcie.acs")
+    run(profile, dir_, "cpu.smt")  # pcie.acs not run: nothing says it was repaired
+    _, doc = run(profile, dir_, "pcie.acs")
+    assert by_id(doc)["node.history"]["status"] == "pass"
 
 
 LEMON_CASES = [
-    ([["a"], [], ["a"]], ["a"], ["a"]),
+    ([["a"], [], ["a"]], ["a"], ["a"]),  # entries without `passing`: not failing was a pass
     ([["a"], ["a"]], ["a"], []),  # failing all along: broken, not repaired
     ([[], []], ["a"], []),  # a first failure
     ([["a"], [], [], ["b"]], ["a", "b"], ["a"]),
@@ -254,6 +265,25 @@ LEMON_CASES = [
 @pytest.mark.parametrize(("failing", "now", "lemons"), LEMON_CASES)
 def test_lemon_cases(failing: list[list[str]], now: list[str], lemons: list[str]) -> None:
     history = [{"at": f"t{i}", "status": "x", "failing": f} for i, f in enumerate(failing)]
+    assert [f.subject for f in state.lemon(history, now)] == lemons
+
+
+RECORDED_CASES = [
+    # (failing, passing) per earlier run, failing now, lemons
+    ([(["a"], []), ([], ["a"])], ["a"], ["a"]),
+    ([(["a"], []), ([], ["b"])], ["a"], []),  # a not judged in between (--only, a skip)
+    ([(["a"], []), ([], []), ([], ["a"])], ["a"], ["a"]),
+    ([(["a"], []), ([], ["a"]), (["a"], [])], ["a"], ["a"]),
+]
+
+
+@pytest.mark.parametrize(("runs", "now", "lemons"), RECORDED_CASES)
+def test_lemon_cases_with_passing_recorded(
+    runs: list[tuple[list[str], list[str]]], now: list[str], lemons: list[str]
+) -> None:
+    history = [
+        {"at": f"t{i}", "status": "x", "failing": f, "passing": p} for i, (f, p) in enumerate(runs)
+    ]
     assert [f.subject for f in state.lemon(history, now)] == lemons
 
 
@@ -289,6 +319,9 @@ HOSTILE_FILES: list[tuple[str, bytes]] = [
         {**state.empty(), "counters": {"at": "x", "time": 1, "boot_id": None, "rdma": {"a": -1}}}
     ).encode()),
     ("ack marks", json.dumps({**state.empty(), "acks": [{"marks": list(range(5))}]}).encode()),
+    ("history passing", json.dumps(
+        {**state.empty(), "history": [{"at": "x", "status": "pass", "failing": [], "passing": 3}]}
+    ).encode()),
     ("not a short string", json.dumps(
         {**state.empty(), "history": [{"at": "x" * 10_000, "status": "pass", "failing": []}]}
     ).encode()),

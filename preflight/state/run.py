@@ -89,7 +89,8 @@ def _observed(inv: Inventory, ran: set[str]) -> tuple[dict[str, int], dict[str, 
 
 def lemon(history: Sequence[Mapping[str, Any]], failing_now: Sequence[str]) -> list[Finding]:
     """Checks failing now that failed before and passed in between: repaired, then failed
-    again. A run where a check is not among the failing ones counts as a pass."""
+    again. A run that did not judge the check (`--only`, a skip) is no pass; in entries written
+    before runs recorded their passing checks, not failing counts as a pass."""
     findings = []
     for check_id in failing_now:
         failed_at = passed_at = None
@@ -97,7 +98,7 @@ def lemon(history: Sequence[Mapping[str, Any]], failing_now: Sequence[str]) -> l
             if check_id in run["failing"]:
                 if passed_at is None:
                     failed_at = run["at"]
-            elif failed_at is not None and passed_at is None:
+            elif failed_at is not None and passed_at is None and _passed(run, check_id):
                 passed_at = run["at"]
         if failed_at is not None and passed_at is not None:
             findings.append(
@@ -109,6 +110,11 @@ def lemon(history: Sequence[Mapping[str, Any]], failing_now: Sequence[str]) -> l
                 )
             )
     return findings
+
+
+def _passed(run: Mapping[str, Any], check_id: str) -> bool:
+    passing = run.get("passing")
+    return check_id in passing if passing is not None else check_id not in run["failing"]
 
 
 @dataclass
@@ -167,12 +173,14 @@ class RunState:
         if not self.usable or self.inventory is None:
             return report
         failing = [r.id for r in report.results if r.status in (Status.FAIL, Status.ERROR)]
+        passing = [r.id for r in report.results if r.status in (Status.PASS, Status.WARN)]
         result = history_result(self.doc["history"], failing)
         rdma, aer = observed_counters(self.inventory, report)
         entry = {
             "at": report.started_at,
             "status": report.status.value,
             "failing": failing[:MAX_FAILING],
+            "passing": passing[:MAX_FAILING],
         }
         counters = {
             "at": report.started_at,

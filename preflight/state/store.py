@@ -138,17 +138,21 @@ def validate(doc: Any) -> dict[str, Any]:
     for run in history[-HISTORY:]:
         if not isinstance(run, dict):
             raise StateCorrupt("a history entry is not an object")
-        failing = run.get("failing")
-        if not isinstance(failing, list) or len(failing) > MAX_FAILING:
-            raise StateCorrupt("history failing is not a list of check ids")
-        out["history"].append(
-            {
-                "at": _text(run.get("at"), "history at"),
-                "status": _text(run.get("status"), "history status"),
-                "failing": [_text(i, "history check id") for i in failing],
-            }
-        )
+        entry = {
+            "at": _text(run.get("at"), "history at"),
+            "status": _text(run.get("status"), "history status"),
+            "failing": _ids(run.get("failing"), "failing"),
+        }
+        if "passing" in run:  # entries written before runs recorded them have none
+            entry["passing"] = _ids(run.get("passing"), "passing")
+        out["history"].append(entry)
     return out
+
+
+def _ids(value: Any, name: str) -> list[str]:
+    if not isinstance(value, list) or len(value) > MAX_FAILING:
+        raise StateCorrupt(f"history {name} is not a list of check ids")
+    return [_text(i, "history check id") for i in value]
 
 
 # -- the directory and its lock --------------------------------------------------------------
