@@ -4,10 +4,11 @@ node-problem-detector (NPD) runs a custom plugin every `invoke_interval` and rea
 (0 = OK, 1 = NonOK: a problem, anything else = Unknown) and its standard output, trimmed of
 surrounding white space and cut at `max_output_length` bytes (default 80; NPD's
 pkg/custompluginmonitor/types/config.go and plugin/plugin.go), as the node condition's message.
-So the line says the failing checks first, stays within the limit by itself (naming how many it
-left out rather than being cut mid-word), and is ASCII so that a byte cut never splits a
-character. A failed or errored check is a problem (as for `preflight run`'s exit code); a run that
-could not happen at all (bad options, an unreadable baseline) is Unknown.
+So the line says the node's remediation class and the failing checks first (`reset-gpu: FAIL
+gpu.row_remap`, for a site's automation to act on), stays within the limit by itself (naming
+how many it left out rather than being cut mid-word), and is ASCII so that a byte cut never
+splits a character. A failed or errored check is a problem (as for `preflight run`'s exit
+code); a run that could not happen at all (bad options, an unreadable baseline) is Unknown.
 """
 
 from __future__ import annotations
@@ -47,8 +48,9 @@ def _named(label: str, ids: Sequence[str], room: int) -> str:
 
 
 def message(report: Report, strict: bool = False, limit: int = MAX_OUTPUT_LENGTH) -> str:
-    """The condition message: failing checks first, then errored, then (with strict) warning;
-    `OK` and the counts when nothing is wrong. At most `limit` characters of printable ASCII."""
+    """The condition message: the node's action class (when the limit leaves room for it), then
+    failing checks, errored, and (with strict) warning ones; `OK` and the counts when nothing is
+    wrong. At most `limit` characters of printable ASCII."""
     by: dict[Status, list[str]] = {s: [] for s in Status}
     for r in report.results:
         by[r.status].append(ascii_line(r.id))
@@ -62,7 +64,16 @@ def message(report: Report, strict: bool = False, limit: int = MAX_OUTPUT_LENGTH
         if by[Status.WARN]:
             line += f", {len(by[Status.WARN])} warn: " + ",".join(by[Status.WARN])
         return line if len(line) <= limit else line[: limit - 3] + "..."
-    # Each part gets the room the later ones leave at their shortest (`ERROR 3`).
+    prefix = "" if report.action is None else f"{report.action.value}: "
+    shortest = "; ".join(f"{label} {len(ids)}" for label, ids in parts)
+    if len(prefix) + len(shortest) > limit:
+        prefix = ""  # the checks matter more than the class
+    return prefix + _named_parts(parts, limit - len(prefix))
+
+
+def _named_parts(parts: list[tuple[str, list[str]]], limit: int) -> str:
+    """`FAIL a,b +3; ERROR c` in limit characters: each part gets the room the later ones leave
+    at their shortest (`ERROR 3`)."""
     shortest = [len(f"; {label} {len(ids)}") for label, ids in parts]
     out: list[str] = []
     used = 0

@@ -10,15 +10,15 @@ import sys
 import pytest
 
 from preflight import npd
-from preflight.model import CheckResult, Report, Status
+from preflight.model import Action, CheckResult, Report, Status
 
 CASES = [
     # profile, exit code, how the message starts
     ("dgx-h100", 0, "OK "),
     ("dgx-h100-unprivileged", 0, "OK "),
-    ("dgx-h100-acs-enabled", 1, "FAIL pcie.acs"),
-    ("dgx-h100-gpu-missing", 1, "FAIL "),
-    ("dgx-h100-xid-79", 1, "FAIL "),
+    ("dgx-h100-acs-enabled", 1, "fix-config: FAIL pcie.acs"),
+    ("dgx-h100-gpu-missing", 1, "reboot: FAIL "),
+    ("dgx-h100-xid-79", 1, "reboot: FAIL "),
 ]
 
 
@@ -57,7 +57,7 @@ def test_output_still_gets_the_report(tmp_path: object) -> None:
     out = Path(str(tmp_path)) / "r.json"
     proc = _plugin("--profile", "dgx-h100-acs-enabled", "--format", "json", "--output", str(out))
     assert proc.returncode == 1
-    assert proc.stdout.decode().startswith("FAIL pcie.acs")
+    assert proc.stdout.decode().startswith("fix-config: FAIL pcie.acs")
     assert b'"pcie.acs"' in out.read_bytes()
 
 
@@ -92,6 +92,18 @@ def test_warnings_are_ok_unless_strict() -> None:
     assert npd.message(report) == "OK 1 pass, 1 warn: gpu.clocks"
     assert npd.exit_code(report, strict=True) == npd.PROBLEM
     assert npd.message(report, strict=True) == "WARN gpu.clocks"
+
+
+def test_the_action_class_comes_first_when_there_is_room() -> None:
+    results = (
+        CheckResult("gpu.row_remap", "", Status.FAIL, "", 0.0, action=Action.RESET_GPU),
+        CheckResult("pcie.acs", "", Status.FAIL, "", 0.0, action=Action.FIX_CONFIG),
+        CheckResult("xid.events", "", Status.ERROR, "", 0.0),
+    )
+    report = Report("0", "n", "", 0.0, "b", "b", None, results)
+    assert npd.message(report) == "reset-gpu: FAIL gpu.row_remap,pcie.acs; ERROR xid.events"
+    # the checks matter more: without room for both, the class is left out
+    assert npd.message(report, limit=20) == "FAIL 2; ERROR 1"
 
 
 def test_hostile_text_stays_one_ascii_line() -> None:
