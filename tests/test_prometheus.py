@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from preflight.cli import app
 from preflight.model import CheckResult, Report, Status
-from preflight.output import FORMATS, RenderOptions, renderers
+from preflight.output import FORMATS, RenderOptions, junit, renderers
 from preflight.output.prometheus import bench_families, render
 from preflight.promtext import escape, write
 
@@ -129,3 +129,19 @@ def test_run_format_prometheus_on_a_faulty_profile() -> None:
     assert metrics["preflight_check_status"][(("check", "pcie.acs"), ("status", "fail"))] == 1
     assert metrics["preflight_node_healthy"][()] == 0
     assert result.stdout.endswith("\n")
+
+
+def test_figures_and_what_slurm_did() -> None:
+    measured = (("gpu.gemm BF16 GEMM (TFLOPS)", 700.5),)
+    results = (CheckResult("gpu.gemm", "GEMM", Status.PASS, "ok", 1.0, figures=measured),)
+    held = {"node": "gpu-001", "action": "held", "message": "not drained: 2 of 4", "guard": None}
+    metrics = parse(rendered(make_report(results=results, slurm=held)))
+    assert metrics["preflight_figure"] == {(("metric", "gpu.gemm BF16 GEMM (TFLOPS)"),): 700.5}
+    slurm = metrics["preflight_slurm_action"]
+    assert slurm[(("action", "held"),)] == 1 and sum(slurm.values()) == 1
+    plain = parse(rendered(make_report()))
+    assert "preflight_figure" not in plain and "preflight_slurm_action" not in plain
+    xml = io.StringIO()
+    junit.render(make_report(slurm=held), xml, RenderOptions())
+    assert '<property name="slurm_action" value="held" />' in xml.getvalue()
+    assert '<property name="slurm_message" value="not drained: 2 of 4" />' in xml.getvalue()

@@ -34,6 +34,16 @@ def _message(result: CheckResult) -> str:
     return f"{result.summary} [action: {result.action.value}]"
 
 
+def _slurm(report: Report) -> list[tuple[str, str]]:
+    """What --slurm-drain did (`held`: the breaker kept the node in service), and why."""
+    if report.slurm is None:
+        return []
+    return [
+        ("slurm_action", str(report.slurm.get("action", ""))),
+        ("slurm_message", str(report.slurm.get("message", ""))),
+    ]
+
+
 def render(report: Report, out: TextIO, options: RenderOptions) -> None:
     """Write a <testsuites> document with one <testsuite> for the node."""
     counts = report.counts
@@ -56,6 +66,7 @@ def render(report: Report, out: TextIO, options: RenderOptions) -> None:
         ("baseline", report.baseline),
         ("profile", report.profile or ""),
         ("action", report.action.value if report.action is not None else "none"),
+        *_slurm(report),
     ):
         ET.SubElement(props, "property", name=name, value=value)
     for r in report.results:

@@ -17,6 +17,9 @@ from preflight.model import ACTIONS, Report, Status
 from preflight.output import RenderOptions
 from preflight.promtext import Family, write
 
+SLURM_ACTIONS = ("drain", "resume", "held", "none")
+"""What a run may have done to its Slurm node (slurm.Outcome.action)."""
+
 
 def epoch(iso: str) -> float | None:
     """Seconds since 1970 from the report's ISO 8601 start time; None when it does not parse."""
@@ -67,6 +70,22 @@ def report_families(report: Report) -> list[Family]:
     for r in report.results:
         check_action.add(1, check=r.id, action=(r.action or ACTIONS[0]).value)
     out = [check, duration, counts, node, healthy, node_action, check_action]
+    if report.figures:
+        figure = Family("figure", "What the last run measured, by metric (the report's figures).")
+        for metric, value in report.figures:
+            figure.add(value, metric=metric)
+        out.append(figure)
+    if report.slurm is not None:
+        # `preflight_slurm_action{action="held"} == 1`: a node the breaker kept in service
+        slurm = Family(
+            "slurm_action",
+            "What --slurm-drain/--slurm-resume did in the last run: 1 for it, 0 for the others "
+            "(held: --max-drained kept a failing node in service).",
+        )
+        done = str(report.slurm.get("action"))
+        for action in SLURM_ACTIONS:
+            slurm.add(1 if action == done else 0, action=action)
+        out.append(slurm)
     info = Family("info", "The last run's preflight version, baseline and profile.")
     info.add(
         1,
