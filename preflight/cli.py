@@ -674,7 +674,7 @@ def list_checks(
             _params_line(s),
         )
         for s in registry
-    ] + [(s.id, "1", s.title, "", "", "", "(a step of every run)") for s in STAGES]
+    ] + [(s.id, "1", s.title, "", "", "", f"(a step of {s.runs})") for s in STAGES]
     for line in sorted(lines):
         table.add_row(*line)
     _show(terminal.width(), table)
@@ -706,7 +706,7 @@ def explain(
         _show(
             terminal.width(100),
             Text(step.id, style="bold") + Text(f" — {step.title}"),
-            "a step of every run, not a check: it reports a row only when it fails\n",
+            f"a step of {step.runs}, not a check: it reports a row {step.row}\n",
             Markdown(step.doc),
         )
         return

@@ -1,8 +1,9 @@
-"""Steps of a run that are not checks but report as a result row when they fail.
+"""Steps of a run that are not checks but report as a result row: gathering the facts (a row
+only when that fails) and, with `--state`, the node's history.
 
 Such a row sits among the checks in every format (table, JSON, JUnit, Prometheus) and counts
-as an error in the exit code, so `preflight explain ID` explains it and `preflight list` shows
-it, like a check. It always runs: `--only`/`--skip` select checks, not these.
+in the exit code like a check's, so `preflight explain ID` explains it and `preflight list`
+shows it, like a check. `--only`/`--skip` select checks, not these.
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ class Stage:
     id: str
     title: str
     raw_doc: str
+    runs: str = "every run"
+    """Which runs take this step."""
+    row: str = "only when it fails"
+    """When it reports a row."""
 
     @property
     def doc(self) -> str:
@@ -53,7 +58,39 @@ FACTS = Stage(
     """,
 )
 
-STAGES = (FACTS,)
+HISTORY = Stage(
+    id="node.history",
+    title="Node does not fail again after a repair (lemon node)",
+    runs="runs with --state",
+    row="in every such run",
+    raw_doc="""
+    With `--state DIR`, each run records its failing and passing checks (the last 20 runs) and
+    adds this row: a check that fails now, failed before, and passed in between was repaired
+    and failed again.
+
+    ## Why
+    A GPU, cable or HCA that keeps failing after each reseat, reset or firmware flash costs a
+    job every time it comes back. Past the first repair, the part should be replaced (RMA)
+    rather than repaired once more; one run alone cannot see that.
+
+    ## Reads
+    The history in `DIR/state.json` (written by earlier runs with the same `--state`), and this
+    run's results. Nothing on the node.
+
+    ## Verdicts
+    - PASS: no check failed again after passing (the summary says over how many earlier runs).
+    - WARN: each check that failed, passed (repaired?) and fails now, with when it failed and
+      when it passed. A run that did not judge the check (another `--only`, a skip, an error)
+      is no pass.
+
+    ## Fix
+    Replace the part the named check points at instead of repairing it again; the check's own
+    finding says which (`preflight explain ID` for that check). Once replaced, the warning ends
+    when the check passes on the next runs.
+    """,
+)
+
+STAGES = (HISTORY, FACTS)
 """Every stage, by id order."""
 
 

@@ -12,7 +12,7 @@ import pytest
 from preflight.completion import check_ids
 from preflight.inventory import Inventory
 from preflight.registry import discover
-from preflight.stages import FACTS, STAGES
+from preflight.stages import FACTS, STAGES, Stage
 from tests.harness import assert_one_line_error, cli
 
 DMI = "/sys/class/dmi/id/bios_version"
@@ -62,11 +62,13 @@ def test_gathered_facts_make_no_row() -> None:
     assert [r["id"] for r in doc["results"]] == ["pcie.acs"] and doc["facts"]
 
 
-def test_explain_explains_the_row() -> None:
-    result = cli("explain", FACTS.id)
+@pytest.mark.parametrize("step", STAGES, ids=[s.id for s in STAGES])
+def test_explain_explains_the_row(step: Stage) -> None:
+    result = cli("explain", step.id)
     assert result.exit_code == 0, result.output
     out = result.stdout
-    assert out.startswith(f"{FACTS.id} — {FACTS.title}")
+    assert out.startswith(f"{step.id} — {step.title}")
+    assert f"a step of {step.runs}, not a check: it reports a row {step.row}" in out
     for section in ("Why", "Reads", "Verdicts", "Fix"):
         assert f"\n{section}\n" in out
     assert all(line == line.rstrip() for line in out.splitlines())
@@ -74,9 +76,11 @@ def test_explain_explains_the_row() -> None:
 
 def test_list_shows_it_as_a_stage() -> None:
     rows = {r["id"]: r for r in json.loads(cli("list", "--format", "json").stdout)}
-    assert rows[FACTS.id]["kind"] == "stage" and rows[FACTS.id]["params"] == {}
+    for step in STAGES:
+        assert rows[step.id]["kind"] == "stage" and rows[step.id]["params"] == {}
     assert rows["pcie.acs"]["kind"] == "check"
-    assert FACTS.id in cli("list").stdout
+    table = cli("list").stdout
+    assert all(step.id in table for step in STAGES)
 
 
 def test_stages_are_not_checks() -> None:

@@ -13,6 +13,7 @@ from preflight.inventory import Inventory
 from preflight.inventory.inventory import PartHung
 from preflight.inventory.memory import PreviousCounters, RunMemory, XidMark, counter_key
 from preflight.model import CheckResult, Finding, Report, Status
+from preflight.stages import HISTORY as HISTORY_STAGE
 from preflight.state.store import (
     HISTORY,
     MAX_COUNTERS,
@@ -28,8 +29,7 @@ from preflight.state.store import (
 )
 
 BOOT_ID = "/proc/sys/kernel/random/boot_id"
-HISTORY_CHECK = "node.history"
-HISTORY_TITLE = "Node does not fail again after a repair (lemon node)"
+HISTORY_CHECK = HISTORY_STAGE.id
 
 
 def boot_id(host: Host) -> str | None:
@@ -210,4 +210,4 @@ def history_result(history: Sequence[Mapping[str, Any]], failing: Sequence[str])
         names = ", ".join(f.subject for f in findings)
         summary = f"{len(findings)} checks failed again after passing: {names}"
     status = Status.WARN if findings else Status.PASS
-    return CheckResult(HISTORY_CHECK, HISTORY_TITLE, status, summary, 0.0, tuple(findings))
+    return CheckResult(HISTORY_STAGE.id, HISTORY_STAGE.title, status, summary, 0.0, tuple(findings))
