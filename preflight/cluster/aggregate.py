@@ -1,11 +1,12 @@
 """Many reports → one Fleet: node records, and per group and fact, which nodes hold which value.
 
-Decoding is most of the cost (a DGX report is ~240 kB; `fastparse` decodes its ~36 kB of facts
-and its header), so batches of reports are decoded in worker processes, each folding its batch
-into a Partial; the parent merges the partials. A node equal to its group's reference node costs
-one comparison in C, another one dict lookup and one append per fact; node ids are stored in
-compact arrays (4 bytes each), so time and memory grow linearly with the number of nodes.
-"""
+Reading is most of the cost (a DGX report is ~240 kB: `fastparse` verifies its results in two
+byte searches and decodes its header; the ~36 kB of facts are read through the group
+reference's text template, see facts_text, or decoded), so batches of reports are read in
+worker processes, each folding its batch into a Partial; the parent merges the partials. A node
+equal to one of its group's reference nodes costs one append to that reference's class; the
+others cost one dict lookup and one append per fact. Node ids are stored in compact arrays (4
+bytes each), so time and memory grow linearly with the number of nodes."""
 
 from __future__ import annotations
 
