@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from preflight.inventory import Inventory
 from preflight.inventory.mounts import Mount, MountProbe
-from preflight.model import Evidence, Finding, Status, Verdict
+from preflight.model import Action, Evidence, Finding, Status, Verdict
 from preflight.registry import check, param
 
 MOUNTS_SRC = "procfs:/proc/self/mounts"
@@ -93,6 +93,7 @@ def judge_mounts(
     title="Required filesystems are mounted and answer",
     tags=("site",),
     params=MountsParams,
+    action=Action.FIX_CONFIG,
 )
 def mounts(inv: Inventory, params: MountsParams) -> Verdict:
     """The filesystems jobs need are mounted, of the right type, and answer within a deadline.
@@ -181,6 +182,7 @@ def judge_modules(
     title="Required kernel modules are loaded",
     tags=("site",),
     params=ModulesParams,
+    action=Action.FIX_CONFIG,
 )
 def kernel_modules(inv: Inventory, params: ModulesParams) -> Verdict:
     """The kernel modules the site relies on are loaded, at their pinned versions.
