@@ -127,7 +127,7 @@ def test_npd_rule_runs_preflight_within_the_output_limit() -> None:
     result = cli(*args, "--profile", "dgx-h100-acs-enabled")
     assert result.exit_code == npd.PROBLEM
     assert len(result.stdout.strip().encode()) <= limit
-    assert result.stdout.startswith("FAIL pcie.acs")
+    assert result.stdout.startswith("fix-config: FAIL pcie.acs")
 
 
 def test_sweep_writes_one_report_per_node() -> None:
