@@ -227,9 +227,12 @@ def test_report_to_dict_shape() -> None:
         "duration_s",
         "baseline",
         "summary",
+        "figures",
         "results",
         "facts",
     }
+    assert list(d).index("figures") < list(d).index("results")  # compare reads it from the head
+    assert d["figures"] == {}
     assert d["schema_version"] == SCHEMA_VERSION
     assert d["tool"] == {"name": "preflight", "version": "1.2.3"}
     assert d["host"] == {"hostname": "node1", "profile": None}
@@ -267,3 +270,12 @@ def test_for_report(statuses: tuple[Status, ...], strict: bool, expected: ExitCo
 
 def test_exit_code_values() -> None:
     assert (ExitCode.OK, ExitCode.FAILED, ExitCode.USAGE, ExitCode.CONFIG) == (0, 1, 2, 3)
+
+
+def test_report_figures_are_its_results_first_of_each_metric() -> None:
+    results = (
+        CheckResult("b.x", "", Status.PASS, "", 0.0, figures=(("m (GB/s)", 2.0), ("a (us)", 1.0))),
+        CheckResult("c.y", "", Status.FAIL, "", 0.0, figures=(("m (GB/s)", 9.0),)),
+    )
+    r = Report("1", "n", "t", 0.0, "b", "b", None, results)
+    assert r.to_dict()["figures"] == {"a (us)": 1.0, "m (GB/s)": 2.0}
