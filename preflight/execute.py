@@ -7,7 +7,7 @@ import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from preflight import __version__
 from preflight.baseline import Baseline, builtin_names, detect, load, parse_set_options
@@ -35,7 +35,9 @@ from preflight.runner import (
 )
 from preflight.sources.nvml import DEFAULT_TIMEOUT_S, LiveNvml
 from preflight.stages import FACTS
-from preflight.state import RunState
+
+if TYPE_CHECKING:  # a run with --state hands one in: the module is imported by runflags then
+    from preflight.state import RunState
 
 
 @dataclass

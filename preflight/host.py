@@ -32,16 +32,10 @@ from preflight.sources.limits import (
 )
 from preflight.sources.nvml import LiveNvml, NvmlSource
 from preflight.sources.processes import LiveProcesses, ProcessSource, ProfileProcesses
-from preflight.sources.recording import (
-    Recording,
-    RecordingEnvironment,
-    RecordingFiles,
-    RecordingKernelLog,
-    RecordingResources,
-)
 
 if TYPE_CHECKING:
     from preflight.nvml.probe import NvmlResult
+    from preflight.sources.recording import Recording
 
 __all__ = [
     "LIMIT_NAMES",
@@ -112,6 +106,14 @@ class Host:
 
     def recorded(self) -> Host:
         """This host with every source wrapped to keep what is read (`recording`)."""
+        from preflight.sources.recording import (  # a snapshot's: a run records nothing
+            Recording,
+            RecordingEnvironment,
+            RecordingFiles,
+            RecordingKernelLog,
+            RecordingResources,
+        )
+
         recording = Recording()
         host = Host(
             env=RecordingEnvironment(self.env, recording),

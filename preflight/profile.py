@@ -211,17 +211,18 @@ def _show(text: str, limit: int = 80) -> str:
     return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
-def _check_text(text: str, what: str, fail: Fail) -> int:
+def _check_text(text: str, what: Callable[[], str], fail: Fail) -> int:
     """A path or link target the kernel can take: UTF-8 without NUL, within PATH_MAX.
-    Returns its length in bytes."""
+    Returns its length in bytes. `what()` names it in a failure (built only then: a profile
+    holds ~2,500 paths, and naming each costs more than checking it)."""
     if "\0" in text:
-        fail(f"{what} contains a NUL character")
+        fail(f"{what()} contains a NUL character")
     try:
         size = len(text.encode("utf-8"))
     except UnicodeEncodeError:
-        fail(f"{what} is not valid Unicode (a lone surrogate)")
+        fail(f"{what()} is not valid Unicode (a lone surrogate)")
     if size > MAX_PATH_BYTES:
-        fail(f"{what} is longer than {MAX_PATH_BYTES} bytes")
+        fail(f"{what()} is longer than {MAX_PATH_BYTES} bytes")
     return size
 
 
@@ -229,19 +230,27 @@ def _check_path(path: Any, what: str, fail: Fail) -> tuple[str, ...]:
     """The components of an entry's path; a one-line failure unless it is absolute and plain."""
     if not isinstance(path, str):
         fail(f"{what} must be absolute paths (strings)")
-    shown = f"{what} path {_show(path)}"
+
+    def shown() -> str:
+        return f"{what} path {_show(path)}"
+
     size = _check_text(path, shown, fail)
     if not path.startswith("/") or path == "/":
-        fail(f"{shown} must be absolute, below /")
+        fail(f"{shown()} must be absolute, below /")
     plain = f"{path}/"
     if "//" in plain or "/./" in plain or "/../" in plain:
-        fail(f"{shown} must not contain '..', '.' or empty components ('//', a trailing '/')")
+        fail(f"{shown()} must not contain '..', '.' or empty components ('//', a trailing '/')")
     parts = tuple(path[1:].split("/"))
     if len(parts) > MAX_DEPTH:
-        fail(f"{shown} is nested deeper than {MAX_DEPTH} components")
+        fail(f"{shown()} is nested deeper than {MAX_DEPTH} components")
     if size > MAX_NAME_BYTES and any(len(p.encode("utf-8")) > MAX_NAME_BYTES for p in parts):
-        fail(f"{shown} has a component longer than {MAX_NAME_BYTES} bytes")
+        fail(f"{shown()} has a component longer than {MAX_NAME_BYTES} bytes")
     return parts
+
+
+def _target_of(link: str) -> Callable[[], str]:
+    """How _check_text names a link's target in a failure."""
+    return lambda: f"symlinks[{_show(link)}] target"
 
 
 def _check_tree(data: Mapping[str, Any], fail: Fail) -> None:
@@ -271,7 +280,7 @@ def _check_tree(data: Mapping[str, Any], fail: Fail) -> None:
             fail(f"{_show(path)} is both a file and a symlink")
         if not isinstance(target, str) or not target:
             fail(f"symlinks[{_show(path)}] must be a non-empty string")
-        _check_text(target, f"symlinks[{_show(path)}] target", fail)
+        _check_text(target, _target_of(path), fail)
         kind[parts] = "link"
         targets[parts] = tuple(target.split("/"))
     for path in dirs:

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from preflight import drain_guard, siteconfig
-from preflight.drain_guard import DrainLimit
+from preflight import siteconfig
 from preflight.errors import ConfigError, UsageError
 from preflight.safetext import clean_line
-from preflight.state import RunState
+
+if TYPE_CHECKING:
+    from preflight.drain_guard import DrainLimit
+    from preflight.state import RunState
 
 
 def drain_limits(
@@ -23,10 +26,12 @@ def drain_limits(
         raise UsageError("--max-drained and --max-drained-scope need --slurm-drain")
     if scope is not None and max_drained is None:
         raise UsageError("--max-drained-scope needs --max-drained")
-    if max_drained is not None:
-        return drain_guard.parse_limit(max_drained), drain_guard.parse_scope(scope or "partition")
     if not drain:
         return None
+    from preflight import drain_guard  # only a draining run needs it
+
+    if max_drained is not None:
+        return drain_guard.parse_limit(max_drained), drain_guard.parse_scope(scope or "partition")
     site = siteconfig.load(env)
     if site.max_drained is None:
         return None
@@ -55,4 +60,8 @@ def say_warning(line: str) -> None:
 def open_state(state: Path | None, profile: str | None, env: Mapping[str, str]) -> RunState | None:
     """The run's state directory, read; None without --state or state_dir."""
     path = state_dir(state, profile, env)
-    return RunState.open(path, say_warning) if path else None
+    if not path:
+        return None
+    from preflight.state import RunState  # only a run with a state directory needs it
+
+    return RunState.open(path, say_warning)

@@ -9,9 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from preflight.bench.result import SweepResult
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # a run without --bench judges no sweep: bench.result is not imported
+    from preflight.bench.result import SweepResult
     from preflight.inventory import Inventory
 
 BENCH_TAG = "bench"

@@ -4,8 +4,8 @@ each HCA port's RDMA loopback bandwidth against its line rate."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
-from preflight.bench.expected import Theoretical
 from preflight.bench.measurement import (
     FAILED,
     RDMA_TAG,
@@ -17,11 +17,13 @@ from preflight.bench.measurement import (
     rdma_measurement,
 )
 from preflight.bench.metrics import format_size
-from preflight.bench.result import judge_gate
 from preflight.inventory import Inventory
 from preflight.model import Action, Evidence, Finding, Status, Verdict
 from preflight.registry import check, param
 from preflight.result_figures import EACH
+
+if TYPE_CHECKING:
+    from preflight.bench.expected import Theoretical
 
 STANDIN_TEXT = "nothing to do on the node: a stand-in's replay is not a measurement"
 
@@ -81,6 +83,8 @@ def judge_allreduce(m: Measurement | None, gate_bytes: int, min_busbw_gbps: floa
             Status.FAIL,
             f"the all-reduce benchmark ({m.backend}, {m.nproc} ranks) failed: {m.reason}",
         )
+    from preflight.bench.result import judge_gate  # a measured run's only (~15 ms to import)
+
     r = m.result
     source = f"torch.distributed all_reduce ({r.backend}, {r.world_size} ranks, {r.dtype})"
     floor = min_busbw_gbps or None

@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from preflight.active.collect import outcome as active_outcome
-from preflight.active.judge import judge_dcgm, measured
 from preflight.inventory import Inventory
 from preflight.model import Action, Verdict
 from preflight.registry import check, param
@@ -60,7 +58,10 @@ def diag(inv: Inventory, params: DiagParams) -> Verdict:
     Follow DCGM's message for the failing test (`dcgmi diag -r 3 -v`); a memory or stress
     failure that repeats after a GPU reset means RMA. "In use": stop the jobs on the node first.
     """
-    o = measured(active_outcome(inv, "dcgm"), "run `preflight run --level 3` (or --only dcgm.diag)")
+    from preflight.active.collect import outcome  # tier 3: a level-1 run never imports it
+    from preflight.active.judge import judge_dcgm, measured
+
+    o = measured(outcome(inv, "dcgm"), "run `preflight run --level 3` (or --only dcgm.diag)")
     if isinstance(o, Verdict):
         return o
     names = {i: f"GPU{i} {g.bdf}" for i, g in enumerate(inv.pci.gpus())}

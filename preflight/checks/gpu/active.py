@@ -3,20 +3,30 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from preflight.active.collect import outcome as active_outcome
-from preflight.active.judge import judge_burn, judge_copy, judge_gemm, judge_p2p, measured
 from preflight.inventory import Inventory
 from preflight.model import Action, Verdict
 from preflight.registry import check, param
 from preflight.result_figures import GPU_MEDIAN
+
+if TYPE_CHECKING:
+    from preflight.active.collect import ActiveOutcome
 
 # -- active tests (tier 2+): measured in worker processes before the checks, judged here --------
 
 ACTIVE_HOW = "run `preflight run --level 2` (or --only naming this check)"
 CPU_SIZES = {"bytes": 1 << 20, "iters": 3, "n": 64}
 """The test-only CPU device (PREFLIGHT_ACTIVE_TEST_DEVICE=cpu) uses tiny sizes."""
+
+
+def _outcome(inv: Inventory, test: str) -> ActiveOutcome | Verdict:
+    """The test's outcome to judge, or the verdict that says why there is none. preflight.active
+    is imported here, by a check of tier 2+: a level-1 run never imports it."""
+    from preflight.active.collect import outcome
+    from preflight.active.judge import measured
+
+    return measured(outcome(inv, test), ACTIVE_HOW)
 
 
 @dataclass(frozen=True)
@@ -99,7 +109,9 @@ def copy_bandwidth(inv: Inventory, params: CopyParams) -> Verdict:
     `pcie.aer` for errors); slow device-local copies: run `dcgmi diag -r 3` (memory bandwidth)
     and RMA the GPU if it fails; all GPUs slow: check clocks and `cpu.governor`.
     """
-    o = measured(active_outcome(inv, "copy"), ACTIVE_HOW)
+    from preflight.active.judge import judge_copy
+
+    o = _outcome(inv, "copy")
     if isinstance(o, Verdict):
         return o
     gpus = inv.pci.gpus()
@@ -172,7 +184,9 @@ def p2p_bandwidth(inv: Inventory, params: P2pParams) -> Verdict:
     GPUs, `nvidia-smi topo -m`; on NVSwitch systems check the fabric manager (`gpu.fabric`);
     reseat or RMA the baseboard when a link stays down.
     """
-    o = measured(active_outcome(inv, "p2p"), ACTIVE_HOW)
+    from preflight.active.judge import judge_p2p
+
+    o = _outcome(inv, "p2p")
     if isinstance(o, Verdict):
         return o
     return judge_p2p(o, params.min_gbps, params.peer_tolerance)
@@ -246,7 +260,9 @@ def gemm(inv: Inventory, params: GemmParams) -> Verdict:
     A differing output: drain the node, run `dcgmi diag -r 3` and RMA the GPU. Slow: look at
     `gpu.clocks`, `gpu.power` and `gpu.burn` for throttling.
     """
-    o = measured(active_outcome(inv, "gemm"), ACTIVE_HOW)
+    from preflight.active.judge import judge_gemm
+
+    o = _outcome(inv, "gemm")
     if isinstance(o, Verdict):
         return o
     return judge_gemm(o, params.min_tflops, params.peer_tolerance, params.min_fp8_tflops)
@@ -334,7 +350,9 @@ def burn(inv: Inventory, params: BurnParams) -> Verdict:
     TEMPERATURE`); power brake: the PSUs and the BMC's power policy; a GPU slower than its
     peers with no reason: `nvidia-smi -q -d CLOCK`, then `dcgmi diag -r 3`.
     """
-    o = measured(active_outcome(inv, "burn"), ACTIVE_HOW)
+    from preflight.active.judge import judge_burn
+
+    o = _outcome(inv, "burn")
     if isinstance(o, Verdict):
         return o
     return judge_burn(
