@@ -1,8 +1,8 @@
 """The layering of `preflight`, written down as contracts, checked on the source (AST, no import).
 
-Layers, lowest first: base values (errors, model, exitcodes, suggest; the text-safety, atomic
-output file, Prometheus text-format and time-boxed command helpers safetext, outfile, promtext,
-subproc) < sources (host, sources, nvml) <
+Layers, lowest first: base values (errors, model, result_figures, exitcodes, suggest; the
+text-safety, atomic output file, Prometheus text-format and time-boxed command helpers safetext,
+outfile, promtext, subproc) < sources (host, sources, nvml) <
 inventory < registry < checks < runner < execute/output/snapshot/cluster < cli. `bench` is a side
 stack: it may read the inventory but never the check machinery. Every import counts, including
 ones inside functions (a lazy import is still a dependency) and under `if TYPE_CHECKING:` (a
@@ -96,7 +96,7 @@ CONTRACTS = (
     ),
     Contract(
         "base values import nothing above them",
-        "errors model exitcodes suggest safetext outfile promtext subproc",
+        "errors model result_figures exitcodes suggest safetext outfile promtext subproc",
         f"host sources nvml inventory registry checks runner output bench profile baseline slurm "
         f"drain_guard {UPPER}",
         "everything imports them",

@@ -25,7 +25,6 @@ from multiprocessing import get_context
 from preflight import safeio
 from preflight.cluster import detail as node_detail
 from preflight.cluster import facts_text
-from preflight.cluster.facts_text import Template
 from preflight.cluster.record import NodeRecord, ReportError, parse
 from preflight.cluster.rules import FactRule, mask
 from preflight.cluster.sources import Item
@@ -108,7 +107,7 @@ class _Reference:
     text: str | None = None
     """Its facts as the report writes them, when read by the shortcut (see facts_text)."""
     plain: array[int] = field(default_factory=lambda: array("I"))
-    template: Template | None = None
+    template: facts_text.Template | None = None
     cut: bool = False
 
     def read(self, text: str, left_out: Mapping[str, str]) -> dict[str, Scalar] | None:

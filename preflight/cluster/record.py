@@ -61,10 +61,11 @@ def parse(
     if quick is not None:
         header, text = quick
         record = _record(header, [], source)
-        known = read_facts(record, text) if read_facts is not None else None
-        facts = known if known is not None else fastparse.facts(text)
+        facts = read_facts(record, text) if read_facts is not None else None
+        if facts is None:
+            decoded = fastparse.facts(text)
+            facts = _scalars(decoded) if decoded is not None else None
         if facts is not None:
-            facts = _scalars(facts) if known is None else facts
             return _measured(record, raw, facts, header), facts
     try:
         doc = json.loads(raw)
